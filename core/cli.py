@@ -19,7 +19,7 @@ from core.progress import stderr_progress
 from core.workspace import DATA_DIR_ENV, Workspace
 
 # Each technique module adds its own subcommand with register(subparsers, common_options).
-TECHNIQUE_COMMAND_MODULES: list[str] = []
+TECHNIQUE_COMMAND_MODULES: list[str] = ["core.distillation.cli", "core.pruning.cli"]
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -40,11 +40,7 @@ def common_options() -> argparse.ArgumentParser:
 
 
 def workspace_from_args(args: argparse.Namespace) -> Workspace:
-    if args.data_dir:
-        import os
-
-        os.environ["MEL_DATA_DIR"] = args.data_dir
-    return Workspace.open(args.workspace)
+    return Workspace.open(args.workspace, args.data_dir)
 
 
 def baseline_config_from_args(args: argparse.Namespace) -> BaselineConfig:

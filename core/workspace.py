@@ -34,20 +34,23 @@ def default_workspace() -> Path:
 @dataclass(frozen=True)
 class Workspace:
     root: Path
+    data_dir_override: Path | None = None  # --data-dir; else $MEL_DATA_DIR; else ROOT/data
 
     @classmethod
-    def open(cls, root: str | Path | None = None) -> "Workspace":
+    def open(cls, root: str | Path | None = None, data_dir: str | Path | None = None) -> "Workspace":
         path = Path(root).expanduser() if root else default_workspace()
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise UserError(f"cannot create workspace folder {path}: {error.strerror}") from error
-        return cls(path.resolve())
+        return cls(path.resolve(), Path(data_dir).expanduser().resolve() if data_dir else None)
 
     @property
     def data_dir(self) -> Path:
-        override = os.environ.get(DATA_DIR_ENV)
-        return Path(override).expanduser() if override else self.root / "data"
+        if self.data_dir_override:
+            return self.data_dir_override
+        from_environment = os.environ.get(DATA_DIR_ENV)
+        return Path(from_environment).expanduser() if from_environment else self.root / "data"
 
     @property
     def dataset_cache_dir(self) -> Path:

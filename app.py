@@ -1,0 +1,151 @@
+"""Model Efficiency Lab: the router and the shared sidebar.
+
+`streamlit run app.py`. The sidebar chooses the dataset and the baseline model and trains (or
+loads from the cache) the baseline that every page starts from. No ML code lives here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from core.baseline import BaselineConfig, TrainingStopped, get_baseline
+from core.charts.training import live_training_figure
+from core.datasets import DEFAULT_DATASET, FOLDER_PREFIX, TORCHVISION_DATASETS, DatasetSpec, is_dataset_on_disk, load_dataset, validate_dataset_name
+from core.errors import UserError
+from core.models import MODEL_NAMES
+from core.progress import Progress
+from core.training import resolve_device
+from ui.state import CONFIG_KEY, PRESENTATION_KEY, cached_baseline, dataset_for, format_bytes, presentation_mode, report_error, workspace
+
+st.set_page_config(page_title="Model Efficiency Lab", page_icon="🔬", layout="wide")
+
+PAGE_FILES = [
+    ("pages/overview.py", "Overview", "🏠"),
+    ("pages/pruning.py", "Pruning", "✂️"),
+    ("pages/quantization.py", "Quantization", "🔢"),
+    ("pages/distillation.py", "Distillation", "🧪"),
+    ("pages/compare.py", "Compare & report", "📊"),
+]
+PAGES = [st.Page(path, title=title, icon=icon, default=(i == 0)) for i, (path, title, icon) in enumerate(PAGE_FILES) if Path(path).exists()]
+
+
+def available_devices() -> list[str]:
+    devices = ["auto", "cpu"]
+    for name in ("cuda", "mps"):
+        try:
+            resolve_device(name)
+            devices.append(name)
+        except UserError:
+            pass
+    return devices
+
+
+def default_dataset_choice() -> str:
+    """CIFAR-10 when its files are already in the data folder, else the embedded default."""
+    return "cifar10" if is_dataset_on_disk("cifar10", workspace()) else DEFAULT_DATASET
+
+
+def dataset_name_from_sidebar() -> str:
+    choices = [DEFAULT_DATASET, *TORCHVISION_DATASETS, "folder…"]
+    if "sidebar_dataset" not in st.session_state:
+        st.session_state["sidebar_dataset"] = default_dataset_choice()
+    choice = st.sidebar.selectbox("Dataset", choices, key="sidebar_dataset", help="digits is built in and works offline; the others come from torchvision or your own folder")
+    if choice != "folder…":
+        return choice
+    folder = st.sidebar.text_input("Folder with train/ and test/", key="sidebar_folder", placeholder="/path/to/images")
+    return f"{FOLDER_PREFIX}{folder.strip()}" if folder.strip() else DEFAULT_DATASET
+
+
+def ensure_dataset_available(name: str) -> str:
+    """Offer the download for a torchvision dataset that is not on disk; fall back to digits meanwhile."""
+    if name not in TORCHVISION_DATASETS or is_dataset_on_disk(name, workspace()):
+        return name
+    st.sidebar.warning(f"{name} is not in {workspace().data_dir} yet; showing the embedded '{DEFAULT_DATASET}' meanwhile.")
+    if st.sidebar.button(f"Download {name}", key="sidebar_download"):
+        bar = st.sidebar.progress(0.0, text=f"Downloading {name}…")
+        try:
+            with st.spinner(f"Downloading {name} (about 170 MB for CIFAR-10)…"):
+                load_dataset(DatasetSpec(name), workspace(), lambda p: bar.progress(p.fraction, text=p.message))
+            st.rerun()
+        except UserError as error:
+            report_error(error)
+    return DEFAULT_DATASET
+
+
+def sidebar_config() -> BaselineConfig:
+    st.sidebar.title("🔬 Model Efficiency Lab")
+    name = ensure_dataset_available(dataset_name_from_sidebar())
+    try:
+        validate_dataset_name(name)
+    except UserError as error:
+        report_error(error)
+        name = DEFAULT_DATASET
+    model = st.sidebar.selectbox("Baseline model", MODEL_NAMES, key="sidebar_model")
+    train_size = st.sidebar.number_input("Train images (0 = all)", min_value=0, value=0, step=500, key="sidebar_train_size")
+    epochs = st.sidebar.number_input("Epochs (empty = classroom preset)", min_value=0, max_value=200, value=None, placeholder="preset", key="sidebar_epochs")
+    seed = st.sidebar.number_input("Seed", min_value=0, value=0, key="sidebar_seed")
+    device = st.sidebar.selectbox("Device", available_devices(), key="sidebar_device")
+    st.sidebar.toggle("Presentation mode", key=PRESENTATION_KEY, help="Larger fonts and charts, controls tucked away: for projecting")
+    spec = DatasetSpec(name, int(train_size) or None, None, 0)
+    return BaselineConfig(spec, model, None if epochs is None else int(epochs), int(seed), device)
+
+
+def baseline_status_and_training(config: BaselineConfig, live_area) -> None:
+    try:
+        dataset = dataset_for(config.dataset)
+        baseline = cached_baseline(config)
+    except UserError as error:
+        report_error(error)
+        st.session_state[CONFIG_KEY] = BaselineConfig()
+        return
+    if dataset.skipped_files:
+        st.sidebar.warning(f"{len(dataset.skipped_files)} files were skipped, e.g. {dataset.skipped_files[0]}")
+    if baseline is not None:
+        metrics = baseline.metrics
+        st.sidebar.success(f"Baseline cached: {metrics.accuracy:.1%} accuracy, {format_bytes(metrics.size_bytes)}")
+        return
+    st.sidebar.info(f"No baseline yet for {dataset.name} ({len(dataset.train):,} training images).")
+    if st.sidebar.button("Stop training", key="sidebar_stop"):
+        st.sidebar.warning("Training stopped; nothing was saved.")
+        return
+    if not st.sidebar.button("Train baseline", key="sidebar_train", type="primary"):
+        return
+    with live_area.container():
+        st.subheader("Training the baseline")
+        bar = st.progress(0.0, text="starting…")
+        chart = st.empty()
+        steps, losses, accuracies = [], [], []
+        last_chart = [0.0]
+
+        def report(progress: Progress) -> None:
+            import time
+
+            bar.progress(progress.fraction, text=f"{progress.message} · loss {progress.metrics.get('loss', 0):.3f} · ETA {progress.metrics.get('eta_seconds', 0):.0f} s")
+            if "running_accuracy" in progress.metrics and "test_accuracy" not in progress.metrics:
+                steps.append(progress.done)
+                losses.append(progress.metrics["loss"])
+                accuracies.append(progress.metrics["running_accuracy"])
+            if time.perf_counter() - last_chart[0] > 1.0:
+                last_chart[0] = time.perf_counter()
+                chart.plotly_chart(live_training_figure(steps, losses, accuracies, progress.total), use_container_width=True)
+
+        try:
+            get_baseline(config, workspace(), report, dataset=dataset)
+        except TrainingStopped as error:
+            st.warning(str(error))
+            return
+        except UserError as error:
+            report_error(error)
+            return
+    st.rerun()
+
+
+config = sidebar_config()
+st.session_state[CONFIG_KEY] = config
+if presentation_mode():
+    st.markdown("<style>html, body, [class*='st-'] {font-size: 1.25rem;}</style>", unsafe_allow_html=True)
+live_area = st.empty()
+baseline_status_and_training(config, live_area)
+st.navigation(PAGES).run()

@@ -1,0 +1,115 @@
+"""Charts of pruning: where the zeros are, what they cost, what they buy."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from core.charts.style import PALETTE, styled
+from core.pruning.lab import SensitivityScan
+from core.pruning.stats import WeightView
+
+EMPTY_COLOUR = "#ffffff"  # pruned weights are not drawn: the background shows through
+
+
+def weight_heatmap_figure(view: WeightView, max_rows: int = 128, max_columns: int = 512) -> go.Figure:
+    """|weight| per (output channel, input channel x kernel position); pruned entries are empty
+    cells, so a removed filter is an empty row. Large layers show every k-th row/column (said in the title)."""
+    rows, columns = view.values.shape
+    row_step, column_step = math.ceil(rows / max_rows), math.ceil(columns / max_columns)
+    magnitude = np.abs(view.values[::row_step, ::column_step]).astype(np.float64)
+    magnitude[view.pruned[::row_step, ::column_step]] = np.nan
+    notes = [f"1 in {step} {what}" for step, what in ((row_step, "rows"), (column_step, "columns")) if step > 1]
+    shown = f" (showing {', '.join(notes)})" if notes else ""
+    pruned_share = float(view.pruned.mean()) if view.pruned.size else 0.0
+    empty_rows = int(view.pruned.all(axis=1).sum())
+    figure = go.Figure(
+        go.Heatmap(
+            z=magnitude,
+            x=np.arange(0, columns, column_step),
+            y=np.arange(0, rows, row_step),
+            colorscale="Viridis",
+            zmin=0.0,
+            zmax=float(np.nanmax(magnitude)) if np.isfinite(magnitude).any() else 1.0,
+            colorbar={"title": "|w|"},
+            hoverongaps=False,
+            hovertemplate="out %{y}, column %{x}<br>|w| = %{z:.4f}<extra></extra>",
+        )
+    )
+    figure.update_yaxes(autorange="reversed")
+    kernel_note = f" ({view.kernel_positions} per input channel)" if view.kernel_positions > 1 else ""
+    title = f"{view.layer}: {pruned_share:.0%} pruned, {empty_rows} of {rows} rows empty{shown}"
+    styled(figure, title, x_title=f"input channel × kernel position{kernel_note}", y_title="output channel", height=380)
+    figure.update_layout(plot_bgcolor=EMPTY_COLOUR)
+    return figure
+
+
+def sparsity_bars_figure(sparsity_per_layer: dict[str, float], global_sparsity: float) -> go.Figure:
+    """Share of zero weights per layer, with the global figure as a line."""
+    layers = list(sparsity_per_layer)
+    values = [100 * sparsity_per_layer[layer] for layer in layers]
+    figure = go.Figure(go.Bar(x=layers, y=values, marker_color=PALETTE[0], text=[f"{v:.0f}%" for v in values], textposition="outside", name="per layer"))
+    figure.add_hline(y=100 * global_sparsity, line_dash="dash", line_color=PALETTE[3], annotation_text=f"global {100 * global_sparsity:.1f}%", annotation_position="top left")
+    figure.update_yaxes(range=[0, 110])
+    return styled(figure, "Zero weights per layer", x_title="layer", y_title="zero weights (%)", height=360)
+
+
+def weight_histogram_figure(before: np.ndarray, after: np.ndarray, bins: int = 80) -> go.Figure:
+    """All weights before pruning versus the nonzero weights after: the gap around zero is what was pruned."""
+    low, high = float(np.min(before)), float(np.max(before))
+    edges = np.linspace(low, high if high > low else low + 1.0, bins + 1)
+    centres, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
+    kept = after[after != 0]
+    before_counts, _ = np.histogram(before, edges)
+    after_counts, _ = np.histogram(np.clip(kept, low, high), edges)
+    figure = go.Figure()
+    figure.add_trace(go.Bar(x=centres, y=before_counts, width=width, name=f"before ({before.size:,} weights)", marker_color=PALETTE[5], opacity=0.55))
+    figure.add_trace(go.Bar(x=centres, y=after_counts, width=width, name=f"after: {kept.size:,} nonzero ({after.size - kept.size:,} zeros not drawn)", marker_color=PALETTE[0], opacity=0.8))
+    figure.update_layout(barmode="overlay", bargap=0)
+    return styled(figure, "Weight values before and after", x_title="weight value", y_title="weights", height=360)
+
+
+def accuracy_vs_sparsity_figure(oneshot: list[tuple[float, float]], finetuned: list[tuple[float, float]], baseline_accuracy: float, current: tuple[float, float] | None = None) -> go.Figure:
+    """Accuracy (%) against global sparsity (%): one-shot pruning, and after fine-tuning."""
+    figure = go.Figure()
+    figure.add_hline(y=100 * baseline_accuracy, line_dash="dot", line_color=PALETTE[7], annotation_text="baseline", annotation_position="bottom left")
+    if oneshot:
+        ordered = sorted(oneshot)
+        figure.add_trace(go.Scatter(x=[100 * s for s, _ in ordered], y=[100 * a for _, a in ordered], mode="lines+markers", name="one-shot", line={"color": PALETTE[1]}))
+    if finetuned:
+        ordered = sorted(finetuned)
+        figure.add_trace(go.Scatter(x=[100 * s for s, _ in ordered], y=[100 * a for _, a in ordered], mode="lines+markers", name="after fine-tuning", line={"color": PALETTE[2]}, marker={"size": 11, "symbol": "diamond"}))
+    if current is not None:
+        figure.add_trace(go.Scatter(x=[100 * current[0]], y=[100 * current[1]], mode="markers", name="current setting", marker={"size": 15, "color": PALETTE[3], "symbol": "x"}))
+    figure.update_xaxes(range=[0, 100])
+    figure.update_yaxes(range=[0, 100])
+    return styled(figure, "Accuracy versus sparsity", x_title="zero weights (%)", y_title="accuracy (%)", height=380)
+
+
+def size_speed_figure(sizes_bytes: dict[str, int], latencies_ms: dict[str, float] | None, batch_size: int | None = None) -> go.Figure:
+    """Left: bytes of each storage form. Right: measured latency of each model (or a hint when not measured yet)."""
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("Storage (KB)", f"Latency, batch {batch_size} (ms)" if batch_size else "Latency (ms)"))
+    names = list(sizes_bytes)
+    figure.add_trace(go.Bar(x=names, y=[sizes_bytes[n] / 1000 for n in names], marker_color=[PALETTE[i % len(PALETTE)] for i in range(len(names))], text=[f"{sizes_bytes[n] / 1000:,.1f}" for n in names], textposition="outside", showlegend=False), row=1, col=1)
+    if latencies_ms:
+        models = list(latencies_ms)
+        figure.add_trace(go.Bar(x=models, y=[latencies_ms[m] for m in models], marker_color=PALETTE[3], text=[f"{latencies_ms[m]:.2f}" for m in models], textposition="outside", showlegend=False), row=1, col=2)
+    else:
+        figure.add_annotation(text="not measured yet", xref="x2 domain", yref="y2 domain", x=0.5, y=0.5, showarrow=False, font={"size": 18})
+    figure.update_yaxes(rangemode="tozero")
+    return styled(figure, "Size and speed", height=400)
+
+
+def sensitivity_figure(scan: SensitivityScan) -> go.Figure:
+    """Accuracy when only one layer is pruned, one line per layer: flat lines tolerate pruning."""
+    figure = go.Figure()
+    figure.add_hline(y=100 * scan.baseline_accuracy, line_dash="dot", line_color=PALETTE[7], annotation_text="baseline", annotation_position="bottom left")
+    for index, (layer, accuracies) in enumerate(scan.accuracy_by_layer.items()):
+        points = [(100 * amount, 100 * accuracy) for amount, accuracy in zip(scan.amounts, accuracies) if accuracy is not None]
+        figure.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers", name=layer, line={"color": PALETTE[index % len(PALETTE)]}))
+    figure.update_yaxes(range=[0, 100])
+    unit = "weights" if scan.granularity == "unstructured" else "channels"
+    return styled(figure, f"Sensitivity: one layer pruned at a time ({scan.method}, {scan.granularity})", x_title=f"{unit} pruned in that layer (%)", y_title="accuracy (%)", height=400)

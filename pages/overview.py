@@ -1,0 +1,40 @@
+"""Overview: why efficiency matters, and the baseline every technique starts from."""
+
+import streamlit as st
+
+from core.charts.training import confusion_matrix_figure, learning_curve_figure
+from ui.state import format_bytes, require_baseline, show_figure
+
+st.title("Model Efficiency Lab")
+st.markdown(
+    """
+A trained network is a file of numbers and a pile of arithmetic. Making it **smaller** lets it fit
+on a phone or a microcontroller and download faster; making it **faster** cuts waiting time and the
+**energy** each prediction costs; both decide whether a model can be **deployed** at all. This lab
+trains a small CNN live and shows, technique by technique, what **pruning**, **quantization** and
+**knowledge distillation** really buy, measured on this machine, not promised.
+"""
+)
+
+baseline = require_baseline()
+metrics = baseline.metrics
+st.subheader(f"Baseline: {baseline.config.model} on {baseline.dataset.name}")
+columns = st.columns(5)
+columns[0].metric("Test accuracy", f"{metrics.accuracy:.1%}")
+columns[1].metric("Size on disk (fp32)", format_bytes(metrics.size_bytes))
+columns[2].metric("Parameters", f"{metrics.params:,}")
+columns[3].metric("MACs per image", f"{metrics.macs / 1e6:.2f} M")
+columns[4].metric(f"Latency (batch {metrics.latency_batch_size})", f"{metrics.latency_ms:.2f} ms", help=f"median of repeated runs on {metrics.latency_device}, {metrics.latency_threads} threads")
+summary = baseline.dataset.summary()
+origin = "loaded from the cache" if baseline.from_cache else "trained just now"
+st.caption(
+    f"{summary['train_images']:,} training / {summary['test_images']:,} test images, {summary['classes']} classes, "
+    f"{summary['channels']}×{summary['image_size']}×{summary['image_size']} pixels · {baseline.recipe.epochs} epochs in "
+    f"{baseline.train_seconds:.1f} s · {origin} · checkpoint {baseline.checkpoint.name}"
+)
+
+left, right = st.columns(2)
+with left:
+    show_figure(learning_curve_figure(baseline.history), key="overview_learning_curve")
+with right:
+    show_figure(confusion_matrix_figure(baseline.evaluation.confusion, baseline.dataset.class_names), key="overview_confusion")

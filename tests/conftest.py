@@ -1,0 +1,74 @@
+"""Shared fixtures: a throwaway workspace, and a digits baseline trained once per test session."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from core.baseline import Baseline, BaselineConfig, get_baseline
+from core.datasets import DatasetSpec
+from core.workspace import Workspace
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CIFAR_ARCHIVE = REPO_ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+
+def _use_navigation_pages_only_in_apptest() -> None:
+    """AppTest resets PagesManager.uses_pages_directory before every run, so with a pages/ folder
+    beside app.py each rerun takes Streamlit's old folder-based page path and runs the page file
+    alone, without app.py's sidebar. The real server sets the flag to False once st.navigation
+    has run; this makes AppTest do the same."""
+    import streamlit.testing.v1.app_test as app_test
+    from streamlit.runtime.pages_manager import PagesManager
+
+    class NavigationOnlyPagesManager(PagesManager):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            PagesManager.uses_pages_directory = False
+
+    app_test.PagesManager = NavigationOnlyPagesManager
+
+
+_use_navigation_pages_only_in_apptest()
+
+# Tests share the machine's two cores with whatever else runs; one thread keeps them predictable.
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def session_workspace(tmp_path_factory) -> Workspace:
+    """One workspace for the whole run, so the digits baseline is trained once and then cached."""
+    root = tmp_path_factory.mktemp("mel-home")
+    os.environ["MEL_HOME"] = str(root)
+    return Workspace.open(root)
+
+
+@pytest.fixture()
+def workspace(tmp_path, monkeypatch) -> Workspace:
+    """A fresh, empty workspace for tests that must not see cached models."""
+    monkeypatch.setenv("MEL_HOME", str(tmp_path / "mel-home"))
+    return Workspace.open(tmp_path / "mel-home")
+
+
+# The dashboard's default baseline: digits, simple_cnn, the classroom preset, seed 0.
+DEFAULT_BASELINE_CONFIG = BaselineConfig(DatasetSpec("digits"))
+
+
+@pytest.fixture(scope="session")
+def digits_baseline(session_workspace) -> Baseline:
+    """The dashboard's default baseline, trained once into the session workspace (a few seconds)."""
+    return get_baseline(DEFAULT_BASELINE_CONFIG, session_workspace)
+
+
+@pytest.fixture(scope="session")
+def cifar_folder(tmp_path_factory) -> Path:
+    """Real CIFAR-10 (JPEG copy) extracted to a temp folder in ImageFolder layout."""
+    if not CIFAR_ARCHIVE.is_file():
+        pytest.skip(f"{CIFAR_ARCHIVE} is absent")
+    target = tmp_path_factory.mktemp("cifar")
+    with tarfile.open(CIFAR_ARCHIVE) as archive:
+        archive.extractall(target, filter="data")
+    return target / "cifar10"
