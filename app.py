@@ -19,14 +19,14 @@ from core.progress import Progress
 from core.training import resolve_device
 from ui.state import CONFIG_KEY, PRESENTATION_KEY, cached_baseline, dataset_for, format_bytes, presentation_mode, report_error, workspace
 
-st.set_page_config(page_title="Model Efficiency Lab", page_icon="🔬", layout="wide")
+st.set_page_config(page_title="Model Efficiency Lab", page_icon=":material/speed:", layout="wide")
 
 PAGE_FILES = [
-    ("pages/overview.py", "Overview", "🏠"),
-    ("pages/pruning.py", "Pruning", "✂️"),
-    ("pages/quantization.py", "Quantization", "🔢"),
-    ("pages/distillation.py", "Distillation", "🧪"),
-    ("pages/compare.py", "Compare & report", "📊"),
+    ("pages/overview.py", "Overview", ":material/home:"),
+    ("pages/pruning.py", "Pruning", ":material/content_cut:"),
+    ("pages/quantization.py", "Quantization", ":material/stairs:"),
+    ("pages/distillation.py", "Distillation", ":material/school:"),
+    ("pages/compare.py", "Compare & report", ":material/leaderboard:"),
 ]
 PAGES = [st.Page(path, title=title, icon=icon, default=(i == 0)) for i, (path, title, icon) in enumerate(PAGE_FILES) if Path(path).exists()]
 
@@ -75,7 +75,7 @@ def ensure_dataset_available(name: str) -> str:
 
 
 def sidebar_config() -> BaselineConfig:
-    st.sidebar.title("🔬 Model Efficiency Lab")
+    st.sidebar.title("Model Efficiency Lab")
     name = ensure_dataset_available(dataset_name_from_sidebar())
     try:
         validate_dataset_name(name)

@@ -21,7 +21,7 @@ def learning_curve_figure(history: list[EpochRecord], title: str = "Learning cur
     if test_points:
         figure.add_trace(go.Scatter(x=[p[0] for p in test_points], y=[p[1] for p in test_points], name="test accuracy", mode="lines+markers", line={"color": PALETTE[0]}), secondary_y=True)
     figure.update_yaxes(title_text="loss", secondary_y=False, rangemode="tozero")
-    figure.update_yaxes(title_text="accuracy (%)", secondary_y=True, range=[0, 100])
+    figure.update_yaxes(title_text="accuracy (%)", secondary_y=True, range=[0, 100], dtick=20, showgrid=False)
     figure.update_xaxes(dtick=max(1, len(epochs) // 10) if epochs else 1)
     return styled(figure, title, x_title="epoch")
 
@@ -33,7 +33,7 @@ def live_training_figure(steps: list[int], losses: list[float], accuracies: list
     figure.add_trace(go.Scatter(x=steps, y=[100 * a for a in accuracies], name="running accuracy", mode="lines", line={"color": PALETTE[0]}), secondary_y=True)
     figure.update_xaxes(range=[0, max(1, total_steps)])
     figure.update_yaxes(title_text="loss", secondary_y=False, rangemode="tozero")
-    figure.update_yaxes(title_text="accuracy (%)", secondary_y=True, range=[0, 100])
+    figure.update_yaxes(title_text="accuracy (%)", secondary_y=True, range=[0, 100], dtick=20, showgrid=False)
     return styled(figure, "Training live", x_title="step", height=340)
 
 

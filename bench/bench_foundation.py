@@ -1,0 +1,124 @@
+"""Foundation benchmark: training throughput, time-to-accuracy and the dashboard's first render.
+
+    .venv/bin/python bench/bench_foundation.py [--skip-teacher] [--skip-render]
+
+Targets (2-core CPU): digits >= 97% within 10 s of training; CIFAR-10 classroom preset with
+simple_cnn >= 65% within 90 s on the full 10,000-image test set (JPEG copy, loaded via folder:);
+the CIFAR-10 teacher >= 78% within 10 minutes; first render <= 5 s after the server starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import DEFAULT_CIFAR_DIR, ensure_cifar, write_results  # noqa: E402
+from core.datasets import DatasetSpec, load_dataset  # noqa: E402
+from core.models import build_model  # noqa: E402
+from core.progress import stderr_progress  # noqa: E402
+from core.training import classroom_recipe, evaluate, train_model  # noqa: E402
+from core.workspace import Workspace  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def time_to_accuracy(dataset_name: str, model_name: str, workspace: Workspace) -> dict:
+    load_start = time.perf_counter()
+    dataset = load_dataset(DatasetSpec(dataset_name), workspace, stderr_progress(0.5))
+    load_seconds = time.perf_counter() - load_start
+    recipe = classroom_recipe(dataset, model_name)
+    torch.manual_seed(0)
+    model = build_model(model_name, dataset.channels, dataset.image_size, dataset.num_classes)
+    result = train_model(model, dataset, recipe, torch.device("cpu"), seed=0, progress=stderr_progress(0.25))
+    accuracy = evaluate(model, dataset, dataset.test).accuracy
+    row = {
+        "dataset": dataset_name,
+        "model": model_name,
+        "epochs": recipe.epochs,
+        "train_images": len(dataset.train),
+        "test_images": len(dataset.test),
+        "test_accuracy": accuracy,
+        "train_seconds": result.train_seconds,
+        "images_per_second": result.images_per_second,
+        "accuracy_per_epoch": [record.test_accuracy for record in result.history],
+        "dataset_load_seconds": load_seconds,
+    }
+    print(f"{dataset_name} {model_name}: {accuracy:.2%} after {recipe.epochs} epochs in {result.train_seconds:.1f} s ({result.images_per_second:.0f} img/s)", flush=True)
+    return row
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def first_render_seconds(workspace: Path) -> dict:
+    """Seconds from launching `streamlit run app.py` until a browser shows the rendered Overview."""
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    start = time.perf_counter()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true"],
+        cwd=REPO_ROOT,
+        env={**__import__("os").environ, "MEL_HOME": str(workspace)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(f"http://localhost:{port}/_stcore/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.05)
+        healthy = time.perf_counter() - start
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
+            page = browser.new_page()
+            page.goto(f"http://localhost:{port}/")
+            page.get_by_text("Model Efficiency Lab").first.wait_for(timeout=60_000)
+            page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+            rendered = time.perf_counter() - start
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    print(f"first render: server healthy after {healthy:.2f} s, Overview with charts drawn after {rendered:.2f} s", flush=True)
+    return {"server_healthy_seconds": healthy, "first_render_seconds": rendered}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cifar-dir", type=Path, default=DEFAULT_CIFAR_DIR)
+    parser.add_argument("--workspace", type=Path, help="default: a fresh temporary folder")
+    parser.add_argument("--skip-teacher", action="store_true")
+    parser.add_argument("--skip-render", action="store_true")
+    args = parser.parse_args()
+    workspace = Workspace.open(args.workspace or tempfile.mkdtemp(prefix="mel-bench-"))
+    cifar = f"folder:{ensure_cifar(args.cifar_dir)}"
+    rows = [time_to_accuracy("digits", "simple_cnn", workspace), time_to_accuracy(cifar, "simple_cnn", workspace)]
+    if not args.skip_teacher:
+        rows.append(time_to_accuracy(cifar, "teacher", workspace))
+    results = {"time_to_accuracy": rows}
+    if not args.skip_render:
+        from core.baseline import BaselineConfig, get_baseline
+
+        get_baseline(BaselineConfig(), workspace)  # the Overview shows the cached digits baseline
+        results["dashboard"] = first_render_seconds(workspace.root)
+    print("wrote", write_results("foundation", results))
+
+
+if __name__ == "__main__":
+    main()

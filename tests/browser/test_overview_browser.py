@@ -1,0 +1,42 @@
+"""The Overview page and the sidebar in a real browser."""
+
+import pytest
+
+from tests.browser.conftest import assert_no_exception, screenshot, start_server, wait_for_idle
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def test_overview_shows_cached_baseline_with_charts(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(server.url)
+    wait_for_idle(page)
+    assert_no_exception(page)
+    page.get_by_text("Baseline: simple_cnn on digits").wait_for()
+    assert page.locator(".js-plotly-plot").count() >= 2
+    assert page.get_by_text("Baseline cached").count() == 1
+    screenshot(page, "overview")
+    page.close()
+
+
+def test_training_a_baseline_in_the_browser_updates_the_page(tmp_path, browser):
+    running = start_server(tmp_path)
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(running.url)
+        wait_for_idle(page)
+        page.get_by_text("No baseline is trained").wait_for()
+        epochs = page.get_by_label("Epochs (empty = classroom preset)")
+        epochs.fill("3")
+        epochs.press("Enter")
+        wait_for_idle(page)
+        page.get_by_role("button", name="Train baseline").click()
+        page.get_by_text("Baseline: simple_cnn on digits").wait_for(timeout=120_000)
+        wait_for_idle(page)
+        assert_no_exception(page)
+        assert page.locator(".js-plotly-plot").count() >= 2
+        assert page.get_by_text("No baseline is trained").count() == 0
+        screenshot(page, "overview-after-training")
+        page.close()
+    finally:
+        running.stop()
