@@ -25,6 +25,17 @@ CONFIG_KEY = "baseline_config"
 PRESENTATION_KEY = "presentation_mode"
 
 
+def ensure_navigation_mode() -> None:
+    """Streamlit serves the very first script run of a fresh server through its old pages/-folder
+    mode (it only learns that app.py uses st.navigation by running it), which resets the sidebar's
+    widgets once and can run a deep-linked page without app.py. Switch the flag and rerun at once."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def workspace() -> Workspace:
     return Workspace.open()
 
@@ -63,6 +74,7 @@ def cached_baseline(config: BaselineConfig | None = None) -> Baseline | None:
 
 def require_baseline() -> Baseline:
     """The sidebar's baseline; stops the page with a pointer to "Train baseline" when it is missing."""
+    ensure_navigation_mode()
     try:
         baseline = cached_baseline()
     except UserError as error:
