@@ -17,9 +17,10 @@ from core.errors import UserError
 from core.models import MODEL_NAMES
 from core.progress import Progress
 from core.training import resolve_device
-from ui.state import CONFIG_KEY, PRESENTATION_KEY, cached_baseline, dataset_for, ensure_navigation_mode, format_bytes, presentation_mode, report_error, workspace
+from ui.state import CONFIG_KEY, PRESENTATION_KEY, cached_baseline, cap_torch_threads, dataset_for, ensure_navigation_mode, format_bytes, presentation_mode, report_error, workspace
 
 ensure_navigation_mode()
+cap_torch_threads()
 st.set_page_config(page_title="Model Efficiency Lab", page_icon=":material/speed:", layout="wide")
 
 PAGE_FILES = [

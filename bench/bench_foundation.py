@@ -18,42 +18,39 @@ import time
 import urllib.request
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import DEFAULT_CIFAR_DIR, ensure_cifar, write_results  # noqa: E402
+from core.baseline import BaselineConfig, get_baseline, train_baseline  # noqa: E402
 from core.datasets import DatasetSpec, load_dataset  # noqa: E402
-from core.models import build_model  # noqa: E402
 from core.progress import stderr_progress  # noqa: E402
-from core.training import classroom_recipe, evaluate, train_model  # noqa: E402
 from core.workspace import Workspace  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def time_to_accuracy(dataset_name: str, model_name: str, workspace: Workspace) -> dict:
+    """Train the classroom preset from scratch (and cache it in `workspace`, so later benchmarks reuse it)."""
     load_start = time.perf_counter()
     dataset = load_dataset(DatasetSpec(dataset_name), workspace, stderr_progress(0.5))
     load_seconds = time.perf_counter() - load_start
-    recipe = classroom_recipe(dataset, model_name)
-    torch.manual_seed(0)
-    model = build_model(model_name, dataset.channels, dataset.image_size, dataset.num_classes)
-    result = train_model(model, dataset, recipe, torch.device("cpu"), seed=0, progress=stderr_progress(0.25))
-    accuracy = evaluate(model, dataset, dataset.test).accuracy
+    baseline = train_baseline(BaselineConfig(DatasetSpec(dataset_name), model_name), workspace, dataset, stderr_progress(0.25))
+    images_per_second = baseline.recipe.epochs * len(dataset.train) / baseline.train_seconds
     row = {
         "dataset": dataset_name,
         "model": model_name,
-        "epochs": recipe.epochs,
+        "epochs": baseline.recipe.epochs,
         "train_images": len(dataset.train),
         "test_images": len(dataset.test),
-        "test_accuracy": accuracy,
-        "train_seconds": result.train_seconds,
-        "images_per_second": result.images_per_second,
-        "accuracy_per_epoch": [record.test_accuracy for record in result.history],
+        "test_accuracy": baseline.metrics.accuracy,
+        "train_seconds": baseline.train_seconds,
+        "images_per_second": images_per_second,
+        "accuracy_per_epoch": [record.test_accuracy for record in baseline.history],
+        "params": baseline.metrics.params,
+        "macs": baseline.metrics.macs,
         "dataset_load_seconds": load_seconds,
     }
-    print(f"{dataset_name} {model_name}: {accuracy:.2%} after {recipe.epochs} epochs in {result.train_seconds:.1f} s ({result.images_per_second:.0f} img/s)", flush=True)
+    print(f"{dataset_name} {model_name}: {baseline.metrics.accuracy:.2%} after {baseline.recipe.epochs} epochs in {baseline.train_seconds:.1f} s ({images_per_second:.0f} img/s)", flush=True)
     return row
 
 
@@ -105,19 +102,26 @@ def main() -> None:
     parser.add_argument("--workspace", type=Path, help="default: a fresh temporary folder")
     parser.add_argument("--skip-teacher", action="store_true")
     parser.add_argument("--skip-render", action="store_true")
+    parser.add_argument("--only", choices=["digits", "cifar", "teacher", "render"], action="append", help="run only these parts (repeatable)")
     args = parser.parse_args()
     workspace = Workspace.open(args.workspace or tempfile.mkdtemp(prefix="mel-bench-"))
     cifar = f"folder:{ensure_cifar(args.cifar_dir)}"
-    rows = [time_to_accuracy("digits", "simple_cnn", workspace), time_to_accuracy(cifar, "simple_cnn", workspace)]
-    if not args.skip_teacher:
+    parts = set(args.only or ["digits", "cifar", "teacher", "render"])
+    parts -= {"teacher"} if args.skip_teacher else set()
+    parts -= {"render"} if args.skip_render else set()
+    rows = []
+    if "digits" in parts:
+        rows.append(time_to_accuracy("digits", "simple_cnn", workspace))
+    if "cifar" in parts:
+        rows.append(time_to_accuracy(cifar, "simple_cnn", workspace))
+    if "teacher" in parts:
         rows.append(time_to_accuracy(cifar, "teacher", workspace))
     results = {"time_to_accuracy": rows}
-    if not args.skip_render:
-        from core.baseline import BaselineConfig, get_baseline
-
+    if "render" in parts:
         get_baseline(BaselineConfig(), workspace)  # the Overview shows the cached digits baseline
         results["dashboard"] = first_render_seconds(workspace.root)
-    print("wrote", write_results("foundation", results))
+    name = "foundation" if not args.only else "foundation-" + "-".join(sorted(parts))
+    print("wrote", write_results(name, results))
 
 
 if __name__ == "__main__":

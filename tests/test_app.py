@@ -36,3 +36,20 @@ def test_bad_folder_in_sidebar_shows_a_message_and_the_app_keeps_working(session
     at.text_input(key="sidebar_folder").set_value(str(tmp_path / "missing")).run()
     assert not at.exception
     assert any("does not exist" in error.value for error in at.error)
+
+
+def test_server_caps_torch_threads_so_training_leaves_a_core_free(monkeypatch):
+    import torch
+
+    from ui.state import cap_torch_threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("MEL_TORCH_THREADS", "1")
+        assert cap_torch_threads() == 1 and torch.get_num_threads() == 1
+        monkeypatch.delenv("MEL_TORCH_THREADS")
+        import os
+
+        assert cap_torch_threads() == max(1, (os.cpu_count() or 2) - 1)
+    finally:
+        torch.set_num_threads(before)

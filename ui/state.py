@@ -8,6 +8,7 @@ st.cache_resource; anything a page changes is a copy.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict
 
@@ -21,8 +22,21 @@ from core.errors import UserError
 from core.progress import Progress, ProgressCallback
 from core.workspace import META_FILE, Workspace
 
+THREADS_ENV = "MEL_TORCH_THREADS"
 CONFIG_KEY = "baseline_config"
 PRESENTATION_KEY = "presentation_mode"
+
+
+def cap_torch_threads() -> int:
+    """Every browser session shares this server's cores. Torch work runs with at most cores - 1
+    threads (MEL_TORCH_THREADS overrides), so one session training leaves a core for the others
+    and for the server itself."""
+    import torch
+
+    threads = int(os.environ.get(THREADS_ENV) or max(1, (os.cpu_count() or 2) - 1))
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
 
 
 def ensure_navigation_mode() -> None:
