@@ -19,7 +19,7 @@ from core.progress import stderr_progress
 from core.workspace import DATA_DIR_ENV, Workspace
 
 # Each technique module adds its own subcommand with register(subparsers, common_options).
-TECHNIQUE_COMMAND_MODULES: list[str] = ["core.distillation.cli", "core.pruning.cli"]
+TECHNIQUE_COMMAND_MODULES: list[str] = ["core.distillation.cli", "core.pruning.cli", "core.quantization.cli", "core.compare.cli"]
 
 
 def common_options() -> argparse.ArgumentParser:

@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from core.charts.style import PALETTE, styled
-from core.distillation.race import DistillReport
+from core.distillation.report import DistillReport
 from core.distillation.soft_labels import SoftLabelExamples
 from core.training import EpochRecord
 
@@ -37,15 +37,15 @@ def soft_labels_figure(examples: SoftLabelExamples) -> go.Figure:
         figure.add_trace(go.Bar(x=examples.class_names, y=[100 * p for p in soft], name=f"T = {examples.temperature:g} (what the student learns)", marker_color=DISTILLED_COLOUR, legendgroup="t", showlegend=row == 1), row=row, col=2)
         figure.update_xaxes(showticklabels=False, showgrid=False, row=row, col=1)
         figure.update_yaxes(showticklabels=False, showgrid=False, row=row, col=1)
-        figure.update_yaxes(title_text="%", range=[0, 100], row=row, col=2)
+        figure.update_yaxes(range=[0, 100], ticksuffix="%", row=row, col=2)
     figure.update_layout(barmode="group")
-    return styled(figure, "Soft labels: the teacher's probabilities, sharp (T = 1) and softened", height=max(360, 210 * rows + 80))
+    return styled(figure, "Soft labels: the teacher's probabilities, sharp (T = 1) and softened", height=max(320, 170 * rows + 90))
 
 
 def race_curves_figure(hard: list[list[EpochRecord]], distilled: list[list[EpochRecord]], teacher_accuracy: float | None = None, epochs: int | None = None) -> go.Figure:
     """Training loss and test accuracy per epoch, one line per seed, hard-label versus distilled.
     The two losses are different objectives (cross-entropy vs the distillation mix), so compare their shapes, not their heights."""
-    figure = make_subplots(rows=1, cols=2, subplot_titles=["training loss", "test accuracy (%)"], horizontal_spacing=0.1)
+    figure = make_subplots(rows=1, cols=2, horizontal_spacing=0.1)
     for runs, name, colour in ((hard, "hard labels", HARD_COLOUR), (distilled, "distilled", DISTILLED_COLOUR)):
         for index, history in enumerate(runs):
             x = [record.epoch for record in history]
@@ -57,8 +57,8 @@ def race_curves_figure(hard: list[list[EpochRecord]], distilled: list[list[Epoch
     if epochs:
         figure.update_xaxes(range=[0.5, epochs + 0.5], dtick=max(1, epochs // 10))
     figure.update_xaxes(title_text="epoch")
-    figure.update_yaxes(rangemode="tozero", row=1, col=1)
-    figure.update_yaxes(range=[0, 100], row=1, col=2)
+    figure.update_yaxes(title_text="training loss", rangemode="tozero", row=1, col=1)
+    figure.update_yaxes(title_text="test accuracy (%)", range=[0, 100], row=1, col=2)
     return styled(figure, "The race: same student, same data order, hard labels vs distillation")
 
 
@@ -80,14 +80,17 @@ def size_accuracy_figure(report: DistillReport) -> go.Figure:
                 x=[size_bytes / 1e3],
                 y=[100 * mean],
                 name=name,
-                mode="markers",
+                mode="markers+text",
+                text=[f"{100 * mean:.1f}%"],
+                textposition="middle right",
                 marker={"size": 18, "color": colour, "symbol": "diamond" if "distilled" in name else "circle"},
                 error_y={"type": "data", "array": [100 * spread], "visible": len(accuracies) > 1},
                 hovertemplate=f"{name}<br>%{{x:,.0f}} KB<br>%{{y:.2f}}% accuracy<extra></extra>",
             )
         )
-    figure.update_xaxes(type="log")
-    return styled(figure, "Size versus accuracy", x_title="size on disk, fp32 (KB, log scale)", y_title="test accuracy (%)")
+    largest = max(size for _, size, _, _ in points) / 1e3
+    figure.update_xaxes(range=[0, largest * 1.25])
+    return styled(figure, "Size versus accuracy", x_title="size on disk, fp32 (KB)", y_title="test accuracy (%)")
 
 
 def agreement_figure(class_names: list[str], hard_per_class: list[float], distilled_per_class: list[float]) -> go.Figure:

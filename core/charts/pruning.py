@@ -15,36 +15,55 @@ from core.pruning.stats import WeightView
 EMPTY_COLOUR = "#ffffff"  # pruned weights are not drawn: the background shows through
 
 
-def weight_heatmap_figure(view: WeightView, max_rows: int = 128, max_columns: int = 512) -> go.Figure:
-    """|weight| per (output channel, input channel x kernel position); pruned entries are empty
-    cells, so a removed filter is an empty row. Large layers show every k-th row/column (said in the title)."""
+def weight_heatmaps_figure(views: list[WeightView], max_rows: int = 128, max_columns: int = 512, columns: int = 2) -> go.Figure:
+    """One heatmap per layer of |weight| / the layer's largest |weight|, as (output channel) x
+    (input channel x kernel position). Pruned entries are empty cells, so a removed filter is an
+    empty row and the next layer's matching input columns are empty too. Wide layers show 1 in k
+    columns (said in their titles)."""
+    columns = max(1, min(columns, len(views)))
+    rows = max(1, math.ceil(len(views) / columns))
+    figure = make_subplots(rows=rows, cols=columns, subplot_titles=[_heatmap_title(view, max_rows, max_columns) for view in views] or [""], horizontal_spacing=0.08, vertical_spacing=0.22 / rows)
+    for index, view in enumerate(views):
+        row_step, column_step = _steps(view, max_rows, max_columns)
+        magnitude = np.abs(view.values[::row_step, ::column_step]).astype(np.float64)
+        largest = float(np.abs(view.values).max()) or 1.0
+        magnitude = magnitude / largest
+        magnitude[view.pruned[::row_step, ::column_step]] = np.nan
+        figure.add_trace(
+            go.Heatmap(
+                z=magnitude,
+                x=np.arange(0, view.values.shape[1], column_step),
+                y=np.arange(0, view.values.shape[0], row_step),
+                coloraxis="coloraxis",
+                hoverongaps=False,
+                name=view.layer,
+                hovertemplate=f"{view.layer}<br>out %{{y}}, column %{{x}}<br>|w| = %{{z:.3f}} of the layer's largest<extra></extra>",
+            ),
+            row=index // columns + 1,
+            col=index % columns + 1,
+        )
+        figure.update_yaxes(autorange="reversed", row=index // columns + 1, col=index % columns + 1)
+    styled(figure, "Weights: empty cells are pruned", height=max(380, 300 * rows))
+    figure.update_layout(plot_bgcolor=EMPTY_COLOUR, coloraxis={"colorscale": "Viridis", "cmin": 0.0, "cmax": 1.0, "colorbar": {"title": "|w| / max"}})
+    figure.update_xaxes(showgrid=False, zeroline=False)
+    figure.update_yaxes(showgrid=False, zeroline=False)
+    return figure
+
+
+def _steps(view: WeightView, max_rows: int, max_columns: int) -> tuple[int, int]:
     rows, columns = view.values.shape
-    row_step, column_step = math.ceil(rows / max_rows), math.ceil(columns / max_columns)
-    magnitude = np.abs(view.values[::row_step, ::column_step]).astype(np.float64)
-    magnitude[view.pruned[::row_step, ::column_step]] = np.nan
+    return math.ceil(rows / max_rows), math.ceil(columns / max_columns)
+
+
+def _heatmap_title(view: WeightView, max_rows: int, max_columns: int) -> str:
+    rows, columns = view.values.shape
+    row_step, column_step = _steps(view, max_rows, max_columns)
     notes = [f"1 in {step} {what}" for step, what in ((row_step, "rows"), (column_step, "columns")) if step > 1]
-    shown = f" (showing {', '.join(notes)})" if notes else ""
+    shown = f", showing {' and '.join(notes)}" if notes else ""
+    layout = f"{rows} out × {columns // view.kernel_positions} in × {view.kernel_positions} kernel" if view.kernel_positions > 1 else f"{rows} out × {columns} in"
     pruned_share = float(view.pruned.mean()) if view.pruned.size else 0.0
     empty_rows = int(view.pruned.all(axis=1).sum())
-    figure = go.Figure(
-        go.Heatmap(
-            z=magnitude,
-            x=np.arange(0, columns, column_step),
-            y=np.arange(0, rows, row_step),
-            colorscale="Viridis",
-            zmin=0.0,
-            zmax=float(np.nanmax(magnitude)) if np.isfinite(magnitude).any() else 1.0,
-            colorbar={"title": "|w|"},
-            hoverongaps=False,
-            hovertemplate="out %{y}, column %{x}<br>|w| = %{z:.4f}<extra></extra>",
-        )
-    )
-    figure.update_yaxes(autorange="reversed")
-    kernel_note = f" ({view.kernel_positions} per input channel)" if view.kernel_positions > 1 else ""
-    title = f"{view.layer}: {pruned_share:.0%} pruned, {empty_rows} of {rows} rows empty{shown}"
-    styled(figure, title, x_title=f"input channel × kernel position{kernel_note}", y_title="output channel", height=380)
-    figure.update_layout(plot_bgcolor=EMPTY_COLOUR)
-    return figure
+    return f"{view.layer} ({layout}): {pruned_share:.0%} pruned, {empty_rows} empty rows{shown}"
 
 
 def sparsity_bars_figure(sparsity_per_layer: dict[str, float], global_sparsity: float) -> go.Figure:

@@ -1,0 +1,81 @@
+"""What a distillation race is asked to do, and the checks that keep it meaningful."""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import asdict, dataclass
+
+from core.baseline import BaselineConfig
+from core.datasets import Dataset, DatasetSpec
+from core.distillation.teachers import TEACHER_MODELS, register_teacher_models
+from core.errors import UserError
+from core.metrics import count_parameters
+from core.models import STUDENT_MODELS, build_model
+from core.training import TrainRecipe, classroom_recipe
+
+HARD, DISTILLED = "hard", "distilled"
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    teacher: str = "teacher"
+    student: str = "simple_cnn"
+    temperature: float = 4.0
+    alpha: float = 0.9  # weight of the soft (teacher) loss; 1 - alpha goes to the true labels
+    epochs: int | None = None  # None: the student's classroom preset
+    learning_rate: float | None = None  # None: the student's classroom preset
+    augment: str | None = None  # None: the student's preset ("none", which lets teacher logits be cached)
+    seeds: tuple[int, ...] = (0,)  # one race per seed; several show whether the gain is more than noise
+    teacher_seed: int = 0
+    teacher_epochs: int | None = None  # None: the teacher's classroom preset
+    device: str = "auto"
+
+    def validate(self) -> None:
+        """The checks that need no data; the teacher-versus-student size check needs the dataset."""
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise UserError(f"temperature must be greater than 0, got {self.temperature}")
+        if not (0.0 <= self.alpha <= 1.0):
+            raise UserError(f"alpha must be between 0 and 1, got {self.alpha}")
+        if self.student not in STUDENT_MODELS:
+            raise UserError(f"unknown student '{self.student}'; choose one of {', '.join(STUDENT_MODELS)}")
+        if self.teacher not in TEACHER_MODELS:
+            raise UserError(f"unknown teacher '{self.teacher}'; choose one of {', '.join(TEACHER_MODELS)}")
+        if self.epochs is not None and self.epochs < 1:
+            raise UserError(f"epochs must be at least 1, got {self.epochs}")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise UserError(f"learning rate must be positive, got {self.learning_rate}")
+        if not self.seeds:
+            raise UserError("at least one seed is needed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise UserError(f"seeds must be different from each other, got {list(self.seeds)}")
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "seeds": list(self.seeds)}
+
+
+def teacher_config(config: DistillConfig, dataset_spec: DatasetSpec) -> BaselineConfig:
+    return BaselineConfig(dataset_spec, model=config.teacher, epochs=config.teacher_epochs, seed=config.teacher_seed, device=config.device)
+
+
+def student_recipe(config: DistillConfig, dataset: Dataset) -> TrainRecipe:
+    preset = classroom_recipe(dataset, config.student).as_dict()
+    overrides = {"epochs": config.epochs, "learning_rate": config.learning_rate, "augment": config.augment}
+    recipe = TrainRecipe(**{**preset, **{name: value for name, value in overrides.items() if value is not None}})
+    recipe.validate()
+    return recipe
+
+
+@functools.lru_cache(maxsize=64)
+def _parameter_count(model_name: str, channels: int, image_size: int, num_classes: int) -> int:
+    return count_parameters(build_model(model_name, channels, image_size, num_classes))
+
+
+def check_teacher_not_smaller(config: DistillConfig, dataset: Dataset) -> None:
+    register_teacher_models()
+    sizes = {name: _parameter_count(name, dataset.channels, dataset.image_size, dataset.num_classes) for name in (config.teacher, config.student)}
+    if sizes[config.teacher] < sizes[config.student]:
+        raise UserError(
+            f"teacher '{config.teacher}' ({sizes[config.teacher]:,} parameters) is smaller than student '{config.student}' "
+            f"({sizes[config.student]:,}); choose a bigger teacher or a smaller student"
+        )

@@ -1,0 +1,351 @@
+"""Compare & report: every recorded run side by side, the Pareto front, lineage, the combined
+pipeline, and the exports for a presentation (HTML report, CSV, model zip, PNG).
+
+The run table reads the SQLite history on each rerun (milliseconds for hundreds of runs); charts
+are drawn only in the open tab; heavy exports are built when their download button is clicked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import streamlit as st
+
+from core import history
+from core.charts.compare import latency_accuracy_figure, lineage_sunburst_figure, lineage_tree_figure, pipeline_waterfall_figure, size_accuracy_figure
+from core.compare.artifact import evaluate_package, load_model_zip, write_model_zip
+from core.compare.cli import step_option_defaults
+from core.compare.lineage import lineage_nodes
+from core.compare.pipeline import PRESETS, STEP_ORDER, build_pipeline_config, run_pipeline
+from core.compare.png import figure_png, png_export_status
+from core.compare.report import build_report, runs_csv
+from core.compare.runs import RunSummary, WaterfallStep, comparison_table, summarize, table_records, waterfall_steps
+from core.compare.sources import package_for_run
+from core.distillation import available_teachers, register_teacher_models
+from core.errors import UserError
+from core.models import STUDENT_MODELS
+from core.pruning.config import GRANULARITIES, METHODS, SCOPES
+from core.quantization.config import MODES
+from ui.state import cached_baseline, format_bytes, presentation_mode, progress_reporter, report_error, show_figure, workspace
+
+register_teacher_models()  # so a cached ResNet-18 teacher can be chosen for the distill step
+TABS = ["Runs", "Charts", "Pipeline", "Export & import"]
+CUSTOM = "custom"
+# Pipeline widgets by option name (as the CLI spells it), each with its session key.
+PIPELINE_KEYS = {
+    "teacher": "compare_teacher", "student": "compare_student", "temperature": "compare_temperature", "alpha": "compare_alpha",
+    "method": "compare_method", "granularity": "compare_granularity", "amount": "compare_amount", "scope": "compare_scope",
+    "remove": "compare_remove", "finetune_epochs": "compare_finetune_epochs", "iterative_steps": "compare_iterative_steps",
+    "mode": "compare_mode", "bits": "compare_bits",
+}
+
+
+def db():
+    return workspace().history_db
+
+
+# ------------------------------------------------------------------------------------ the table
+
+
+def filtered_runs(all_runs: dict[int, RunSummary]) -> list[RunSummary]:
+    """The history through the three filters (an empty filter means any)."""
+    columns = st.columns(3)
+    chosen = {}
+    for column, (name, label) in zip(columns, (("dataset", "Dataset"), ("model", "Model"), ("technique", "Technique"))):
+        values = sorted({getattr(run, name) for run in all_runs.values()})
+        key = f"compare_filter_{name}"
+        st.session_state[key] = [value for value in st.session_state.get(key, []) if value in values]  # a deleted run's value goes
+        chosen[name] = column.multiselect(label, values, key=f"compare_filter_{name}", placeholder="any")
+    return [run for run in all_runs.values() if all(not values or getattr(run, name) in values for name, values in chosen.items())]
+
+
+def reference_choice(all_runs: dict[int, RunSummary]) -> RunSummary | None:
+    """The run everything is compared with: the sidebar's baseline by default, or a pinned run."""
+    baseline = cached_baseline()
+    candidates = [run for run in all_runs.values() if run.technique == "train" or run.pinned]
+    if not candidates:
+        return None
+    ids = [run.run_id for run in sorted(candidates, key=lambda run: (not run.pinned, -run.run_id))]
+    default_id = baseline.run_id if baseline is not None and baseline.run_id in ids else ids[0]
+    if st.session_state.get("compare_reference") not in ids:
+        st.session_state["compare_reference"] = default_id
+    chosen = st.selectbox("Compare with (reference)", ids, key="compare_reference", format_func=lambda run_id: _reference_label(all_runs[run_id], baseline.run_id if baseline else None))
+    return all_runs[chosen]
+
+
+def _reference_label(run: RunSummary, baseline_id: int | None) -> str:
+    tags = [tag for tag, on in (("sidebar baseline", run.run_id == baseline_id), ("📌 pinned", run.pinned)) if on]
+    accuracy = "" if run.accuracy is None else f", {100 * run.accuracy:.1f}%"
+    return f"#{run.run_id} {run.technique} · {run.model} on {run.dataset}{accuracy}" + (f" ({', '.join(tags)})" if tags else "")
+
+
+def runs_frame(runs: list[RunSummary], reference: RunSummary) -> pd.DataFrame:
+    records = table_records(comparison_table(runs, reference))
+    frame = pd.DataFrame(records, columns=["run_id", "created", "technique", "dataset", "model", "parent_id", "pinned", "accuracy_percent", "accuracy_change_points", "size_bytes", "compression_ratio", "size_measure", "latency_ms", "latency_batch_size", "speedup", "params", "nonzero_params", "macs", "params_json"])
+    return frame
+
+
+TABLE_CONFIG = {
+    "run_id": st.column_config.NumberColumn("run", format="#%d"),
+    "parent_id": st.column_config.NumberColumn("parent", format="#%d"),
+    "pinned": st.column_config.CheckboxColumn("📌"),
+    "accuracy_percent": st.column_config.NumberColumn("accuracy %", format="%.2f"),
+    "accuracy_change_points": st.column_config.NumberColumn("Δ points", format="%+.2f"),
+    "size_bytes": st.column_config.NumberColumn("size (bytes)", format="%d"),
+    "compression_ratio": st.column_config.NumberColumn("× smaller", format="%.1f×"),
+    "size_measure": st.column_config.TextColumn("size measure"),
+    "latency_ms": st.column_config.NumberColumn("latency ms", format="%.3g"),
+    "latency_batch_size": st.column_config.NumberColumn("batch"),
+    "speedup": st.column_config.NumberColumn("speedup", format="%.2f×"),
+    "params_json": st.column_config.TextColumn("parameters", width="large"),
+}
+
+
+def runs_tab(runs: list[RunSummary], reference: RunSummary) -> None:
+    st.caption("Click a column header to sort. Size is each run's smallest honest artifact (real bytes); × smaller and speedup are against the reference, speedup only where timings are like for like.")
+    st.dataframe(runs_frame(runs, reference), hide_index=True, width="stretch", column_config=TABLE_CONFIG, key="compare_table")
+    selected = st.session_state.get("compare_selected", [])
+    left, middle, right = st.columns(3)
+    # Callbacks run before the next script run, so the table and the selection redraw already changed.
+    left.button("📌 Pin as reference", key="compare_pin", disabled=not selected, on_click=pin_selected, args=(True,), help="Pinned runs are marked on every chart and can be chosen as the reference")
+    middle.button("Unpin", key="compare_unpin", disabled=not selected, on_click=pin_selected, args=(False,))
+    right.button("🗑️ Delete from history", key="compare_delete", disabled=not selected, on_click=delete_selected, help="Removes the rows (their children move up to the deleted run's parent); saved model files stay on disk")
+
+
+def pin_selected(pinned: bool) -> None:
+    for run_id in st.session_state.get("compare_selected", []):
+        history.set_pinned(db(), run_id, pinned)
+
+
+def delete_selected() -> None:
+    for run_id in st.session_state.get("compare_selected", []):
+        history.delete_run(db(), run_id)
+    st.session_state["compare_selected"] = []
+
+
+# ----------------------------------------------------------------------------------- the charts
+
+
+def charts_tab(runs: list[RunSummary], reference: RunSummary, all_runs: dict[int, RunSummary]) -> None:
+    shown = runs if any(run.run_id == reference.run_id for run in runs) else [reference, *runs]
+    # Projected, each chart gets the full width; at a desk they sit side by side.
+    left, right = (st.container(), st.container()) if presentation_mode() else st.columns(2)
+    with left:
+        show_figure(size_accuracy_figure(shown, reference.run_id), key="compare_size_chart")
+    with right:
+        show_figure(latency_accuracy_figure(shown, reference.run_id), key="compare_latency_chart")
+    style = st.radio("Lineage as", ["Tree", "Sunburst"], horizontal=True, key="compare_lineage_style")
+    # Lineage shows each chosen run with its ancestors, so a chain is never cut in the middle.
+    with_ancestors = {run.run_id: run for run in shown}
+    for run in list(with_ancestors.values()):
+        parent = run.parent_id
+        while parent is not None and parent in all_runs and parent not in with_ancestors:
+            with_ancestors[parent] = all_runs[parent]
+            parent = all_runs[parent].parent_id
+    nodes = lineage_nodes(list(with_ancestors.values()))
+    show_figure(lineage_tree_figure(nodes, reference.run_id) if style == "Tree" else lineage_sunburst_figure(nodes), key="compare_lineage_chart")
+    pipelines = [run for run in shown if waterfall_steps(run)]
+    if pipelines:
+        latest = max(pipelines, key=lambda run: run.run_id)
+        show_figure(pipeline_waterfall_figure(waterfall_steps(latest), title=f"Pipeline {latest.label}: size after each step"), key="compare_waterfall_history")
+
+
+# --------------------------------------------------------------------------------- the pipeline
+
+
+def apply_preset() -> None:
+    """Fill the pipeline widgets with the chosen preset's settings."""
+    preset = PRESETS.get(st.session_state["compare_preset"])
+    options = {**step_option_defaults(), **(preset.options if preset else {})}
+    if preset:
+        st.session_state["compare_steps"] = list(options["steps"])
+    for option, key in PIPELINE_KEYS.items():
+        value = options.get(option)
+        if value is not None:
+            st.session_state[key] = value
+
+
+def init_pipeline_widgets() -> None:
+    if "compare_steps" in st.session_state:
+        return
+    st.session_state["compare_preset"] = "deep-compression"
+    apply_preset()
+    defaults = step_option_defaults()
+    st.session_state.setdefault("compare_teacher", defaults["teacher"])
+    st.session_state.setdefault("compare_student", STUDENT_MODELS[0])
+
+
+def pipeline_tab(baseline) -> None:
+    init_pipeline_widgets()
+    st.selectbox("Preset", [*PRESETS, CUSTOM], key="compare_preset", on_change=apply_preset, format_func=lambda name: PRESETS[name].title if name in PRESETS else "Custom")
+    if st.session_state["compare_preset"] in PRESETS:
+        st.caption(PRESETS[st.session_state["compare_preset"]].description)
+    steps = st.multiselect("Steps (they run in this order)", list(STEP_ORDER), key="compare_steps")
+    steps = [step for step in STEP_ORDER if step in steps]
+    columns = st.columns(3)
+    with columns[0].container(border=True):
+        st.markdown("**Distill**" + ("" if "distill" in steps else " (off)"))
+        st.selectbox("Teacher", available_teachers(), key="compare_teacher", disabled="distill" not in steps)
+        st.selectbox("Student", list(STUDENT_MODELS), key="compare_student", disabled="distill" not in steps)
+        st.slider("Temperature T", 0.5, 20.0, step=0.5, key="compare_temperature", disabled="distill" not in steps)
+        st.slider("Weight of the teacher (alpha)", 0.0, 1.0, step=0.05, key="compare_alpha", disabled="distill" not in steps)
+    with columns[1].container(border=True):
+        st.markdown("**Prune**" + ("" if "prune" in steps else " (off)"))
+        st.selectbox("Granularity", list(GRANULARITIES), key="compare_granularity", disabled="prune" not in steps)
+        st.selectbox("Method", list(METHODS), key="compare_method", disabled="prune" not in steps)
+        st.slider("Amount", 0.0, 0.95, step=0.05, key="compare_amount", disabled="prune" not in steps)
+        st.selectbox("Scope", list(SCOPES), key="compare_scope", disabled="prune" not in steps)
+        st.checkbox("Physically remove pruned channels", key="compare_remove", disabled="prune" not in steps)
+        st.number_input("Fine-tuning epochs", 0, 50, key="compare_finetune_epochs", disabled="prune" not in steps)
+        st.number_input("Iterative steps", 1, 10, key="compare_iterative_steps", disabled="prune" not in steps)
+    with columns[2].container(border=True):
+        st.markdown("**Quantize**" + ("" if "quantize" in steps else " (off)"))
+        st.selectbox("Mode", list(MODES), key="compare_mode", disabled="quantize" not in steps)
+        st.number_input("Bits (simulate/qat: 2-8; dynamic/static: 8)", 2, 8, key="compare_bits", disabled="quantize" not in steps)
+        st.caption("Then the compressed encoding: int8 codes and bitmasks in safetensors, entropy-coded in the model zip.")
+    if st.button("▶️ Run the pipeline", key="compare_run_pipeline", type="primary", disabled=not steps):
+        options = {**step_option_defaults(), **{option: st.session_state[key] for option, key in PIPELINE_KEYS.items()}, "steps": steps, "preset": st.session_state["compare_preset"]}
+        options["per_channel"] = options["symmetric"] = None  # each mode's own default scheme
+        try:
+            config = build_pipeline_config(options, baseline.config.model, baseline.config.seed, baseline.config.epochs, baseline.config.device)
+            result = run_pipeline(baseline, config, workspace(), progress_reporter("Pipeline"))
+            st.session_state["compare_last_pipeline"] = result.summary()
+        except UserError as error:
+            report_error(error)
+    last = st.session_state.get("compare_last_pipeline")
+    if last:
+        show_pipeline_result(last)
+
+
+def show_pipeline_result(summary: dict) -> None:
+    columns = st.columns(4)
+    columns[0].metric("Model zip", format_bytes(summary["size_bytes_after"]), f"{summary['compression_ratio']:.1f}× smaller than the fp32 file", delta_color="off")
+    columns[1].metric("Accuracy (rebuilt from the zip)", f"{summary['accuracy_after']:.1%}", f"{summary['accuracy_change_points']:+.2f} points")
+    if summary.get("speedup"):
+        columns[2].metric(f"Latency (batch {summary['latency_batch_size']})", f"{summary['latency_ms_after']:.2f} ms", f"{summary['speedup']:.2f}× vs baseline {summary['latency_ms_before']:.2f} ms", delta_color="off", help=summary["latency_runtime"])
+    else:
+        columns[2].metric("Latency", "—", help=summary["latency_runtime"])
+    columns[3].metric("Run", f"#{summary['run_id']}", help=summary["artifact_path"])
+    steps = [WaterfallStep(step["step"], step["size_bytes"], step["accuracy"], step["size_measure"]) for step in summary["steps"]]
+    show_figure(pipeline_waterfall_figure(steps), key="compare_waterfall")
+
+
+# ------------------------------------------------------------------------------- export, import
+
+
+def export_tab(runs: list[RunSummary], reference: RunSummary) -> None:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M")
+    chosen_ids = [run.run_id for run in runs]
+    st.markdown(f"**Report and table** of the {len(runs)} run(s) shown (select runs in the Runs tab to narrow it down).")
+    left, right = st.columns(2)
+    # Built on click (in a worker thread), so a large report never slows the page down.
+    left.download_button("⬇️ HTML report", data=lambda: report_html(chosen_ids, reference.run_id), file_name=f"model-efficiency-report-{stamp}.html", mime="text/html", key="compare_download_report", help="One self-contained file: plotly.js embedded once, opens offline")
+    right.download_button("⬇️ CSV of the run table", data=runs_csv(comparison_table(runs, reference)), file_name=f"runs-{stamp}.csv", mime="text/csv", key="compare_download_csv")
+
+    st.markdown("**Model zip** (safetensors + JSON metadata, the honest compressed artifact)")
+    exportable = [run for run in runs if run.artifact_path and run.technique != "quantize"]
+    if exportable:
+        run_id = st.selectbox("Run", [run.run_id for run in exportable], key="compare_export_run", format_func=lambda rid: next(r.label for r in exportable if r.run_id == rid))
+        st.download_button("⬇️ Model zip", data=lambda: model_zip(run_id), file_name=f"model-run-{run_id}.zip", mime="application/zip", key="compare_download_zip")
+    st.caption("Quantize runs export through the pipeline (steps: quantize), whose zip records each layer's input quantization.")
+
+    status = png_export_status()
+    if status.available:
+        chart = st.selectbox("PNG of a chart", ["Size vs accuracy", "Latency vs accuracy"], key="compare_png_chart")
+        st.download_button("⬇️ PNG", data=lambda: chart_png(chosen_ids, reference.run_id, chart), file_name=f"{chart.replace(' ', '-').lower()}-{stamp}.png", mime="image/png", key="compare_download_png")
+    else:
+        st.info(status.reason, icon="🖼️")
+
+    st.markdown("**Load a model zip**")
+    upload = st.file_uploader("Model zip exported by this app", key="compare_upload", help="Only safetensors and JSON are read; anything pickled is refused")
+    if upload is not None:
+        show_uploaded(upload.getvalue(), upload.name)
+
+
+def report_html(run_ids: list[int], reference_id: int) -> str:
+    runs = [summarize(run) for run in history.list_runs(db(), run_ids=run_ids)]
+    reference = summarize(history.get_run(db(), reference_id))
+    return build_report(runs, reference)
+
+
+def model_zip(run_id: int) -> bytes:
+    run = history.get_run(db(), run_id)
+    baseline = cached_baseline()
+    dataset = baseline.dataset if baseline is not None and baseline.dataset.name == run.dataset else None
+    return write_model_zip(package_for_run(run, workspace(), dataset))[0]
+
+
+def chart_png(run_ids: list[int], reference_id: int, chart: str) -> bytes:
+    runs = [summarize(run) for run in history.list_runs(db(), run_ids=run_ids)]
+    builder = size_accuracy_figure if chart == "Size vs accuracy" else latency_accuracy_figure
+    return figure_png(builder(runs, reference_id))
+
+
+def show_uploaded(data: bytes, name: str) -> None:
+    try:
+        model, package = load_model_zip(data, name)
+    except UserError as error:
+        report_error(error)
+        return
+    info = package.info
+    columns = st.columns(3)
+    columns[0].metric("Architecture", package.architecture, f"{sum(t.numel() for t in model.state_dict().values()):,} numbers", delta_color="off")
+    recorded = info.get("accuracy")
+    columns[1].metric("Accuracy recorded at export", "—" if recorded is None else f"{recorded:.2%}")
+    baseline = cached_baseline()
+    if baseline is None:
+        columns[2].metric("Accuracy now", "—", help="train a baseline for this dataset in the sidebar to evaluate the model")
+        return
+    try:
+        evaluation = evaluate_package(model, package, baseline.dataset)
+    except UserError as error:
+        report_error(error)
+        return
+    delta = None if recorded is None else f"{100 * (evaluation.accuracy - recorded):+.2f} points vs recorded"
+    columns[2].metric(f"Accuracy now ({info.get('dataset')})", f"{evaluation.accuracy:.2%}", delta, delta_color="off")
+
+
+# ------------------------------------------------------------------------------------ the page
+
+
+st.title("Compare & report")
+st.markdown("Every run you made, side by side: what it cost in **accuracy** for what it saved in **size** and **time**.")
+all_runs = {run.id: summarize(run) for run in history.list_runs(db())}
+if not all_runs:
+    st.info("No runs recorded yet. Train a baseline in the sidebar, then prune, quantize or distill it; every finished run appears here.")
+    st.stop()
+
+controls = st.expander("Controls (filters, selection, reference)", expanded=False) if presentation_mode() else st.container()
+with controls:
+    runs = filtered_runs(all_runs)
+    reference = reference_choice(all_runs)
+    shown_ids = {run.run_id for run in runs}
+    st.session_state["compare_selected"] = [run_id for run_id in st.session_state.get("compare_selected", []) if run_id in shown_ids]
+    st.multiselect("Selected runs (for the buttons, the charts and the exports; none = all shown)", [run.run_id for run in runs], key="compare_selected", format_func=lambda run_id: all_runs[run_id].label)
+selected = [run for run in runs if run.run_id in st.session_state.get("compare_selected", [])]
+chosen = selected or runs
+if reference is None:
+    st.warning("No baseline (train run) in the history to compare with; train one in the sidebar.")
+    st.stop()
+if not runs:
+    st.info("No runs match these filters.")
+
+runs_tab_, charts_tab_, pipeline_tab_, export_tab_ = st.tabs(TABS, key="compare_tab", on_change="rerun", default="Charts" if presentation_mode() else None)
+if runs_tab_.open:
+    with runs_tab_:
+        runs_tab(runs, reference)
+if charts_tab_.open:
+    with charts_tab_:
+        charts_tab(chosen, reference, all_runs)
+if pipeline_tab_.open:
+    with pipeline_tab_:
+        pipeline_baseline = cached_baseline()
+        if pipeline_baseline is None:
+            st.info("The pipeline starts from the sidebar's baseline; press **Train baseline** in the sidebar first.")
+        else:
+            st.caption(f"Starts from the sidebar's baseline: {pipeline_baseline.config.model} on {pipeline_baseline.dataset.name}, {pipeline_baseline.metrics.accuracy:.1%}, {format_bytes(pipeline_baseline.metrics.size_bytes)} (run #{pipeline_baseline.run_id}).")
+            pipeline_tab(pipeline_baseline)
+if export_tab_.open:
+    with export_tab_:
+        export_tab(chosen, reference)

@@ -1,0 +1,87 @@
+"""AppTest of the Distillation page on digits: train the teacher, run the race, change settings without retraining."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from core import history
+from core.baseline import BaselineConfig, get_baseline
+from core.datasets import DatasetSpec
+from tests.conftest import REPO_ROOT
+
+PAGE = "pages/distillation.py"
+TEACHER_EPOCHS = 16  # the same quick teacher as tests/test_distillation.py, so the session cache is shared
+
+
+def open_page() -> AppTest:
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=300)
+    at.run()
+    at.switch_page(PAGE)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def metric_value(at: AppTest, label: str) -> str:
+    return next(metric.value for metric in at.metric if metric.label == label)
+
+
+@pytest.mark.slow  # trains a teacher (when not cached yet) and races two students twice: ~40 s on a busy 2-core machine
+def test_distillation_page_trains_teacher_races_and_keeps_results_on_slider_changes(digits_baseline, session_workspace):
+    at = open_page()
+    at.number_input(key="distill_teacher_epochs").set_value(TEACHER_EPOCHS).run()
+    if any("No 'teacher' teacher is trained" in info.value for info in at.info):
+        at.button(key="distill_train_teacher").click().run()
+        assert not at.exception
+    assert float(metric_value(at, "Teacher accuracy").rstrip("%")) > 80
+    assert len(at.get("plotly_chart")) == 1  # the soft labels, before any race
+    assert any("Run the race" in info.value for info in at.info)
+
+    at.number_input(key="distill_epochs").set_value(2)
+    at.slider(key="distill_seeds").set_value(2)
+    at.slider(key="distill_temperature").set_value(3.0)
+    at.button(key="distill_run").click().run()
+    assert not at.exception
+    hard = float(metric_value(at, "Student, hard labels").rstrip("%"))
+    distilled = float(metric_value(at, "Student, distilled").rstrip("%"))
+    assert hard > 20 and distilled > 20
+    assert "±" in metric_value(at, "Gain, points (distilled − hard)")  # two seeds give a spread
+    assert len(at.get("plotly_chart")) == 5  # soft labels, curves, size vs accuracy, agreement, gain per seed
+    runs = [run for run in history.list_runs(session_workspace.history_db) if run.technique == "distill"]
+    assert runs[-1].params["seeds"] == [0, 1] and runs[-1].params["temperature"] == 3.0
+
+    # A slider change redraws the soft labels but never retrains; the old results stay, marked as stale.
+    at.slider(key="distill_temperature").set_value(8.0).run()
+    assert not at.exception
+    assert len([run for run in history.list_runs(session_workspace.history_db) if run.technique == "distill"]) == len(runs)
+    assert any("settings above have changed" in warning.value for warning in at.warning)
+    assert metric_value(at, "Student, distilled") == f"{distilled:.1f}%"
+
+
+def test_distillation_page_explains_a_teacher_smaller_than_the_student(session_workspace, tmp_path):
+    """On 32x32 colour images the wide student outgrows the lab's teacher: the page says so and keeps working."""
+    folder = tmp_path / "pets"
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for name in ("cat", "dog"):
+            (folder / split / name).mkdir(parents=True)
+            for i in range(2):
+                Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(folder / split / name / f"{i}.png")
+    get_baseline(BaselineConfig(DatasetSpec(f"folder:{folder}"), epochs=1), session_workspace)  # what the sidebar's button trains
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=300)
+    at.run()
+    at.selectbox(key="sidebar_dataset").set_value("folder…").run()
+    at.text_input(key="sidebar_folder").set_value(str(folder)).run()
+    at.number_input(key="sidebar_epochs").set_value(1).run()
+    at.switch_page(PAGE)
+    at.run()
+    assert not at.exception
+    at.selectbox(key="distill_student").set_value("simple_cnn_wide").run()
+    assert not at.exception
+    assert any("is smaller than student 'simple_cnn_wide'" in error.value for error in at.error)
+    at.selectbox(key="distill_student").set_value("simple_cnn_narrow").run()
+    assert not at.exception and not at.error
+    assert any("No 'teacher' teacher is trained" in info.value for info in at.info)
