@@ -120,6 +120,7 @@ def baseline_status_and_training(config: BaselineConfig, live_area) -> None:
         chart = st.empty()
         steps, losses, accuracies = [], [], []
         last_chart = [0.0]
+        redraws = [0]  # each redraw of the placeholder needs its own element key
 
         def report(progress: Progress) -> None:
             import time
@@ -131,7 +132,8 @@ def baseline_status_and_training(config: BaselineConfig, live_area) -> None:
                 accuracies.append(progress.metrics["running_accuracy"])
             if time.perf_counter() - last_chart[0] > 1.0:
                 last_chart[0] = time.perf_counter()
-                chart.plotly_chart(live_training_figure(steps, losses, accuracies, progress.total), use_container_width=True)
+                redraws[0] += 1
+                chart.plotly_chart(live_training_figure(steps, losses, accuracies, progress.total), use_container_width=True, key=f"live_training_chart_{redraws[0]}")
 
         try:
             get_baseline(config, workspace(), report, dataset=dataset)

@@ -75,7 +75,7 @@ def classroom_recipe(dataset: Dataset, model_name: str) -> TrainRecipe:
     epochs = int(min(40, max(3, round(passes / max(1, len(dataset.train))))))
     natural_images = dataset.channels == 3 and dataset.image_size >= 16
     if model_name == "teacher":
-        return TrainRecipe(epochs=epochs, batch_size=256, optimizer="sgd", learning_rate=0.2, weight_decay=5e-4, augment="flip_crop" if natural_images else "crop", label_smoothing=0.1)
+        return TrainRecipe(epochs=epochs, batch_size=256, optimizer="sgd", learning_rate=0.2, weight_decay=5e-4, augment="flip_crop" if natural_images else "crop", label_smoothing=0.0)
     return TrainRecipe(epochs=epochs, batch_size=128 if len(dataset.train) > 5000 else 64, optimizer="adamw", learning_rate=3e-3, weight_decay=5e-4, augment="none")
 
 
@@ -165,7 +165,10 @@ def train_model(
     steps_per_epoch = (len(train) + recipe.batch_size - 1) // recipe.batch_size
     total_steps = steps_per_epoch * recipe.epochs
     optimizer = _make_optimizer(model, recipe)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.learning_rate, total_steps=total_steps, pct_start=0.25, anneal_strategy="linear")
+    if total_steps >= 8:
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.learning_rate, total_steps=total_steps, pct_start=0.25, anneal_strategy="linear")
+    else:  # too few steps to warm up and anneal (OneCycleLR divides by zero): a constant rate
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
     order_generator = torch.Generator().manual_seed(seed)
     augment_generator = torch.Generator().manual_seed(seed + 1)
     images_on_device, labels_on_device = train.images.to(device), train.labels.to(device)

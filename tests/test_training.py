@@ -64,3 +64,9 @@ def test_evaluation_counts_confusion_and_per_class_accuracy():
     assert evaluation.accuracy == 0.75
     assert evaluation.confusion == [[1, 0, 0], [1, 1, 0], [0, 0, 1]]
     assert evaluation.per_class_accuracy == [1.0, 0.5, 1.0]
+
+
+def test_a_run_with_very_few_steps_still_trains(workspace):
+    dataset = load_dataset(DatasetSpec("digits", train_size=20), workspace)
+    result = train_model(build_model("simple_cnn", 1, 8, 10), dataset, TrainRecipe(epochs=1, batch_size=128), torch.device("cpu"))
+    assert len(result.history) == 1
