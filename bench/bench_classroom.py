@@ -68,9 +68,11 @@ async def one_session(browser, url: str, latencies: dict, errors: list, index: i
             await wait_idle(page)
 
         await timed(latencies, "switch to pruning page", open_pruning)
-        slider = page.locator('[data-testid="stSlider"]').filter(has_text="Amount to prune").get_by_role("slider")
+        widget = page.locator('[data-testid="stSlider"]').filter(has_text="Amount to prune").first
+        slider = widget.get_by_role("slider")
+        shown_value = widget.locator('[data-testid="stSliderThumbValue"]')
         for _ in range(3):
-            before = await slider.get_attribute("aria-valuenow")
+            before = await shown_value.inner_text()
 
             async def move_slider():
                 await slider.focus()
@@ -78,7 +80,7 @@ async def one_session(browser, url: str, latencies: dict, errors: list, index: i
                 await wait_idle(page)
 
             await timed(latencies, "pruning slider", move_slider)
-            after = await slider.get_attribute("aria-valuenow")
+            after = await shown_value.inner_text()
             if before == after:
                 errors.append(f"session {index}: the slider did not move ({before})")
         if await page.locator('[data-testid="stException"]').count():

@@ -94,8 +94,13 @@ def digits_baseline_for_browser(tmp_path_factory) -> Path:
     from core.baseline import BaselineConfig, get_baseline
     from core.workspace import Workspace
 
+    from core.datasets import DatasetSpec
+    from core.distillation.config import DistillConfig, teacher_config
+
     root = tmp_path_factory.mktemp("browser-home")
     get_baseline(BaselineConfig(), Workspace.open(root))
+    # The distillation page's default teacher, so the browser test races instead of waiting for it.
+    get_baseline(teacher_config(DistillConfig(), DatasetSpec("digits")), Workspace.open(root))
     return root
 
 

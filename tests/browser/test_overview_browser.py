@@ -40,3 +40,25 @@ def test_training_a_baseline_in_the_browser_updates_the_page(tmp_path, browser):
         page.close()
     finally:
         running.stop()
+
+
+def test_a_training_run_can_be_stopped_and_nothing_is_saved(tmp_path, browser):
+    running = start_server(tmp_path)
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(running.url)
+        wait_for_idle(page)
+        epochs = page.get_by_label("Epochs (empty = classroom preset)")
+        epochs.fill("200")
+        epochs.press("Enter")
+        wait_for_idle(page)
+        page.get_by_role("button", name="Train baseline").click()
+        page.get_by_text("Training the baseline").wait_for(timeout=60_000)
+        page.get_by_role("button", name="Stop training").click()
+        page.get_by_text("Training stopped; nothing was saved.").wait_for(timeout=60_000)
+        wait_for_idle(page)
+        assert_no_exception(page)
+        assert page.get_by_text("No baseline is trained").count() == 1
+        page.close()
+    finally:
+        running.stop()
