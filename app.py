@@ -133,7 +133,7 @@ def baseline_status_and_training(config: BaselineConfig, live_area) -> None:
             if time.perf_counter() - last_chart[0] > 1.0:
                 last_chart[0] = time.perf_counter()
                 redraws[0] += 1
-                chart.plotly_chart(live_training_figure(steps, losses, accuracies, progress.total), use_container_width=True, key=f"live_training_chart_{redraws[0]}")
+                chart.plotly_chart(live_training_figure(steps, losses, accuracies, progress.total), width="stretch", key=f"live_training_chart_{redraws[0]}")
 
         try:
             get_baseline(config, workspace(), report, dataset=dataset)

@@ -111,7 +111,7 @@ if st.button("Run the race", key="distill_run", type="primary"):
         curves[kind].setdefault(seed, []).append(record)
         redraws[0] += 1
         figure = race_curves_figure(list(curves[HARD].values()), list(curves[DISTILLED].values()), teacher_metrics.accuracy, recipe.epochs)
-        live_chart.plotly_chart(scale_for_presentation(figure, presentation_mode()), use_container_width=True, key=f"distill_live_{redraws[0]}")
+        live_chart.plotly_chart(scale_for_presentation(figure, presentation_mode()), width="stretch", key=f"distill_live_{redraws[0]}")
 
     started = time.perf_counter()
     try:

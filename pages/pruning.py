@@ -90,7 +90,7 @@ def choose_config(baseline: Baseline) -> PruneConfig:
     scope = middle.radio("Scope", ["layer", "global"], key="prune_scope", format_func={"layer": "each layer by the amount", "global": "one threshold across layers"}.get, horizontal=True)
     available = cached_layers(baseline_key(baseline), granularity, baseline)
     layers = middle.multiselect("Layers", available, default=available, key=f"prune_layers_{granularity}")
-    amount = right.slider("Amount to prune", 0.0, 0.95, 0.5, 0.05, key="prune_amount", format="%.2f")
+    amount = right.slider("Amount to prune", 0.0, 0.99, 0.5, 0.01, key="prune_amount", format="%.2f")
     remove = right.checkbox("Physically remove pruned channels", key="prune_remove", help="Cut the pruned channels out (Torch-Pruning's dependency graph shrinks every layer that reads them)") if granularity == "channel" else False
     layer_amounts = session_dict("prune_layer_amounts").get(granularity, {}) if scope == "layer" else {}
     if layer_amounts:

@@ -216,7 +216,7 @@ def test_report_records_the_run_and_saves_the_distilled_student(session_workspac
         assert float((torch.tensor(run.per_class_agreement) * counts).sum() / counts.sum()) == pytest.approx(run.teacher_agreement, abs=1e-6)
     # The saved student is the first seed's distilled one and scores what the report says.
     run = history.get_run(session_workspace.history_db, report.run_id)
-    assert run.technique == "distill" and run.parent_id == digits_teacher.run_id and run.params["temperature"] == 4.0
+    assert run.technique == "distill" and run.parent_id == digits_teacher.run_id and run.params["temperature"] == DistillConfig.temperature
     weights = load_file(f"{report.checkpoint}/model.safetensors")
     student = build_model("simple_cnn", 1, 8, 10)
     student.load_state_dict(weights)

@@ -127,7 +127,7 @@ def presentation_mode() -> bool:
 
 
 def show_figure(figure: go.Figure, key: str | None = None) -> None:
-    st.plotly_chart(scale_for_presentation(figure, presentation_mode()), use_container_width=True, key=key, config={"displaylogo": False})
+    st.plotly_chart(scale_for_presentation(figure, presentation_mode()), width="stretch", key=key, config={"displaylogo": False})
 
 
 def report_error(error: Exception) -> None:

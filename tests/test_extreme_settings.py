@@ -1,0 +1,118 @@
+"""Extreme but legal settings: each either works or is refused with a one-line message, in the
+command line and on the pages; none ends in a traceback.
+
+The settings are the issue's list: sparsity 0.99, 2 bits, temperature 100, zero fine-tune epochs,
+and a training subset smaller than the class count.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.cli import main
+from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def run_cli(capsys, workspace, *args) -> tuple[int, dict | None, str]:
+    """Exit status, the JSON last line (when it succeeded) and stderr of an in-process CLI call."""
+    status = main([*args, "--workspace", str(workspace.root)])
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    return status, (json.loads(lines[-1]) if status == 0 and lines else None), captured.err
+
+
+def assert_refused_in_one_line(status: int, stderr: str, words: str) -> None:
+    assert status == 2
+    assert "Traceback" not in stderr
+    message = [line for line in stderr.splitlines() if not line.startswith("[")]  # progress lines start with [stage]
+    assert len(message) == 1 and words in message[0], stderr
+
+
+@pytest.mark.parametrize("granularity", ["unstructured", "channel"])
+def test_cli_prunes_99_percent_without_fine_tuning(capsys, session_workspace, digits_baseline, granularity):
+    status, payload, stderr = run_cli(capsys, session_workspace, "prune", "--dataset", "digits", "--granularity", granularity, "--amount", "0.99", "--finetune-epochs", "0")
+    assert status == 0, stderr
+    assert 0.0 <= payload["accuracy_after"] <= 1.0
+    if granularity == "unstructured":
+        assert payload["sparsity"] == pytest.approx(0.99, abs=0.01)
+    else:  # every layer keeps at least one channel, so the network still computes something
+        assert 0 < payload["params_after"] < payload["params_before"] / 10
+
+
+def test_cli_simulates_2_bit_weights_and_activations(capsys, session_workspace, digits_baseline):
+    status, payload, stderr = run_cli(capsys, session_workspace, "quantize", "--dataset", "digits", "--mode", "simulate", "--bits", "2", "--activations", "--granularity", "per-tensor")
+    assert status == 0, stderr
+    assert payload["simulated"] is True and 0.0 <= payload["accuracy_after"] <= 1.0
+    assert payload["size_bytes_after"] < payload["size_bytes_before"] / 10  # 2-bit codes: about 16x smaller
+
+
+def test_cli_refuses_2_bit_static_int8_in_one_line(capsys, session_workspace, digits_baseline):
+    status, _, stderr = run_cli(capsys, session_workspace, "quantize", "--dataset", "digits", "--mode", "static", "--bits", "2")
+    assert_refused_in_one_line(status, stderr, "8")
+
+
+def test_cli_distills_at_temperature_100(capsys, session_workspace, digits_baseline):
+    status, payload, stderr = run_cli(capsys, session_workspace, "distill", "--dataset", "digits", "--temperature", "100", "--alpha", "1", "--epochs", "1", "--teacher-epochs", "2")
+    assert status == 0, stderr
+    assert 0.0 <= payload["distilled_accuracy"] <= 1.0 and 0.0 <= payload["student_accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize("command", [["train"], ["prune", "--amount", "0.5"], ["quantize", "--mode", "simulate"]])
+def test_cli_refuses_a_train_size_below_the_class_count(capsys, session_workspace, command):
+    status, _, stderr = run_cli(capsys, session_workspace, *command, "--dataset", "digits", "--train-size", "5")
+    assert_refused_in_one_line(status, stderr, "smaller than the 10 classes")
+
+
+def test_cli_refuses_a_pipeline_that_prunes_everything(capsys, session_workspace, digits_baseline):
+    status, _, stderr = run_cli(capsys, session_workspace, "pipeline", "--dataset", "digits", "--steps", "prune", "--amount", "1.0")
+    assert_refused_in_one_line(status, stderr, "amount")
+
+
+def open_page(page: str) -> AppTest:
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=600)
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception
+    return at
+
+
+def assert_no_traceback(at: AppTest) -> None:
+    assert not at.exception, [exception.value for exception in at.exception]
+
+
+def test_pages_take_the_extremes_their_controls_allow(session_workspace, digits_baseline):
+    at = open_page("pages/pruning.py")
+    at.slider(key="prune_amount").set_value(0.99).run()
+    assert_no_traceback(at)
+    at.radio(key="prune_granularity").set_value("channel").run()
+    assert_no_traceback(at)
+    at.number_input(key="prune_finetune_epochs").set_value(0).run()
+    at.button(key="prune_run").click().run()
+    assert_no_traceback(at)
+    assert any(caption.value.startswith("Run ") and "saved to" in caption.value for caption in at.caption)
+    assert float(next(metric.delta for metric in at.metric if metric.label == "Parameters").split("%")[0]) < 10  # 99% of channels gone
+
+    at.switch_page("pages/quantization.py").run()
+    at.slider(key="quant_bits").set_value(2).run()
+    at.radio(key="quant_granularity").set_value("per-tensor").run()
+    assert_no_traceback(at)
+    assert float(next(metric.delta for metric in at.metric if metric.label == "Deployed size").split("×")[0]) > 8  # 2-bit codes
+
+    at.switch_page("pages/distillation.py").run()
+    at.slider(key="distill_temperature").set_value(20.0).run()
+    at.slider(key="distill_alpha").set_value(1.0).run()
+    assert_no_traceback(at)
+
+
+def test_sidebar_refuses_a_train_size_below_the_class_count_and_keeps_the_page(session_workspace, digits_baseline):
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=600)
+    at.run()
+    at.number_input(key="sidebar_train_size").set_value(5).run()
+    assert_no_traceback(at)
+    messages = [element.value for element in [*at.error, *at.warning]]
+    assert any("smaller than the 10 classes" in message for message in messages), messages
