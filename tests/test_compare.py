@@ -24,6 +24,7 @@ from core.compare.pareto import pareto_front
 from core.compare.report import build_report, runs_csv
 from core.compare.runs import WaterfallStep, compare_to_reference, comparison_table, summarize, waterfall_steps
 from core.compare.sources import package_for_run
+from core.distillation import DistillConfig
 from core.errors import UserError
 from core.pruning import PruneConfig, ScheduleConfig, run_pruning
 
@@ -353,7 +354,7 @@ def test_pipeline_options_come_from_the_technique_commands():
 
     pipeline = build_parser()._subparsers._group_actions[0].choices["pipeline"]
     assert flags <= {option for action in pipeline._actions for option in action.option_strings}
-    assert step_option_defaults()["temperature"] == 4.0 and step_option_defaults()["method"] == "l1"
+    assert step_option_defaults()["temperature"] == DistillConfig.temperature and step_option_defaults()["method"] == "l1"
 
 
 @pytest.mark.slow

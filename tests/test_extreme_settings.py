@@ -33,19 +33,19 @@ def assert_refused_in_one_line(status: int, stderr: str, words: str) -> None:
     assert len(message) == 1 and words in message[0], stderr
 
 
-@pytest.mark.parametrize("granularity", ["unstructured", "channel"])
-def test_cli_prunes_99_percent_without_fine_tuning(capsys, session_workspace, digits_baseline, granularity):
-    status, payload, stderr = run_cli(capsys, session_workspace, "prune", "--dataset", "digits", "--granularity", granularity, "--amount", "0.99", "--finetune-epochs", "0")
+def test_cli_prunes_99_percent_of_weights_without_fine_tuning(capsys, session_workspace, digits_baseline):
+    status, payload, stderr = run_cli(capsys, session_workspace, "prune", "--dataset", "digits", "--amount", "0.99", "--finetune-epochs", "0")
     assert status == 0, stderr
-    assert 0.0 <= payload["accuracy_after"] <= 1.0
-    if granularity == "unstructured":
-        assert payload["sparsity"] == pytest.approx(0.99, abs=0.01)
-    else:  # every layer keeps at least one channel, so the network still computes something
-        assert 0 < payload["params_after"] < payload["params_before"] / 10
+    assert payload["sparsity"] == pytest.approx(0.99, abs=0.01) and 0.0 <= payload["accuracy_after"] <= 1.0
+
+
+def test_cli_refuses_to_prune_99_percent_of_16_channels_in_one_line(capsys, session_workspace, digits_baseline):
+    status, _, stderr = run_cli(capsys, session_workspace, "prune", "--dataset", "digits", "--granularity", "channel", "--amount", "0.99", "--finetune-epochs", "0")
+    assert_refused_in_one_line(status, stderr, "would leave none")
 
 
 def test_cli_simulates_2_bit_weights_and_activations(capsys, session_workspace, digits_baseline):
-    status, payload, stderr = run_cli(capsys, session_workspace, "quantize", "--dataset", "digits", "--mode", "simulate", "--bits", "2", "--activations", "--granularity", "per-tensor")
+    status, payload, stderr = run_cli(capsys, session_workspace, "quantize", "--dataset", "digits", "--mode", "simulate", "--bits", "2", "--activations", "--per-tensor")
     assert status == 0, stderr
     assert payload["simulated"] is True and 0.0 <= payload["accuracy_after"] <= 1.0
     assert payload["size_bytes_after"] < payload["size_bytes_before"] / 10  # 2-bit codes: about 16x smaller
@@ -89,13 +89,14 @@ def test_pages_take_the_extremes_their_controls_allow(session_workspace, digits_
     at = open_page("pages/pruning.py")
     at.slider(key="prune_amount").set_value(0.99).run()
     assert_no_traceback(at)
-    at.radio(key="prune_granularity").set_value("channel").run()
-    assert_no_traceback(at)
     at.number_input(key="prune_finetune_epochs").set_value(0).run()
     at.button(key="prune_run").click().run()
     assert_no_traceback(at)
     assert any(caption.value.startswith("Run ") and "saved to" in caption.value for caption in at.caption)
-    assert float(next(metric.delta for metric in at.metric if metric.label == "Parameters").split("%")[0]) < 10  # 99% of channels gone
+    assert next(metric.value for metric in at.metric if metric.label == "After fine-tuning").endswith("%")
+    at.radio(key="prune_granularity").set_value("channel").run()  # 99% of 16 channels leaves none
+    assert_no_traceback(at)
+    assert any("would leave none" in error.value and "\n" not in error.value for error in at.error)
 
     at.switch_page("pages/quantization.py").run()
     at.slider(key="quant_bits").set_value(2).run()
