@@ -3,33 +3,9 @@ charts, and answers an interaction with a visible change. Screenshots land in te
 
 import pytest
 
-from tests.browser.conftest import assert_no_exception, screenshot, wait_for_idle
+from tests.browser.conftest import assert_no_exception, main_text, open_page, press_slider, screenshot, wait_for_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def open_page(browser, server, link_name):
-    page = browser.new_page(viewport={"width": 1400, "height": 1100})
-    page.goto(server.url)
-    wait_for_idle(page)
-    page.get_by_role("link", name=link_name).click()
-    wait_for_idle(page)
-    assert_no_exception(page)
-    return page
-
-
-def main_text(page) -> str:
-    return page.locator('[data-testid="stMainBlockContainer"]').inner_text()
-
-
-def press_slider(page, label, key):
-    widget = page.locator('[data-testid="stSlider"]').filter(has_text=label).first
-    shown_value = widget.locator('[data-testid="stSliderThumbValue"]')
-    before = shown_value.inner_text()
-    widget.get_by_role("slider").focus()
-    widget.get_by_role("slider").press(key)
-    wait_for_idle(page)
-    assert shown_value.inner_text() != before
 
 
 def test_pruning_page_redraws_when_the_amount_moves(server, browser):

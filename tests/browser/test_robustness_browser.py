@@ -8,7 +8,7 @@ import pytest
 from core.baseline import BaselineConfig, load_cached_baseline
 from core.datasets import DatasetSpec
 from core.workspace import Workspace
-from tests.browser.conftest import assert_no_exception, start_server, wait_for_idle
+from tests.browser.conftest import assert_no_exception, open_page, press_slider, start_server, wait_for_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -31,6 +31,30 @@ def test_sessions_keep_their_own_settings(server, browser):
     assert first.get_by_label("Seed").input_value() == "7"
     for page in (first, second):
         assert_no_exception(page)
+        page.context.close()
+
+
+def test_training_in_one_session_leaves_the_others_responsive(server, browser):
+    """While one session trains (torch capped below the core count), another session's slider
+    still answers; the trainer is still training when the answer arrives."""
+    trainer = browser.new_context().new_page()
+    trainer.goto(server.url)
+    wait_for_idle(trainer)
+    for label, value in (("Seed", "11"), ("Epochs (empty = classroom preset)", "400")):  # not cached: a long run
+        field = trainer.get_by_label(label)
+        field.fill(value)
+        field.press("Enter")
+        wait_for_idle(trainer)
+    trainer.get_by_role("button", name="Train baseline").click()
+    trainer.get_by_text("Training the baseline").wait_for(timeout=60_000)
+
+    student = open_page(browser, server, "Pruning")
+    press_slider(student, "Amount to prune", "ArrowRight")  # asserts the shown value changed after the rerun
+    assert_no_exception(student)
+    assert trainer.get_by_role("button", name="Stop training").count() == 1, "training ended before the other session was answered"
+    trainer.get_by_role("button", name="Stop training").click()
+    trainer.get_by_text("Training stopped; nothing was saved.").wait_for(timeout=60_000)
+    for page in (trainer, student):
         page.context.close()
 
 
