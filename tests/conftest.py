@@ -72,3 +72,18 @@ def cifar_folder(tmp_path_factory) -> Path:
     with tarfile.open(CIFAR_ARCHIVE) as archive:
         archive.extractall(target, filter="data")
     return target / "cifar10"
+
+
+def open_app_page(page_path: str, timeout_s: int = 180, before_switch=None) -> "AppTest":
+    """app.py run once (the sidebar), then `page_path` opened; `before_switch(at)` may change the
+    sidebar first. Asserts the page shows no exception."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=timeout_s)
+    at.run()
+    if before_switch is not None:
+        before_switch(at)
+    at.switch_page(page_path)
+    at.run()
+    assert not at.exception
+    return at

@@ -11,18 +11,11 @@ from streamlit.testing.v1 import AppTest
 from core import history
 from core.cli import main
 from core.compare.png import png_export_status
-from tests.conftest import REPO_ROOT
+from tests.conftest import open_app_page
 
 
 def open_page(presentation: bool = False) -> AppTest:
-    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=180)
-    at.run()
-    if presentation:
-        at.toggle(key="presentation_mode").set_value(True).run()
-    at.switch_page("pages/compare.py")
-    at.run()
-    assert not at.exception
-    return at
+    return open_app_page("pages/compare.py", before_switch=(lambda at: at.toggle(key="presentation_mode").set_value(True).run()) if presentation else None)
 
 
 @pytest.fixture()

@@ -10,19 +10,14 @@ from streamlit.testing.v1 import AppTest
 from core import history
 from core.baseline import BaselineConfig, get_baseline
 from core.datasets import DatasetSpec
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, open_app_page
 
 PAGE = "pages/distillation.py"
 TEACHER_EPOCHS = 16  # the same quick teacher as tests/test_distillation.py, so the session cache is shared
 
 
 def open_page() -> AppTest:
-    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=300)
-    at.run()
-    at.switch_page(PAGE)
-    at.run()
-    assert not at.exception
-    return at
+    return open_app_page(PAGE, timeout_s=300)
 
 
 def metric_value(at: AppTest, label: str) -> str:

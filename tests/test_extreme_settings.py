@@ -13,7 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.cli import main
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, open_app_page
 
 pytestmark = pytest.mark.slow
 
@@ -73,20 +73,12 @@ def test_cli_refuses_a_pipeline_that_prunes_everything(capsys, session_workspace
     assert_refused_in_one_line(status, stderr, "amount")
 
 
-def open_page(page: str) -> AppTest:
-    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=600)
-    at.run()
-    at.switch_page(page).run()
-    assert not at.exception
-    return at
-
-
 def assert_no_traceback(at: AppTest) -> None:
     assert not at.exception, [exception.value for exception in at.exception]
 
 
 def test_pages_take_the_extremes_their_controls_allow(session_workspace, digits_baseline):
-    at = open_page("pages/pruning.py")
+    at = open_app_page("pages/pruning.py", timeout_s=600)
     at.slider(key="prune_amount").set_value(0.99).run()
     assert_no_traceback(at)
     at.number_input(key="prune_finetune_epochs").set_value(0).run()

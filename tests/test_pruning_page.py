@@ -10,17 +10,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import history
-from tests.conftest import REPO_ROOT
+from tests.conftest import open_app_page
 
 
 @pytest.fixture()
 def page(digits_baseline) -> AppTest:
-    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=180)
-    at.run()
-    at.switch_page("pages/pruning.py")
-    at.run()
-    assert not at.exception
-    return at
+    return open_app_page("pages/pruning.py")
 
 
 def metric(at: AppTest, label_start: str) -> str:
