@@ -132,6 +132,14 @@ def screenshot(page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOT_DIR / f"{name}.png"), full_page=True)
 
 
+def set_field(page, label, value: str) -> None:
+    """Type into a labelled input, submit it with Enter and wait for the rerun to finish."""
+    field = page.get_by_label(label)
+    field.fill(value)
+    field.press("Enter")
+    wait_for_idle(page)
+
+
 def open_page(browser, server, link_name):
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
     page.goto(server.url)

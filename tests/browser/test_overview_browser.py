@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.browser.conftest import assert_no_exception, screenshot, start_server, wait_for_idle
+from tests.browser.conftest import assert_no_exception, screenshot, set_field, start_server, wait_for_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -26,10 +26,7 @@ def test_training_a_baseline_in_the_browser_updates_the_page(tmp_path, browser):
         page.goto(running.url)
         wait_for_idle(page)
         page.get_by_text("No baseline is trained").wait_for()
-        epochs = page.get_by_label("Epochs (empty = classroom preset)")
-        epochs.fill("3")
-        epochs.press("Enter")
-        wait_for_idle(page)
+        set_field(page, "Epochs (empty = classroom preset)", "3")
         page.get_by_role("button", name="Train baseline").click()
         page.get_by_text("Baseline: simple_cnn on digits").wait_for(timeout=120_000)
         wait_for_idle(page)
@@ -48,10 +45,7 @@ def test_a_training_run_can_be_stopped_and_nothing_is_saved(tmp_path, browser):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(running.url)
         wait_for_idle(page)
-        epochs = page.get_by_label("Epochs (empty = classroom preset)")
-        epochs.fill("200")
-        epochs.press("Enter")
-        wait_for_idle(page)
+        set_field(page, "Epochs (empty = classroom preset)", "200")
         page.get_by_role("button", name="Train baseline").click()
         page.get_by_text("Training the baseline").wait_for(timeout=60_000)
         page.get_by_role("button", name="Stop training").click()

@@ -8,7 +8,7 @@ import pytest
 from core.baseline import BaselineConfig, load_cached_baseline
 from core.datasets import DatasetSpec
 from core.workspace import Workspace
-from tests.browser.conftest import assert_no_exception, open_page, press_slider, start_server, wait_for_idle
+from tests.browser.conftest import assert_no_exception, open_page, press_slider, set_field, start_server, wait_for_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -19,10 +19,7 @@ def test_sessions_keep_their_own_settings(server, browser):
     for page in (first, second):
         page.goto(server.url)
         wait_for_idle(page)
-    seed = first.get_by_label("Seed")
-    seed.fill("7")
-    seed.press("Enter")
-    wait_for_idle(first)
+    set_field(first, "Seed", "7")
     first.get_by_text("No baseline yet").wait_for()
     second.reload()
     wait_for_idle(second)
@@ -40,11 +37,8 @@ def test_training_in_one_session_leaves_the_others_responsive(server, browser):
     trainer = browser.new_context().new_page()
     trainer.goto(server.url)
     wait_for_idle(trainer)
-    for label, value in (("Seed", "11"), ("Epochs (empty = classroom preset)", "400")):  # not cached: a long run
-        field = trainer.get_by_label(label)
-        field.fill(value)
-        field.press("Enter")
-        wait_for_idle(trainer)
+    set_field(trainer, "Seed", "11")  # not cached, and long: 400 epochs
+    set_field(trainer, "Epochs (empty = classroom preset)", "400")
     trainer.get_by_role("button", name="Train baseline").click()
     trainer.get_by_text("Training the baseline").wait_for(timeout=60_000)
 
@@ -70,10 +64,7 @@ def test_killing_the_server_mid_training_leaves_the_workspace_intact(tmp_path, b
     try:
         page.goto(running.url)
         wait_for_idle(page)
-        epochs = page.get_by_label("Epochs (empty = classroom preset)")
-        epochs.fill("200")  # long enough to be killed mid-way
-        epochs.press("Enter")
-        wait_for_idle(page)
+        set_field(page, "Epochs (empty = classroom preset)", "200")  # long enough to be killed mid-way
         page.get_by_role("button", name="Train baseline").click()
         page.get_by_text("Training the baseline").wait_for(timeout=60_000)
         page.wait_for_timeout(1500)
