@@ -130,7 +130,7 @@ def load_full_dataset(name: str, workspace: Workspace, progress: ProgressCallbac
         source_signature = {"data_dir": str(workspace.data_dir)}
     cache_path = workspace.dataset_cache_dir / f"{_cache_stem(name)}-{config_key({'name': name, 'v': CACHE_FORMAT_VERSION, **source_signature})}.safetensors"
     cached = _read_cache(name, cache_path)
-    if cached is not None:
+    if cached is not None and not (name.startswith(FOLDER_PREFIX) and cached.num_classes < 2):  # a one-class folder cached before it was refused
         return cached
     if name == DEFAULT_DATASET:
         dataset = _load_digits()
@@ -281,6 +281,8 @@ def _load_folder(name: str, root: Path, progress: ProgressCallback) -> Dataset:
     if not train_files:
         raise UserError(f"{root}/train has no class subfolders (expected {root}/train/<class>/<image>)")
     class_names = list(train_files)
+    if len(class_names) < 2:
+        raise UserError(f"{root}/train has one class folder ({class_names[0]}); a classifier needs at least two (expected {root}/train/<class>/<image> for each class)")
     unknown = sorted(set(test_files) - set(class_names))
     if unknown:
         raise UserError(f"{root}/test has classes that train/ lacks: {', '.join(unknown)}")

@@ -107,6 +107,33 @@ def test_folder_loader_gives_clear_errors(workspace, tmp_path, breakage, message
         load_dataset(DatasetSpec(f"folder:{root}"), workspace)
 
 
+def test_folder_with_a_single_class_is_refused_in_one_line(workspace, tmp_path):
+    root = make_folder(tmp_path / "only-cats", classes=("cat",))
+    with pytest.raises(UserError) as error:
+        load_dataset(DatasetSpec(f"folder:{root}"), workspace)
+    message = str(error.value)
+    assert "one class folder (cat)" in message and "at least two" in message and str(root) in message
+    assert "\n" not in message
+    assert not list(workspace.dataset_cache_dir.glob("folder-only_cats-*"))  # nothing cached
+
+
+def test_single_class_folder_cached_before_the_refusal_is_refused_too(workspace, tmp_path, monkeypatch):
+    """A workspace may hold a one-class folder decoded by an older version; its cache is not served."""
+    import core.datasets as datasets
+
+    root = make_folder(tmp_path / "only-cats", classes=("cat",))
+    def split():
+        return datasets.ImageSplit(torch.randint(0, 255, (4, 3, 12, 12), dtype=torch.uint8), torch.zeros(4, dtype=torch.int64))
+
+    one_class = datasets._make_dataset(f"folder:{root}", split(), split(), ["cat"])
+    with monkeypatch.context() as patch:
+        patch.setattr(datasets, "_load_folder", lambda name, path, progress: one_class)  # what the old loader returned
+        load_dataset(DatasetSpec(f"folder:{root}"), workspace)
+    assert list(workspace.dataset_cache_dir.glob("folder-only_cats-*"))
+    with pytest.raises(UserError, match="one class folder"):
+        load_dataset(DatasetSpec(f"folder:{root}"), workspace)
+
+
 def test_unknown_dataset_name_is_a_user_error(workspace):
     with pytest.raises(UserError, match="unknown dataset 'imagenet'"):
         load_dataset(DatasetSpec("imagenet"), workspace)
