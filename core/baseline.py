@@ -17,12 +17,14 @@ from core import history
 from core.datasets import Dataset, DatasetSpec, load_dataset
 from core.errors import UserError
 from core.metrics import ModelMetrics, measure_model
-from core.models import build_model
+from core.models import MODEL_NAMES, build_model
+from core.result import HEADLINE_VERSION
 from core.progress import ProgressCallback, StopFlag, no_progress
-from core.training import EpochRecord, Evaluation, TrainRecipe, classroom_recipe, evaluate, resolve_device, train_model
+from core.training import MAX_EPOCHS, EpochRecord, Evaluation, TrainRecipe, classroom_recipe, evaluate, resolve_device, train_model
 from core.workspace import Workspace, config_key, load_checkpoint, save_checkpoint
 
 CHECKPOINT_FORMAT_VERSION = 1
+TRAINED_SIZE_MEASURE = "fp32 safetensors file"
 
 
 class TrainingStopped(UserError):
@@ -36,6 +38,18 @@ class BaselineConfig:
     epochs: int | None = None  # None: the dataset's classroom preset
     seed: int = 0
     device: str = "auto"
+
+    def validate(self) -> None:
+        """What can be checked before any data is loaded: the sidebar and the CLI refuse alike."""
+        if self.model not in MODEL_NAMES:
+            raise UserError(f"unknown model '{self.model}'; choose one of {', '.join(MODEL_NAMES)}")
+        if self.epochs is not None and not 0 <= self.epochs <= MAX_EPOCHS:
+            raise UserError(f"--epochs must be between 0 and {MAX_EPOCHS}, got {self.epochs}")
+        if self.seed < 0:
+            raise UserError(f"--seed must be 0 or more, got {self.seed}")
+        for name, value in (("train-size", self.dataset.train_size), ("test-size", self.dataset.test_size)):
+            if value is not None and value < 1:
+                raise UserError(f"--{name} must be at least 1, got {value}")
 
 
 @dataclass
@@ -95,7 +109,7 @@ def load_cached_baseline(config: BaselineConfig, workspace: Workspace, dataset: 
         dataset=dataset,
         model=model,
         recipe=recipe,
-        metrics=ModelMetrics(**meta["metrics"]),
+        metrics=ModelMetrics.from_dict(meta["metrics"]),
         evaluation=Evaluation(**meta["evaluation"]),
         history=[EpochRecord(**record) for record in meta["history"]],
         train_seconds=meta["train_seconds"],
@@ -131,8 +145,9 @@ def train_baseline(config: BaselineConfig, workspace: Workspace, dataset: Datase
         dataset=config.dataset.name,
         model=config.model,
         params={"dataset": config.dataset.as_dict(), "model": config.model, "seed": config.seed, "device": str(device), **recipe.as_dict()},
-        metrics={**metrics.as_dict(), "train_seconds": result.train_seconds, "images_per_second": result.images_per_second},
-        artifact_path=folder,
+        metrics={**metrics.as_dict(), "latency_ms_single": metrics.latency_ms_single, "size_measure": TRAINED_SIZE_MEASURE, "eval_images": len(dataset.test),
+                 "headline_version": HEADLINE_VERSION, "train_seconds": result.train_seconds, "images_per_second": result.images_per_second},
+        artifact_path=workspace.relative_artifact(folder),
         started_at=started_at,
     )
     meta = {

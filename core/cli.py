@@ -1,7 +1,7 @@
 """`python -m core COMMAND ...`: the headless twin of the dashboard, over the same core functions.
 
 Progress goes to stderr; the last line on stdout is one JSON object. A mistake the user can fix
-exits with status 2 and a one-line message.
+exits with status 2 and a one-line message; Ctrl-C exits 130 and saves nothing unfinished.
 """
 
 from __future__ import annotations
@@ -13,23 +13,27 @@ import math
 import sys
 
 from core.baseline import Baseline, BaselineConfig, get_baseline
+from core.context import RunContext
 from core.datasets import DatasetSpec, load_dataset
 from core.errors import UserError
+from core.models import MODEL_NAMES
 from core.progress import stderr_progress
+from core.source import ModelSource
+from core.training import MAX_EPOCHS
 from core.workspace import DATA_DIR_ENV, Workspace
 
-# Each technique module adds its own subcommand with register(subparsers, common_options).
-TECHNIQUE_COMMAND_MODULES: list[str] = ["core.distillation.cli", "core.pruning.cli", "core.quantization.cli", "core.compare.cli"]
+# Each module adds its own subcommand with register(subparsers, common_options).
+COMMAND_MODULES: list[str] = ["core.distillation.cli", "core.pruning.cli", "core.quantization.cli", "core.pipeline.cli", "core.compare.cli", "core.report_cli"]
 
 
 def common_options() -> argparse.ArgumentParser:
-    """The options every command shares: which data, which baseline model, where to keep things."""
+    """The options every command shares: which data, which source model, where to keep things."""
     parser = argparse.ArgumentParser(add_help=False)
     group = parser.add_argument_group("common options")
     group.add_argument("--dataset", default="digits", help="digits, cifar10, mnist, fashion-mnist or folder:PATH (default: digits)")
     group.add_argument("--data-dir", help=f"where torchvision datasets are looked for and downloaded (default: WORKSPACE/data, or ${DATA_DIR_ENV})")
-    group.add_argument("--model", default="simple_cnn", help="baseline model (default: simple_cnn)")
-    group.add_argument("--epochs", type=int, help="training epochs (default: the dataset's classroom preset)")
+    group.add_argument("--model", default="simple_cnn", choices=MODEL_NAMES, metavar="MODEL", help=f"baseline model: {', '.join(MODEL_NAMES)} (default: simple_cnn)")
+    group.add_argument("--epochs", type=int, help=f"training epochs, 0..{MAX_EPOCHS} (default: the dataset's classroom preset)")
     group.add_argument("--train-size", type=int, help="class-balanced training subset size (default: all)")
     group.add_argument("--test-size", type=int, help="class-balanced test subset size (default: all)")
     group.add_argument("--seed", type=int, default=0)
@@ -39,18 +43,19 @@ def common_options() -> argparse.ArgumentParser:
     return parser
 
 
+def add_source_option(parser: argparse.ArgumentParser) -> None:
+    """For the commands that start from a model: --from-run N instead of the baseline."""
+    parser.add_argument("--from-run", type=int, metavar="N", help="start from run N of the history (e.g. prune a distilled student, quantize a pruned model) instead of the baseline")
+
+
 def workspace_from_args(args: argparse.Namespace) -> Workspace:
     return Workspace.open(args.workspace, args.data_dir)
 
 
 def baseline_config_from_args(args: argparse.Namespace) -> BaselineConfig:
-    for flag in ("train_size", "test_size"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise UserError(f"--{flag.replace('_', '-')} must be at least 1, got {value}")
-    if args.epochs is not None and args.epochs < 0:
-        raise UserError(f"--epochs must be 0 or more, got {args.epochs}")
-    return BaselineConfig(DatasetSpec(args.dataset, args.train_size, args.test_size, 0), args.model, args.epochs, args.seed, args.device)
+    config = BaselineConfig(DatasetSpec(args.dataset, args.train_size, args.test_size, 0), args.model, args.epochs, args.seed, args.device)
+    config.validate()
+    return config
 
 
 def baseline_from_args(args: argparse.Namespace, workspace: Workspace) -> Baseline:
@@ -60,9 +65,20 @@ def baseline_from_args(args: argparse.Namespace, workspace: Workspace) -> Baseli
     return get_baseline(config, workspace, stderr_progress(), dataset=dataset)
 
 
+def source_from_args(args: argparse.Namespace, workspace: Workspace) -> ModelSource:
+    """What a technique starts from: run --from-run N, else the baseline (trained first when missing)."""
+    if getattr(args, "from_run", None) is not None:
+        return ModelSource.from_run(workspace, args.from_run, device=args.device)
+    return ModelSource.from_baseline(baseline_from_args(args, workspace))
+
+
+def context_from_args(args: argparse.Namespace, workspace: Workspace) -> RunContext:
+    return RunContext(workspace, stderr_progress())
+
+
 def emit_json(payload: dict) -> None:
     """The machine-readable result: one line, the last on stdout (NaN becomes null)."""
-    print(json.dumps(_finite(payload), sort_keys=True))
+    print(json.dumps(_finite(payload), sort_keys=True, default=str))
 
 
 def _finite(value):
@@ -96,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = common_options()
     train = subparsers.add_parser("train", parents=[common], help="train (or load from the cache) a baseline model")
     train.set_defaults(handler=run_train)
-    for module_name in TECHNIQUE_COMMAND_MODULES:
+    for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers, common)
     return parser
 
@@ -108,4 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # A run is written only once it has finished (checkpoint, history row), so the interrupted
+        # one left nothing behind; runs finished before it (e.g. a teacher) stay saved.
+        print("stopped by Ctrl-C; the unfinished run was not saved", file=sys.stderr)
+        return 130
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import torch
 from safetensors.torch import save as safetensors_bytes
@@ -97,30 +97,44 @@ def measure_latency(model: nn.Module, example_input: torch.Tensor, batch_size: i
 
 @dataclass
 class ModelMetrics:
+    """What a trained model costs, as recorded with its checkpoint."""
+
     accuracy: float
     params: int
     nonzero_params: int
     macs: int
     size_bytes: int
-    latency_ms: float
+    latency_ms: float  # one forward pass over latency_batch_size images (core.latency's protocol)
     latency_batch_size: int
     latency_device: str
     latency_threads: int
+    latency_ms_single: float | None = None  # one image; None in checkpoints written before the protocol
+    latency_runtime: str = "torch eager"
 
     def as_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, values: dict) -> "ModelMetrics":
+        """Read a checkpoint's metrics, old or new: unknown keys are ignored, new ones take defaults."""
+        known = {field.name for field in fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in known})
 
-def measure_model(model: nn.Module, accuracy: float, example_input: torch.Tensor, latency_batch_size: int = 32) -> ModelMetrics:
-    latency = measure_latency(model, example_input, batch_size=latency_batch_size)
+
+def measure_model(model: nn.Module, accuracy: float, example_input: torch.Tensor) -> ModelMetrics:
+    from core.latency import measure_latencies  # core.latency times with this module's measure_latency
+
+    latency = measure_latencies({"model": model}, example_input)[0]["model"]
     return ModelMetrics(
         accuracy=accuracy,
         params=count_parameters(model),
         nonzero_params=count_nonzero_parameters(model),
         macs=count_macs(model, example_input),
         size_bytes=state_dict_size_bytes(model),
-        latency_ms=latency.latency_ms,
-        latency_batch_size=latency.batch_size,
+        latency_ms=latency.throughput_ms,
+        latency_batch_size=latency.throughput_batch_size,
         latency_device=latency.device,
         latency_threads=latency.threads,
+        latency_ms_single=latency.single_ms,
+        latency_runtime=latency.runtime,
     )

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.errors import UserError
+from core.resnet import RESNET18, RESNET18_IMAGENET, imagenet_weights_available, small_image_resnet18
 
 
 class SimpleCNN(nn.Module):
@@ -67,14 +68,23 @@ class TeacherResNet(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
+# The one model registry: every page, the CLI and every saved run name models from this table.
 MODEL_BUILDERS = {
     "simple_cnn": lambda c, s, k: SimpleCNN(c, s, k),
     "simple_cnn_narrow": lambda c, s, k: SimpleCNN(c, s, k, width=0.5),
     "simple_cnn_wide": lambda c, s, k: SimpleCNN(c, s, k, width=2.0),
     "teacher": lambda c, s, k: TeacherResNet(c, s, k),
+    RESNET18: lambda c, s, k: small_image_resnet18(c, s, k),
+    RESNET18_IMAGENET: lambda c, s, k: small_image_resnet18(c, s, k, imagenet=True),
 }
-MODEL_NAMES = list(MODEL_BUILDERS)
+MODEL_NAMES = tuple(MODEL_BUILDERS)
 STUDENT_MODELS = ("simple_cnn", "simple_cnn_narrow", "simple_cnn_wide")
+
+
+def available_models() -> list[str]:
+    """The registry's names usable on this machine: the ImageNet-started ResNet-18 only when its
+    weights are on disk (they cannot be downloaded as anything but a pickle)."""
+    return [name for name in MODEL_NAMES if name != RESNET18_IMAGENET or imagenet_weights_available()]
 
 
 def build_model(name: str, in_channels: int, image_size: int, num_classes: int) -> nn.Module:

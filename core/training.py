@@ -36,6 +36,10 @@ def resolve_device(requested: str = "auto") -> torch.device:
     return torch.device(requested)
 
 
+AUGMENTATIONS = ("none", "crop", "flip_crop")
+MAX_EPOCHS = 200  # the most epochs any training run takes: a page and the CLI refuse more alike
+
+
 @dataclass(frozen=True)
 class TrainRecipe:
     epochs: int
@@ -50,15 +54,15 @@ class TrainRecipe:
         return asdict(self)
 
     def validate(self) -> None:
-        if self.epochs < 0:
-            raise UserError(f"epochs must be 0 or more, got {self.epochs}")
+        if not 0 <= self.epochs <= MAX_EPOCHS:
+            raise UserError(f"epochs must be between 0 and {MAX_EPOCHS}, got {self.epochs}")
         if self.batch_size < 1:
             raise UserError(f"batch size must be at least 1, got {self.batch_size}")
         if not self.learning_rate > 0:
             raise UserError(f"learning rate must be positive, got {self.learning_rate}")
         if self.optimizer not in ("adamw", "sgd"):
             raise UserError(f"unknown optimizer '{self.optimizer}'; choose adamw or sgd")
-        if self.augment not in ("none", "crop", "flip_crop"):
+        if self.augment not in AUGMENTATIONS:
             raise UserError(f"unknown augmentation '{self.augment}'; choose none, crop or flip_crop")
 
 

@@ -22,6 +22,7 @@ from core.errors import UserError
 
 WORKSPACE_ENV = "MEL_HOME"
 DATA_DIR_ENV = "MEL_DATA_DIR"
+CHECKPOINTS = "checkpoints"
 
 
 def default_workspace() -> Path:
@@ -58,11 +59,39 @@ class Workspace:
 
     @property
     def checkpoint_dir(self) -> Path:
-        return self.root / "checkpoints"
+        return self.root / CHECKPOINTS
 
     @property
     def history_db(self) -> Path:
         return self.root / "runs.sqlite"
+
+    def relative_artifact(self, path: Path) -> str:
+        """How the history stores an artifact's path: relative to the workspace when it is inside,
+        so a workspace copied or moved elsewhere still finds its models."""
+        path = Path(path)
+        try:
+            return str(path.resolve().relative_to(self.root))
+        except ValueError:
+            return str(path)
+
+    def resolve_artifact(self, stored: str | Path | None) -> Path | None:
+        """The artifact a history row names, wherever this workspace now lives. Rows written before
+        paths were relative hold absolute paths into the old location: when that is gone, the part
+        from its last `checkpoints` folder on is looked up here instead."""
+        if not stored:
+            return None
+        path = Path(stored)
+        if not path.is_absolute():
+            return self.root / path
+        if path.exists():
+            return path
+        parts = path.parts
+        if CHECKPOINTS in parts:
+            last = len(parts) - 1 - parts[::-1].index(CHECKPOINTS)
+            moved = self.root.joinpath(*parts[last:])
+            if moved.exists():
+                return moved
+        return path
 
 
 def config_key(config: dict) -> str:

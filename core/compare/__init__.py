@@ -1,14 +1,13 @@
-"""Compare and present. Import from the submodules (kept free of package-level imports, because
-core.charts.compare and core.compare.report use each other's modules):
+"""Compare runs: one comparable summary per recorded run, the side-by-side table, the Pareto front,
+lineage, and the model zip. Charts (core.charts) and the HTML report (core.report) read from here;
+nothing here imports them, so the dependency runs one way.
 
 - runs: RunSummary (one comparable summary per recorded run), comparison_table, table_records
+- legacy: the figures of runs recorded before the technique contract
 - pareto: pareto_front
 - lineage: lineage_nodes, chain
 - selection: load_summaries, baseline_for, parse_run_ids
-- report: build_report (self-contained HTML), runs_csv
 - artifact: ModelPackage, write_model_zip, read_model_zip, load_model_zip, evaluate_package
-- sources: package_for_run, package_from_quantized
-- png: png_export_status, figure_png
-- pipeline: PipelineConfig, PRESETS, build_pipeline_config, run_pipeline -> PipelineResult
+- sources: package_for_run, package_from_quantized, dataset_for_run, recipe_for_run
 - cli: the `runs`, `report` and `pipeline` commands
 """

@@ -1,9 +1,9 @@
 """One comparable summary per recorded run, whatever technique recorded it, and the side-by-side
 table of chosen runs against a reference (the baseline, or a pinned run).
 
-Each technique records its own metric names (prune: `accuracy_after`, `size_bytes_sparse`,
-`latency_ms_after`...). The summary reads them through one explicit list per figure, so the same
-run always shows the same numbers on the page, in the CSV and in the report.
+Every run recorded through core.record carries the same headline (core.result), so its summary is
+read straight from those keys; runs from before the technique contract are read by
+core.compare.legacy. The same run shows the same numbers on the page, in the CSV and in the report.
 """
 
 from __future__ import annotations
@@ -12,30 +12,8 @@ import datetime as dt
 import json
 from dataclasses import asdict, dataclass, field
 
+from core.compare.legacy import summarize_legacy
 from core.history import RunRecord
-
-# Accuracy of the run's final model, most specific first.
-ACCURACY_KEYS = ("accuracy_after", "accuracy")
-# Bytes of a real file or encoding of the run's final model (each measured on real bytes, never
-# estimated); the run's size is the smallest one recorded, its honest best artifact.
-ARTIFACT_SIZE_KEYS = (
-    "size_bytes_compressed",
-    "compressed_bytes",
-    "artifact_bytes",
-    "artifact_bytes_after",
-    "size_bytes_gzip",
-    "size_bytes_sparse",
-    "size_bytes_bitmask",
-    "size_bytes_csr",
-    "size_bytes_dense",
-    "size_bytes",
-)
-DENSE_SIZE_KEYS = ("size_bytes_dense", "size_bytes")  # fp32 safetensors of the effective weights
-LATENCY_KEYS = ("latency_ms_after", "latency_ms_quantized", "latency_ms")
-# The latency of the run's input model, measured interleaved in the same process as the run's own.
-LATENCY_BEFORE_KEYS = ("latency_ms_before", "latency_ms_fp32")
-ACCURACY_BEFORE_KEYS = ("accuracy_before",)
-
 
 @dataclass
 class RunSummary:
@@ -57,6 +35,8 @@ class RunSummary:
     latency_batch_size: int | None
     latency_device: str | None
     latency_threads: int | None
+    latency_runtime: str  # the runtime the latency was measured in ("torch eager", "torch.compile (inductor)")
+    latency_ms_single: float | None  # one image; None for runs recorded before the one latency protocol
     latency_ms_before: float | None  # the input model's latency, measured alongside
     accuracy_before: float | None  # the input model's accuracy on the same evaluation images
     before_run_id: int | None  # the run those "before" figures were measured on
@@ -84,9 +64,13 @@ class RunSummary:
 
 
 def summarize(run: RunRecord) -> RunSummary:
+    """The run's figures: its headline (core.result), or, for a run recorded before the technique
+    contract, what core.compare.legacy reads from its old metric names."""
     metrics = run.metrics
-    sizes = {key: metrics[key] for key in ARTIFACT_SIZE_KEYS if _number(metrics.get(key))}
-    size_measure = min(sizes, key=lambda key: sizes[key]) if sizes else ""
+    if metrics.get("headline_version") is None:
+        return summarize_legacy(run)
+    after = "" if run.technique == "train" else "_after"  # a training run has no "before"
+    before = "" if run.technique == "train" else "_before"
     return RunSummary(
         run_id=run.id,
         technique=run.technique,
@@ -95,25 +79,32 @@ def summarize(run: RunRecord) -> RunSummary:
         parent_id=run.parent_id,
         pinned=run.pinned,
         created_at=run.created_at,
-        accuracy=_first(metrics, ACCURACY_KEYS),
-        size_bytes=int(sizes[size_measure]) if size_measure else None,
-        size_measure=size_measure,
-        dense_size_bytes=_int(_first(metrics, DENSE_SIZE_KEYS)),
-        params=_int(metrics.get("params")),
-        nonzero_params=_int(metrics.get("nonzero_params")),
-        macs=_int(metrics.get("macs")),
-        latency_ms=_first(metrics, LATENCY_KEYS),
-        latency_batch_size=_int(metrics.get("latency_batch_size") or metrics.get("batch_size")),
+        accuracy=_float(metrics.get("accuracy" + after)),
+        size_bytes=_int(metrics.get("size_bytes" + after)),
+        size_measure=str(metrics.get("size_measure", "")),
+        dense_size_bytes=_int(metrics.get("size_bytes")) if run.technique == "train" else None,
+        params=_int(metrics.get("params" + after)),
+        nonzero_params=_int(metrics.get("nonzero_params" + after)),
+        macs=_int(metrics.get("macs" + after)),
+        latency_ms=_float(metrics.get("latency_ms" + after)),
+        latency_batch_size=_int(metrics.get("latency_batch_size")),
         latency_device=metrics.get("latency_device"),
-        latency_threads=_int(metrics.get("latency_threads") or metrics.get("threads")),
-        latency_ms_before=_first(metrics, LATENCY_BEFORE_KEYS),
-        accuracy_before=_first(metrics, ACCURACY_BEFORE_KEYS),
+        latency_threads=_int(metrics.get("latency_threads")),
+        latency_runtime=str(metrics.get("latency_runtime", "")),
+        latency_ms_single=_float(metrics.get("latency_ms_single" + after)),
+        latency_ms_before=None if run.technique == "train" else _float(metrics.get("latency_ms" + before)),
+        accuracy_before=None if run.technique == "train" else _float(metrics.get("accuracy" + before)),
         before_run_id=_int(metrics.get("before_run_id", run.parent_id)),
         eval_images=_int(metrics.get("eval_images")),
         run_params=run.params,
         artifact_path=run.artifact_path,
-        pipeline_steps=[step for step in metrics.get("steps", []) if isinstance(step, dict)] if isinstance(metrics.get("steps"), list) else [],
+        pipeline_steps=_steps(metrics),
     )
+
+
+def _steps(metrics: dict) -> list[dict]:
+    steps = (metrics.get("details") or {}).get("steps") if isinstance(metrics.get("details"), dict) else None
+    return [step for step in steps if isinstance(step, dict)] if isinstance(steps, list) else []
 
 
 @dataclass
@@ -176,10 +167,10 @@ def _speedup(run: RunSummary, reference: RunSummary) -> tuple[float | None, str]
     if run.run_id == reference.run_id:
         return 1.0, "the reference itself"
     if run.before_run_id == reference.run_id and run.latency_ms_before and run.latency_ms:
-        return run.latency_ms_before / run.latency_ms, f"measured together, batch {run.latency_batch_size}"
-    same_setup = (run.latency_batch_size, run.latency_device, run.latency_threads) == (reference.latency_batch_size, reference.latency_device, reference.latency_threads)
+        return run.latency_ms_before / run.latency_ms, f"measured together, batch {run.latency_batch_size}, {run.latency_runtime or 'torch eager'}"
+    same_setup = (run.latency_batch_size, run.latency_device, run.latency_threads, run.latency_runtime) == (reference.latency_batch_size, reference.latency_device, reference.latency_threads, reference.latency_runtime)
     if same_setup and run.latency_ms and reference.latency_ms:
-        return reference.latency_ms / run.latency_ms, f"recorded separately, batch {run.latency_batch_size}"
+        return reference.latency_ms / run.latency_ms, f"recorded separately, batch {run.latency_batch_size}, {run.latency_runtime or 'torch eager'}"
     return None, ""
 
 
@@ -235,11 +226,8 @@ def table_records(rows: list[ComparisonRow]) -> list[dict]:
     return records
 
 
-def _first(metrics: dict, keys: tuple[str, ...]) -> float | None:
-    for key in keys:
-        if _number(metrics.get(key)):
-            return float(metrics[key])
-    return None
+def _float(value) -> float | None:
+    return float(value) if _number(value) else None
 
 
 def _number(value) -> bool:

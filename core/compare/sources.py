@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from dataclasses import fields
 
 import torch
 from torch import nn
@@ -15,14 +15,15 @@ from core.datasets import Dataset, DatasetSpec, load_dataset
 from core.errors import UserError
 from core.history import RunRecord
 from core.models import build_model
+from core.training import TrainRecipe, classroom_recipe
 from core.workspace import META_FILE, Workspace, load_checkpoint
 
 
 def package_for_run(run: RunRecord, workspace: Workspace, dataset: Dataset | None = None) -> ModelPackage:
     """Rebuild the run's final model from its saved artifact (a checkpoint folder or a model zip)."""
-    if not run.artifact_path or not Path(run.artifact_path).exists():
-        raise UserError(f"run #{run.id} ({run.technique}) has no saved model at {run.artifact_path or 'any path'}; it may have been deleted")
-    path = Path(run.artifact_path)
+    path = workspace.resolve_artifact(run.artifact_path)
+    if path is None or not path.exists():
+        raise UserError(f"run #{run.id} ({run.technique}) has no saved model at {path or 'any path'}; it may have been deleted")
     if path.is_file() and path.suffix == ".zip":
         return read_model_zip(path.read_bytes(), path.name)
     loaded = load_checkpoint(path)
@@ -40,7 +41,7 @@ def package_for_run(run: RunRecord, workspace: Workspace, dataset: Dataset | Non
     }
     architecture = meta.get("architecture")
     if meta.get("technique") == "prune":
-        from core.pruning.lab import load_pruned_model
+        from core.pruning.artifact import load_pruned_model
 
         model = load_pruned_model(path)
         removed = meta.get("pruned_channels", {}) if meta.get("channels_removed") else {}
@@ -58,12 +59,25 @@ def dataset_for_run(run: RunRecord, workspace: Workspace) -> Dataset:
         spec = ancestor.params.get("dataset")
         if isinstance(spec, dict) and spec.get("name") == run.dataset:
             return load_dataset(DatasetSpec(**spec), workspace, allow_download=False)
-    meta_path = Path(run.artifact_path or "") / META_FILE
-    if meta_path.is_file():
+    artifact = workspace.resolve_artifact(run.artifact_path)
+    meta_path = artifact / META_FILE if artifact is not None else None
+    if meta_path is not None and meta_path.is_file():
         spec = json.loads(meta_path.read_text()).get("dataset")
         if isinstance(spec, dict):
             return load_dataset(DatasetSpec(**spec), workspace, allow_download=False)
     return load_dataset(DatasetSpec(run.dataset), workspace, allow_download=False)
+
+
+def recipe_for_run(run: RunRecord, workspace: Workspace, dataset: Dataset, architecture: str) -> TrainRecipe:
+    """The recipe the run's model was trained with: the nearest distillation's student recipe or
+    training run's recipe along its lineage; else the architecture's classroom preset."""
+    names = {field.name for field in fields(TrainRecipe)}
+    for ancestor in reversed(history.lineage(workspace.history_db, run.id) or [run]):
+        if ancestor.technique == "distill" and isinstance(ancestor.params.get("recipe"), dict):
+            return TrainRecipe(**{key: value for key, value in ancestor.params["recipe"].items() if key in names})
+        if ancestor.technique == "train" and names <= set(ancestor.params):
+            return TrainRecipe(**{key: ancestor.params[key] for key in names})
+    return classroom_recipe(dataset, architecture)
 
 
 def package_from_quantized(fp32_model: nn.Module, result, architecture: str, dataset: Dataset, info: dict, pruned_channels: dict[str, list[int]] | None = None) -> ModelPackage:

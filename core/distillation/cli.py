@@ -1,15 +1,17 @@
-"""`python -m core distill`: the distillation race from the command line."""
+"""`python -m core distill`: the distillation race from the command line. The source (the baseline,
+or --from-run N) is the model the distilled student replaces; flags come from DistillConfig."""
 
 from __future__ import annotations
 
 import argparse
 
-from core.cli import baseline_config_from_args, workspace_from_args
-from core.datasets import load_dataset
-from core.distillation.race import DistillConfig, distill
-from core.distillation.teachers import TEACHER_MODELS
+from core.cli import add_source_option, context_from_args, source_from_args, workspace_from_args
+from core.distillation.config import MAX_SEEDS, DistillConfig
+from core.distillation.run import distill
 from core.errors import UserError
-from core.progress import stderr_progress
+from core.models import STUDENT_MODELS
+from core.options import add_arguments, from_options
+from core.record import record
 
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
@@ -18,43 +20,31 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="race a hard-label student against the same student distilled from a teacher",
         description="Train the student twice with the same data order, epochs and optimiser (hard labels, then distillation "
-        "from a cached or freshly trained teacher) and report both accuracies and the gain. --epochs and --seed apply to the students.",
+        "from a cached or freshly trained teacher) and report both accuracies and the gain. --epochs and --seed apply to the students; "
+        "the source (the baseline, or --from-run N) is the model the student replaces.",
     )
-    parser.add_argument("--teacher", default="teacher", help=f"teacher model: {', '.join(TEACHER_MODELS)} (default: teacher)")
-    parser.add_argument("--student", help="student model: simple_cnn, simple_cnn_narrow or simple_cnn_wide (default: --model)")
-    parser.add_argument("--temperature", type=float, default=DistillConfig.temperature, help=f"softmax temperature T of the soft targets, > 0 (default: {DistillConfig.temperature:g})")
-    parser.add_argument("--alpha", type=float, default=DistillConfig.alpha, help=f"weight of the soft loss, 0..1; 1 - alpha weighs the hard labels (default: {DistillConfig.alpha:g})")
-    parser.add_argument("--seeds", type=int, default=1, help="race this many seeds (--seed, --seed + 1, ...) and report the gain's mean and spread (default: 1)")
-    parser.add_argument("--learning-rate", type=float, help="the students' peak learning rate (default: the classroom preset)")
-    parser.add_argument("--augment", choices=["none", "crop", "flip_crop"], help="the students' augmentation; crops make teacher logits uncacheable (default: none)")
-    parser.add_argument("--teacher-seed", type=int, default=0, help="seed of the teacher's training (default: 0)")
-    parser.add_argument("--teacher-epochs", type=int, help="teacher training epochs when it must be trained (default: its classroom preset)")
+    add_source_option(parser)
+    add_arguments(parser, DistillConfig)
+    parser.add_argument("--seeds", type=int, default=1, help=f"race this many seeds (--seed, --seed + 1, ...), 1..{MAX_SEEDS}, and report the gain's mean and spread (default: 1)")
     parser.set_defaults(handler=run_distill)
 
 
-def config_from_args(args: argparse.Namespace) -> DistillConfig:
-    if args.seeds < 1:
-        raise UserError(f"--seeds must be at least 1, got {args.seeds}")
-    return DistillConfig(
-        teacher=args.teacher,
-        student=args.student or args.model,
-        temperature=args.temperature,
-        alpha=args.alpha,
-        epochs=args.epochs,
-        learning_rate=args.learning_rate,
-        augment=args.augment,
-        seeds=tuple(range(args.seed, args.seed + args.seeds)),
-        teacher_seed=args.teacher_seed,
-        teacher_epochs=args.teacher_epochs,
-        device=args.device,
-    )
+def config_from_args(args: argparse.Namespace, source_architecture: str) -> DistillConfig:
+    if not 1 <= args.seeds <= MAX_SEEDS:
+        raise UserError(f"--seeds must be between 1 and {MAX_SEEDS}, got {args.seeds}")
+    student = args.student or (source_architecture if source_architecture in STUDENT_MODELS else None)
+    overrides = {"student": student} if student else {}
+    return from_options(DistillConfig, args, **overrides, epochs=args.epochs, seeds=tuple(range(args.seed, args.seed + args.seeds)), device=args.device)
 
 
 def run_distill(args: argparse.Namespace) -> dict:
-    config = config_from_args(args)
-    config.validate()  # before any data is loaded, so a bad T or alpha fails at once
-    spec = baseline_config_from_args(args).dataset
+    architecture = args.model
+    config = config_from_args(args, architecture)  # before any data is loaded, so a bad T or alpha fails at once
     workspace = workspace_from_args(args)
-    progress = stderr_progress()
-    dataset = load_dataset(spec, workspace, progress, allow_download=not args.no_download)
-    return distill(config, spec, workspace, progress, dataset=dataset).summary()
+    # --epochs is the students' budget; the baseline the student replaces keeps its classroom preset.
+    source = source_from_args(argparse.Namespace(**{**vars(args), "epochs": None}), workspace)
+    if args.from_run is not None and args.student is None:
+        config = config_from_args(args, source.architecture)
+    result = distill(source, config, context_from_args(args, workspace))
+    record(result, workspace)
+    return {**result.summary(), "dataset": source.dataset.summary()}

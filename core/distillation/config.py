@@ -8,34 +8,38 @@ from dataclasses import asdict, dataclass
 
 from core.baseline import BaselineConfig
 from core.datasets import Dataset, DatasetSpec
-from core.distillation.teachers import TEACHER_MODELS, register_teacher_models
+from core.distillation.teachers import TEACHER_MODELS
 from core.errors import UserError
+from core.options import check_ranges, option
 from core.metrics import count_parameters
 from core.models import STUDENT_MODELS, build_model
-from core.training import TrainRecipe, classroom_recipe
+from core.training import AUGMENTATIONS, MAX_EPOCHS, TrainRecipe, classroom_recipe
 
 HARD, DISTILLED = "hard", "distilled"
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 100.0
+MAX_SEEDS = 10
 
 
 @dataclass(frozen=True)
 class DistillConfig:
-    teacher: str = "teacher"
-    student: str = "simple_cnn"
+    teacher: str = option("teacher", "teacher model", choices=TEACHER_MODELS)
+    student: str = option("simple_cnn", "student model (default: the source's architecture when it is a student)", choices=STUDENT_MODELS)
     # Measured on CIFAR-10 (simple_cnn, 3 epochs, seed 0): T=2/alpha=0.5 gained +0.9 points over hard
     # labels, T=4/0.5 +0.7, T=4/0.9 -0.1, T=8/0.9 -0.6. A short-trained student learns more when
     # the true labels keep half the weight and the teacher's targets stay fairly sharp.
-    temperature: float = 2.0
-    alpha: float = 0.5  # weight of the soft (teacher) loss; 1 - alpha goes to the true labels
-    epochs: int | None = None  # None: the student's classroom preset
-    learning_rate: float | None = None  # None: the student's classroom preset
-    augment: str | None = None  # None: the student's preset ("none", which lets teacher logits be cached)
-    seeds: tuple[int, ...] = (0,)  # one race per seed; several show whether the gain is more than noise
-    teacher_seed: int = 0
-    teacher_epochs: int | None = None  # None: the teacher's classroom preset
-    device: str = "auto"
+    temperature: float = option(2.0, "softmax temperature T of the soft targets", minimum=MIN_TEMPERATURE, maximum=MAX_TEMPERATURE)
+    alpha: float = option(0.5, "weight of the soft (teacher) loss; 1 - alpha weighs the true labels", minimum=0.0, maximum=1.0)
+    epochs: int | None = option(None, "the students' training epochs", minimum=1, maximum=MAX_EPOCHS, cli=False)
+    learning_rate: float | None = option(None, "the students' peak learning rate", minimum=1e-6, maximum=10.0)
+    augment: str | None = option(None, "the students' augmentation; crops make teacher logits uncacheable", choices=AUGMENTATIONS)
+    seeds: tuple[int, ...] = option((0,), "one race per seed; several show whether the gain is more than noise", cli=False)
+    teacher_seed: int = option(0, "seed of the teacher's training", minimum=0)
+    teacher_epochs: int | None = option(None, "teacher training epochs when it must be trained", minimum=1, maximum=MAX_EPOCHS)
+    device: str = option("auto", "device", cli=False)
 
     def validate(self) -> None:
         """The checks that need no data; the teacher-versus-student size check needs the dataset."""
+        check_ranges(self)
         if not (math.isfinite(self.temperature) and self.temperature > 0):
             raise UserError(f"temperature must be greater than 0, got {self.temperature}")
         if not (0.0 <= self.alpha <= 1.0):
@@ -50,6 +54,8 @@ class DistillConfig:
             raise UserError(f"learning rate must be positive, got {self.learning_rate}")
         if not self.seeds:
             raise UserError("at least one seed is needed")
+        if len(self.seeds) > MAX_SEEDS:
+            raise UserError(f"at most {MAX_SEEDS} seeds, got {len(self.seeds)}")
         if len(set(self.seeds)) != len(self.seeds):
             raise UserError(f"seeds must be different from each other, got {list(self.seeds)}")
 
@@ -75,7 +81,6 @@ def _parameter_count(model_name: str, channels: int, image_size: int, num_classe
 
 
 def check_teacher_not_smaller(config: DistillConfig, dataset: Dataset) -> None:
-    register_teacher_models()
     sizes = {name: _parameter_count(name, dataset.channels, dataset.image_size, dataset.num_classes) for name in (config.teacher, config.student)}
     if sizes[config.teacher] < sizes[config.student]:
         raise UserError(

@@ -4,25 +4,22 @@ the same initial weights, data order, epochs and optimiser, over one or more see
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from typing import Callable
 
 import torch
 from torch import nn
 
-from core import history
 from core.baseline import Baseline, TrainingStopped, get_baseline
 from core.datasets import Dataset, DatasetSpec, load_dataset
 from core.distillation.config import DISTILLED, HARD, DistillConfig, check_teacher_not_smaller, student_recipe, teacher_config
 from core.distillation.loss import distillation_loss
 from core.distillation.report import DistillReport, StudentRun
 from core.distillation.teacher_logits import TeacherLogitCache, teacher_logit_source, teacher_test_logits
-from core.distillation.teachers import register_teacher_models
 from core.metrics import measure_model
 from core.models import build_model
 from core.progress import Progress, ProgressCallback, StopFlag, no_progress
 from core.training import EpochRecord, predict_logits, resolve_device, train_model
-from core.workspace import Workspace, config_key, save_checkpoint
+from core.workspace import Workspace
 
 # Called after every finished epoch with (HARD or DISTILLED, seed, that epoch's record).
 EpochCallback = Callable[[str, int, EpochRecord], None]
@@ -30,11 +27,10 @@ EpochCallback = Callable[[str, int, EpochRecord], None]
 
 def get_teacher(config: DistillConfig, dataset_spec: DatasetSpec, workspace: Workspace, progress: ProgressCallback = no_progress, stop: StopFlag | None = None, dataset: Dataset | None = None) -> Baseline:
     """The teacher, from the workspace cache, or trained now (once) with live progress."""
-    register_teacher_models()
     return get_baseline(teacher_config(config, dataset_spec), workspace, _renamed(progress, "teacher", "teacher"), stop, dataset)
 
 
-def distill(
+def run_race(
     config: DistillConfig,
     dataset_spec: DatasetSpec,
     workspace: Workspace,
@@ -43,9 +39,8 @@ def distill(
     dataset: Dataset | None = None,
     on_epoch: EpochCallback | None = None,
 ) -> DistillReport:
-    """Race a hard-label student against a distilled one for each seed, record the run, keep the
-    first seed's distilled student, and report both students against the teacher."""
-    started_at = time.time()
+    """Race a hard-label student against a distilled one for each seed, keep the first seed's
+    distilled student, and report both students against the teacher. Records nothing."""
     config.validate()
     dataset = dataset or load_dataset(dataset_spec, workspace, progress)
     check_teacher_not_smaller(config, dataset)
@@ -72,7 +67,8 @@ def distill(
     example_input = dataset.normalize(dataset.test.images[:1]).to(device)
     student_metrics = measure_model(first_distilled, distilled_runs[0].accuracy, example_input)
     report = DistillReport(config, dataset_spec.name, dataset.class_names, recipe, teacher.metrics, student_metrics, hard_runs, distilled_runs, isinstance(source, TeacherLogitCache), note, teacher_logits_seconds, "", None, first_distilled)
-    _save_and_record(report, dataset_spec, dataset, teacher, workspace, started_at)
+    report.teacher_run_id = teacher.run_id
+    report.teacher_checkpoint = str(teacher.checkpoint)
     return report
 
 
@@ -117,37 +113,3 @@ def _epoch_watcher(progress: ProgressCallback, kind: str, seed: int, on_epoch: E
             epoch_started[0] = now
 
     return report
-
-
-def _save_and_record(report: DistillReport, dataset_spec: DatasetSpec, dataset: Dataset, teacher: Baseline, workspace: Workspace, started_at: float) -> None:
-    params = {"dataset": dataset_spec.as_dict(), "teacher_checkpoint": teacher.checkpoint.name, **report.config.as_dict(), "recipe": report.recipe.as_dict()}
-    folder = workspace.checkpoint_dir / f"distilled-{report.config.student}-{config_key(params)}"
-    summary = report.summary()
-    metrics = {name: value for name, value in summary.items() if isinstance(value, (int, float)) and not isinstance(value, bool)}
-    metrics.update(report.student_metrics.as_dict())
-    metrics["accuracy"] = report.distilled_runs[0].accuracy  # the saved model's own accuracy
-    report.run_id = history.record_run(
-        workspace.history_db,
-        technique="distill",
-        dataset=dataset_spec.name,
-        model=report.config.student,
-        params=params,
-        metrics=metrics,
-        parent_id=teacher.run_id,
-        artifact_path=folder,
-        started_at=started_at,
-    )
-    report.checkpoint = str(folder)
-    meta = {
-        "architecture": report.config.student,
-        "dataset": dataset_spec.as_dict(),
-        "dataset_summary": dataset.summary(),
-        "distillation": report.config.as_dict(),
-        "recipe": report.recipe.as_dict(),
-        "seed": report.config.seeds[0],
-        "metrics": report.student_metrics.as_dict(),
-        "history": [asdict(record) for record in report.distilled_runs[0].history],
-        "teacher_checkpoint": str(teacher.checkpoint),
-        "run_id": report.run_id,
-    }
-    save_checkpoint(folder, report.model.state_dict(), meta)

@@ -43,9 +43,11 @@ class DistillReport:
     teacher_logits_cached: bool
     teacher_note: str  # how the teacher's logits were obtained, in one sentence
     teacher_logits_seconds: float  # time to compute (or load from the workspace) the cache; 0 when the teacher runs per batch
-    checkpoint: str  # the distilled student of the first seed
+    checkpoint: str  # the distilled student of the first seed, once recorded
     run_id: int | None = None
     model: nn.Module | None = field(default=None, repr=False)  # that distilled student
+    teacher_run_id: int | None = None
+    teacher_checkpoint: str = ""
 
     @property
     def teacher_accuracy(self) -> float:
@@ -123,8 +125,7 @@ class DistillReport:
             "student_seconds_per_epoch": statistics.fmean(run.seconds_per_epoch for run in self.hard_runs),
             "distilled_seconds_per_epoch": statistics.fmean(run.seconds_per_epoch for run in self.distilled_runs),
             "epoch_time_ratio": self.epoch_time_ratio,
-            "checkpoint": self.checkpoint,
-            "run_id": self.run_id,
+            "teacher_run_id": self.teacher_run_id,
         }
 
 

@@ -3,35 +3,36 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from core.errors import UserError
+from core.options import check_ranges, option
 
 METHODS = ("l1", "random", "ln")
 GRANULARITIES = ("unstructured", "channel")
 SCOPES = ("layer", "global")
 LN_NORM = 2  # the n of "Ln-norm" filter ranking (the seed notebook used L2)
+MAX_FINETUNE_EPOCHS = 50
+MAX_ITERATIVE_STEPS = 10
 
 
 @dataclass(frozen=True)
 class PruneConfig:
-    method: str = "l1"  # l1: smallest |w| (or filter L1 norm); ln: filter L2 norm; random
-    granularity: str = "unstructured"  # unstructured: single weights; channel: whole filters/neurons
-    amount: float = 0.5  # fraction of each chosen layer (scope "layer") or of all chosen layers together (scope "global")
-    scope: str = "layer"
-    layers: tuple[str, ...] | None = None  # None: every prunable layer
-    layer_amounts: tuple[tuple[str, float], ...] = ()  # per-layer overrides, e.g. chosen from a sensitivity scan
-    remove: bool = False  # channel pruning only: cut the pruned channels out of the network
-    seed: int = 0  # for method "random"
+    """What to prune, how, and how to recover: the one source of the pruning defaults and ranges."""
+
+    method: str = option("l1", "l1: smallest |w| (channels: filter L1 norm); ln: filter L2 norm (channel only); random", choices=METHODS)
+    granularity: str = option("unstructured", "unstructured: single weights; channel: whole filters/neurons", choices=GRANULARITIES)
+    amount: float = option(0.5, "fraction to prune, of each chosen layer (scope layer) or of all of them together (scope global)", minimum=0.0, below=1.0)
+    scope: str = option("layer", "layer: the amount of each layer; global: one threshold across layers", choices=SCOPES)
+    layers: tuple[str, ...] | None = option(None, "comma-separated layer names such as conv1,conv2; all when left out", cli=False)
+    layer_amounts: tuple[tuple[str, float], ...] = option((), "per-layer amounts, e.g. chosen from a sensitivity scan", cli=False)
+    remove: bool = option(False, "channel pruning: cut the pruned channels out, giving a smaller dense model")
+    finetune_epochs: int = option(0, "fine-tuning epochs after pruning, masks fixed (per step when iterative)", minimum=0, maximum=MAX_FINETUNE_EPOCHS)
+    iterative_steps: int = option(1, "prune in N steps up to the amount, fine-tuning after each (1: one-shot)", minimum=1, maximum=MAX_ITERATIVE_STEPS)
+    seed: int = option(0, "seed of method random", cli=False)
 
     def validate(self) -> None:
-        if self.method not in METHODS:
-            raise UserError(f"unknown pruning method '{self.method}'; choose one of {', '.join(METHODS)}")
-        if self.granularity not in GRANULARITIES:
-            raise UserError(f"unknown granularity '{self.granularity}'; choose one of {', '.join(GRANULARITIES)}")
-        if self.scope not in SCOPES:
-            raise UserError(f"unknown scope '{self.scope}'; choose one of {', '.join(SCOPES)}")
-        _check_amount(self.amount, "amount")
+        check_ranges(self)
         for layer, amount in self.layer_amounts:
             _check_amount(amount, f"amount for layer {layer}")
         if self.method == "ln" and self.granularity == "unstructured":
@@ -42,16 +43,24 @@ class PruneConfig:
             raise UserError("per-layer amounts need scope 'layer'; global scope uses one threshold across layers")
         if self.layers is not None and not self.layers:
             raise UserError("no layers chosen; name at least one layer or use 'all'")
+        if self.iterative_steps > 1 and self.finetune_epochs < 1:
+            raise UserError("an iterative schedule fine-tunes between steps; give at least 1 fine-tuning epoch")
 
     def amount_for(self, layer: str) -> float:
         return dict(self.layer_amounts).get(layer, self.amount)
 
     def scaled(self, fraction: float) -> "PruneConfig":
         """The same pruning at `fraction` of every target amount (one step of an iterative schedule)."""
-        return PruneConfig(
-            self.method, self.granularity, self.amount * fraction, self.scope, self.layers,
-            tuple((layer, amount * fraction) for layer, amount in self.layer_amounts), self.remove, self.seed,
-        )
+        return replace(self, amount=self.amount * fraction, layer_amounts=tuple((layer, amount * fraction) for layer, amount in self.layer_amounts))
+
+    def fraction_at(self, step: int) -> float:
+        """Share of the target pruned after `step` of `iterative_steps`: the cubic schedule of
+        Zhu & Gupta (2017), which prunes most while the network is still redundant."""
+        return 1.0 - (1.0 - step / self.iterative_steps) ** 3
+
+    def pruning_only(self) -> "PruneConfig":
+        """The same masks without the recovery schedule: what a preview or a cache key of masks needs."""
+        return replace(self, finetune_epochs=0, iterative_steps=1)
 
     def as_dict(self) -> dict:
         values = asdict(self)
@@ -60,26 +69,11 @@ class PruneConfig:
         return values
 
 
-@dataclass(frozen=True)
-class ScheduleConfig:
-    finetune_epochs: int = 0  # fine-tuning epochs after pruning (per step when iterative)
-    iterative_steps: int = 1  # 1: one-shot; N: prune a little, fine-tune, repeat N times up to the target
-
-    def validate(self) -> None:
-        if self.finetune_epochs < 0:
-            raise UserError(f"fine-tuning epochs must be 0 or more, got {self.finetune_epochs}")
-        if self.iterative_steps < 1:
-            raise UserError(f"iterative steps must be at least 1, got {self.iterative_steps}")
-        if self.iterative_steps > 1 and self.finetune_epochs < 1:
-            raise UserError("an iterative schedule fine-tunes between steps; give at least 1 fine-tuning epoch")
-
-    def fraction_at(self, step: int) -> float:
-        """Share of the target pruned after `step` of `iterative_steps`: the cubic schedule of
-        Zhu & Gupta (2017), which prunes most while the network is still redundant."""
-        return 1.0 - (1.0 - step / self.iterative_steps) ** 3
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+def parse_layers(text: str | None) -> tuple[str, ...] | None:
+    """'all' (or nothing) means every prunable layer; else comma-separated names."""
+    if text is None or text.strip() == "all":
+        return None
+    return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 def _check_amount(amount: float, what: str) -> None:

@@ -1,7 +1,7 @@
 """Quantization lab: simulate low-bit weights, dynamic and static int8, and quantization-aware training.
 
-    result = quantize(baseline.fresh_copy(), baseline.dataset, StaticInt8Config(calibration_size=512))
-    result.model, result.report.accuracy_after, result.report.size.deployed_bytes
+    result = quantize(source, StaticInt8Config(calibration_size=512), context)      # core.result.TechniqueResult
+    bare = quantize_model(model, dataset, SimulateConfig(bits=4))                    # a QuantizationResult, nothing measured or saved
 """
 
 from core.quantization.apply import (
@@ -12,10 +12,11 @@ from core.quantization.apply import (
     accuracy_by_bits,
     calibration_inputs,
     error_by_granularity,
-    quantize,
+    quantize_model,
     weight_error,
 )
-from core.quantization.config import MODES, DynamicInt8Config, QATConfig, QuantizationConfig, SimulateConfig, StaticInt8Config
+from core.quantization.run import quantize
+from core.quantization.config import MODES, quantization_config, DynamicInt8Config, QATConfig, QuantizationConfig, SimulateConfig, StaticInt8Config
 from core.quantization.fake_quant import QuantizedTensor, QuantSpec, fake_quantize, quantize_tensor
 from core.quantization.latency import LatencyComparison, measure_compiled_latency
 from core.quantization.size import SizeReport, TensorStorage
@@ -42,6 +43,8 @@ __all__ = [
     "fake_quantize",
     "measure_compiled_latency",
     "quantize",
+    "quantize_model",
+    "quantization_config",
     "quantize_tensor",
     "weight_error",
 ]

@@ -1,4 +1,4 @@
-"""quantize(model, dataset, config): the one verb. Returns the quantized (or simulated) model and a
+"""quantize_model(model, dataset, config): the one verb on a bare model (core.quantization.run wraps it into the technique contract). Returns the quantized (or simulated) model and a
 report with accuracy before and after, honest size, which layers were quantized and each layer's
 weight error. All modes run on the CPU, where the int8 kernels are.
 """
@@ -134,7 +134,7 @@ def calibration_inputs(dataset: Dataset, size: int, seed: int = 0) -> torch.Tens
     return dataset.normalize(subset.images)
 
 
-def quantize(
+def quantize_model(
     model: nn.Module,
     dataset: Dataset,
     config: QuantizationConfig,

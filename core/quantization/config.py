@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import ClassVar, Union
 
 from core.errors import UserError
+from core.options import check_ranges, given, option, specs
 from core.quantization.fake_quant import MAX_BITS, MIN_BITS, QuantSpec
 from core.quantization.pt2e import OBSERVERS
 
 MODES = ("simulate", "dynamic", "static", "qat")
 DEFAULT_CALIBRATION_SIZE = 512
+MAX_CALIBRATION_SIZE = 50_000
+MAX_QAT_EPOCHS = 20
+
+# The options the modes share, described once; each mode's class lists the ones it uses (a fresh field each).
+BITS = partial(option, 8, f"weight bit width, {MIN_BITS}..{MAX_BITS} for simulate and qat; dynamic and static are 8 only", minimum=MIN_BITS, maximum=MAX_BITS)
+PER_CHANNEL = partial(option, True, "one scale per output channel", flag="--per-channel", negative_flag="--per-tensor")
+SYMMETRIC = partial(option, True, "zero maps to code 0", flag="--symmetric", negative_flag="--affine")
+ACTIVATIONS = partial(option, False, "also fake-quantize each layer's input (simulate, qat below 8 bits)")
+CALIBRATION = partial(option, DEFAULT_CALIBRATION_SIZE, "training images for activation ranges", minimum=1, maximum=MAX_CALIBRATION_SIZE)
 
 
 def _check_bits(bits: int, mode: str) -> None:
@@ -28,17 +39,18 @@ class SimulateConfig:
     """Fake-quantize weights (and optionally each layer's input) to 2..8 bits; the model stays fp32."""
 
     mode: ClassVar[str] = "simulate"
-    bits: int = 8
-    per_channel: bool = True
-    symmetric: bool = True
-    activations: bool = False
-    calibration_size: int = DEFAULT_CALIBRATION_SIZE  # images observed for activation ranges
+    bits: int = BITS()
+    per_channel: bool = PER_CHANNEL()
+    symmetric: bool = SYMMETRIC()
+    activations: bool = ACTIVATIONS()
+    calibration_size: int = CALIBRATION()  # images observed for activation ranges
 
     @property
     def weight_spec(self) -> QuantSpec:
         return QuantSpec(self.bits, self.per_channel, self.symmetric)
 
     def validate(self) -> None:
+        check_ranges(self)
         _check_bits(self.bits, "simulate")
         _check_calibration(self.calibration_size)
 
@@ -51,9 +63,10 @@ class DynamicInt8Config:
     """torchao dynamic int8: Linear weights int8, activations quantized at run time; convs stay fp32."""
 
     mode: ClassVar[str] = "dynamic"
-    bits: int = 8
+    bits: int = BITS()
 
     def validate(self) -> None:
+        check_ranges(self)
         if self.bits != 8:
             raise UserError(f"dynamic quantization is int8 only, got --bits {self.bits}; use --mode simulate or qat for {self.bits} bits")
 
@@ -66,11 +79,12 @@ class StaticInt8Config:
     """PT2E static int8 with X86InductorQuantizer: convs and linears, activations calibrated."""
 
     mode: ClassVar[str] = "static"
-    bits: int = 8
-    calibration_size: int = DEFAULT_CALIBRATION_SIZE  # training images run through the observers
-    observer: str = "histogram"  # activation observer: histogram (the backend's default), minmax, moving_average
+    bits: int = BITS()
+    calibration_size: int = CALIBRATION()  # training images run through the observers
+    observer: str = option("histogram", "static only: activation observer (histogram is the backend's default)", choices=OBSERVERS)
 
     def validate(self) -> None:
+        check_ranges(self)
         if self.bits != 8:
             raise UserError(f"static quantization is int8 only, got --bits {self.bits}; use --mode simulate or qat for {self.bits} bits")
         _check_calibration(self.calibration_size)
@@ -87,13 +101,13 @@ class QATConfig:
     Below 8 bits: weight (and optional input) fake quantization; the result stays simulated."""
 
     mode: ClassVar[str] = "qat"
-    bits: int = 8
-    epochs: int = 2
-    per_channel: bool = True
-    symmetric: bool = True
-    activations: bool = False  # below 8 bits; at 8 bits the backend always quantizes activations
-    calibration_size: int = DEFAULT_CALIBRATION_SIZE  # images for the initial activation ranges
-    learning_rate: float | None = None  # None: a tenth of the baseline recipe's peak rate
+    bits: int = option(4, f"weight bit width, {MIN_BITS}..{MAX_BITS}; 8 converts to the real int8 model", minimum=MIN_BITS, maximum=MAX_BITS)
+    epochs: int = option(2, "qat only: fine-tuning epochs", minimum=1, maximum=MAX_QAT_EPOCHS, flag="--qat-epochs")
+    per_channel: bool = PER_CHANNEL()
+    symmetric: bool = SYMMETRIC()
+    activations: bool = ACTIVATIONS()  # below 8 bits; at 8 bits the backend always quantizes activations
+    calibration_size: int = CALIBRATION()  # images for the initial activation ranges
+    learning_rate: float | None = option(None, "qat only: peak learning rate (default: a tenth of the source recipe's)", cli=False)
 
     @property
     def converts_to_int8(self) -> bool:
@@ -104,6 +118,7 @@ class QATConfig:
         return QuantSpec(self.bits, self.per_channel, self.symmetric)
 
     def validate(self) -> None:
+        check_ranges(self)
         _check_bits(self.bits, "qat")
         _check_calibration(self.calibration_size)
         if self.epochs < 1:
@@ -118,3 +133,27 @@ class QATConfig:
 
 
 QuantizationConfig = Union[SimulateConfig, DynamicInt8Config, StaticInt8Config, QATConfig]
+
+
+CONFIG_CLASSES: dict[str, type] = {cls.mode: cls for cls in (SimulateConfig, DynamicInt8Config, StaticInt8Config, QATConfig)}
+
+
+def quantization_config(mode: str, options: dict) -> QuantizationConfig:
+    """The mode's config from the options given (flags, widgets, a grid point). An option the mode
+    would silently ignore is refused, so a run never reports a setting it did not use."""
+    if mode not in CONFIG_CLASSES:
+        raise UserError(f"unknown quantization mode '{mode}'; choose one of {', '.join(MODES)}")
+    config_class = CONFIG_CLASSES[mode]
+    allowed = {option_spec.dest for option_spec in specs(config_class).values() if option_spec.cli}
+    for dest, value in options.items():
+        if value is None or dest in allowed or dest not in ALL_OPTIONS:
+            continue
+        users = [other for other, cls in CONFIG_CLASSES.items() if dest in {o.dest for o in specs(cls).values() if o.cli}]
+        raise UserError(f"{ALL_OPTIONS[dest].cli_flag} does not apply to --mode {mode} (only to {', '.join(users)})")
+    config = config_class(**given(options, config_class))
+    config.validate()
+    return config
+
+
+# Every quantization option by dest (the CLI's flags are made from these).
+ALL_OPTIONS = {option_spec.dest: option_spec for cls in CONFIG_CLASSES.values() for option_spec in specs(cls).values() if option_spec.cli}

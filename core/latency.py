@@ -1,0 +1,86 @@
+"""The one latency protocol: every page, command, pipeline step and history row is timed this way,
+so any two recorded latencies are like for like.
+
+- Two batch sizes: a single image (what one user waits) and a throughput batch (what a server sees).
+- The thread count torch runs with in this process, stated with each figure.
+- A runtime label: "torch eager", or "torch.compile (inductor)" for int8 models, whose integer
+  kernels exist only compiled; both models of a before/after pair always share one runtime.
+- Interleaved rounds: the models take turns, and each keeps its fastest round's median, so a burst
+  of load from another process cannot favour whichever model happened to run last.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from core.metrics import measure_latency
+
+SINGLE_BATCH_SIZE = 1
+THROUGHPUT_BATCH_SIZE = 256
+BATCH_SIZES = (SINGLE_BATCH_SIZE, THROUGHPUT_BATCH_SIZE)
+ROUNDS = 3
+BUDGET_SECONDS = 0.2  # per model, batch size and round, after at least 5 timed passes
+EAGER = "torch eager"
+COMPILED = "torch.compile (inductor)"
+
+
+@dataclass
+class LatencyFigures:
+    """One model's latency under the protocol."""
+
+    single_ms: float  # one image
+    throughput_ms: float  # one forward pass over THROUGHPUT_BATCH_SIZE images
+    throughput_batch_size: int
+    threads: int
+    runtime: str
+    device: str
+
+    @property
+    def per_image_ms(self) -> float:
+        return self.throughput_ms / self.throughput_batch_size
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def measure_latencies(models: dict[str, nn.Module], example_input: torch.Tensor, compiled: bool = False, rounds: int = ROUNDS) -> tuple[dict[str, LatencyFigures], str]:
+    """Each model timed under the protocol, and the runtime they were all timed in. With
+    `compiled`, every model goes through torch.compile (inductor) for each batch size; when this
+    machine cannot compile, all of them fall back to eager together and the label says why."""
+    runtime = EAGER
+    runners: dict[int, dict[str, nn.Module]] = {size: dict(models) for size in BATCH_SIZES}
+    if compiled:
+        compiled_runners, reason = _compile_all(models, example_input)
+        if compiled_runners is not None:
+            runners, runtime = compiled_runners, COMPILED
+        else:
+            runtime = f"{EAGER} (torch.compile unavailable: {reason})"
+    device = example_input.device
+    inputs = example_input.cpu() if runtime == COMPILED else example_input
+    best: dict[int, dict[str, float]] = {size: {} for size in BATCH_SIZES}
+    for _ in range(rounds):
+        for size in BATCH_SIZES:
+            for name, model in runners[size].items():
+                milliseconds = measure_latency(model, inputs, batch_size=size, budget_seconds=BUDGET_SECONDS).latency_ms
+                best[size][name] = min(milliseconds, best[size].get(name, float("inf")))
+    threads = torch.get_num_threads()
+    shown_device = "cpu" if runtime == COMPILED else str(device)
+    figures = {name: LatencyFigures(best[SINGLE_BATCH_SIZE][name], best[THROUGHPUT_BATCH_SIZE][name], THROUGHPUT_BATCH_SIZE, threads, runtime, shown_device) for name in models}
+    return figures, runtime
+
+
+def _compile_all(models: dict[str, nn.Module], example_input: torch.Tensor) -> tuple[dict[int, dict[str, nn.Module]] | None, str]:
+    from core.quantization.latency import try_compile  # inductor is imported only when something is compiled
+
+    runners: dict[int, dict[str, nn.Module]] = {}
+    for size in BATCH_SIZES:
+        runners[size] = {}
+        for name, model in models.items():
+            attempt = try_compile(model, example_input.cpu(), size)
+            if isinstance(attempt, str):
+                return None, attempt
+            runners[size][name] = attempt[0]
+    return runners, ""
