@@ -76,21 +76,20 @@ class Workspace:
 
     def resolve_artifact(self, stored: str | Path | None) -> Path | None:
         """The artifact a history row names, wherever this workspace now lives. Rows written before
-        paths were relative hold absolute paths into the old location: when that is gone, the part
-        from its last `checkpoints` folder on is looked up here instead."""
+        paths were relative hold absolute paths into the old location: the part from their last
+        `checkpoints` folder on is looked up in this workspace first (a copied workspace uses its
+        own files, even while the original still exists), then the old path itself."""
         if not stored:
             return None
         path = Path(stored)
         if not path.is_absolute():
             return self.root / path
-        if path.exists():
-            return path
         parts = path.parts
         if CHECKPOINTS in parts:
             last = len(parts) - 1 - parts[::-1].index(CHECKPOINTS)
-            moved = self.root.joinpath(*parts[last:])
-            if moved.exists():
-                return moved
+            here = self.root.joinpath(*parts[last:])
+            if here.exists():
+                return here
         return path
 
 

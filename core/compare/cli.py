@@ -37,7 +37,7 @@ def run_runs(args: argparse.Namespace) -> dict:
         print(_text_table(records))
         return {"count": len(records), "run_ids": [record["run_id"] for record in records], "history_db": str(workspace.history_db)}
     for record, summary in zip(records, summaries):
-        record["params"] = summary.run_params
+        record["run_params"] = summary.run_params  # beside the parameter count, never over it
         record["artifact_path"] = summary.artifact_path
         record.pop("params_json")
     return {"count": len(records), "runs": records, "reference_run_id": reference.run_id if reference else None, "history_db": str(workspace.history_db)}
