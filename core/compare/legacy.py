@@ -35,19 +35,13 @@ ACCURACY_BEFORE_KEYS = ("accuracy_before",)
 
 
 def summarize_legacy(run: RunRecord):
-    from core.compare.runs import RunSummary
+    from core.compare.runs import RunSummary, run_identity  # runs imports this module at its top
 
     metrics = run.metrics
     sizes = {key: metrics[key] for key in ARTIFACT_SIZE_KEYS if _number(metrics.get(key))}
     size_measure = min(sizes, key=lambda key: sizes[key]) if sizes else ""
     return RunSummary(
-        run_id=run.id,
-        technique=run.technique,
-        dataset=run.dataset,
-        model=run.model,
-        parent_id=run.parent_id,
-        pinned=run.pinned,
-        created_at=run.created_at,
+        **run_identity(run),
         accuracy=_first(metrics, ACCURACY_KEYS),
         size_bytes=int(sizes[size_measure]) if size_measure else None,
         size_measure=size_measure,

@@ -63,6 +63,11 @@ class RunSummary:
         return asdict(self)
 
 
+def run_identity(run: RunRecord) -> dict:
+    """The fields of a summary that come from the history row itself, not from its metrics."""
+    return {"run_id": run.id, "technique": run.technique, "dataset": run.dataset, "model": run.model, "parent_id": run.parent_id, "pinned": run.pinned, "created_at": run.created_at}
+
+
 def summarize(run: RunRecord) -> RunSummary:
     """The run's figures: its headline (core.result), or, for a run recorded before the technique
     contract, what core.compare.legacy reads from its old metric names."""
@@ -72,13 +77,7 @@ def summarize(run: RunRecord) -> RunSummary:
     after = "" if run.technique == "train" else "_after"  # a training run has no "before"
     before = "" if run.technique == "train" else "_before"
     return RunSummary(
-        run_id=run.id,
-        technique=run.technique,
-        dataset=run.dataset,
-        model=run.model,
-        parent_id=run.parent_id,
-        pinned=run.pinned,
-        created_at=run.created_at,
+        **run_identity(run),
         accuracy=_float(metrics.get("accuracy" + after)),
         size_bytes=_int(metrics.get("size_bytes" + after)),
         size_measure=str(metrics.get("size_measure", "")),
