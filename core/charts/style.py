@@ -12,13 +12,16 @@ PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F
 
 def styled(figure: go.Figure, title: str, x_title: str | None = None, y_title: str | None = None, height: int = 420, font_size: int = BASE_FONT_SIZE) -> go.Figure:
     figure.update_layout(
-        title={"text": title, "font": {"size": font_size + 4}},
+        title={"text": title, "font": {"size": font_size + 4}, "yref": "container", "y": 1.0, "yanchor": "top", "pad": {"t": 20}},
         font={"size": font_size},
         height=height,
         margin={"l": 60, "r": 20, "t": 70, "b": 60},
         colorway=PALETTE,
         template="plotly_white",
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0},
+        # The title hangs from the top edge, inside the top margin; the legend stands on the bottom
+        # edge, below the x axis title, and Plotly reserves its rows there (the plot shrinks), so
+        # however many entries wrap it never reaches the title or the mode bar's buttons.
+        legend={"orientation": "h", "yref": "container", "y": 0.0, "yanchor": "bottom", "xanchor": "left", "x": 0.0},
     )
     if x_title is not None:
         figure.update_xaxes(title_text=x_title)
