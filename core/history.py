@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from core.errors import UserError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -70,14 +72,26 @@ def connect(db_path: Path) -> sqlite3.Connection:
     db_path.parent.mkdir(parents=True, exist_ok=True)
     existed = db_path.exists()
     connection = sqlite3.connect(db_path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False)
-    connection.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
-    connection.execute("PRAGMA foreign_keys=ON")
-    key = str(db_path.resolve())
-    if key not in _initialised or not existed:
-        with _initialise_lock:
-            if key not in _initialised or not existed:
-                _initialise(connection)
-                _initialised.add(key)
+    try:
+        connection.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
+        connection.execute("PRAGMA foreign_keys=ON")
+        # Reads the file's header, and only reads: a file that is not a database fails here, unchanged.
+        # (Never open the file outside SQLite: closing another descriptor drops this process's locks.)
+        connection.execute("PRAGMA schema_version").fetchone()
+        key = str(db_path.resolve())
+        if key not in _initialised or not existed:
+            with _initialise_lock:
+                if key not in _initialised or not existed:
+                    _initialise(connection)
+                    _initialised.add(key)
+    except sqlite3.DatabaseError as error:
+        connection.close()
+        if type(error) is not sqlite3.DatabaseError:  # locked, read-only, ...: not a damaged file
+            raise
+        remedy = "move it aside or restore it from a backup, then retry"
+        if getattr(error, "sqlite_errorname", "") == "SQLITE_NOTADB":
+            raise UserError(f"{db_path} is not a SQLite database (a half-copied workspace?); {remedy}") from error
+        raise UserError(f"{db_path} is a damaged SQLite database ({error}); {remedy}") from error
     return connection
 
 
