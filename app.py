@@ -14,9 +14,9 @@ from core.baseline import BaselineConfig, TrainingStopped, get_baseline
 from core.charts.training import live_training_figure
 from core.datasets import DEFAULT_DATASET, FOLDER_PREFIX, TORCHVISION_DATASETS, DatasetSpec, is_dataset_on_disk, load_dataset, validate_dataset_name
 from core.errors import UserError
-from core.models import MODEL_NAMES
+from core.models import available_models
 from core.progress import Progress
-from core.training import resolve_device
+from core.training import MAX_EPOCHS, resolve_device
 from ui.state import CONFIG_KEY, PRESENTATION_KEY, cached_baseline, cap_torch_threads, dataset_for, ensure_navigation_mode, format_bytes, presentation_mode, report_error, workspace
 
 ensure_navigation_mode()
@@ -84,9 +84,9 @@ def sidebar_config() -> BaselineConfig:
     except UserError as error:
         report_error(error)
         name = DEFAULT_DATASET
-    model = st.sidebar.selectbox("Baseline model", MODEL_NAMES, key="sidebar_model")
+    model = st.sidebar.selectbox("Baseline model", available_models(), key="sidebar_model")
     train_size = st.sidebar.number_input("Train images (0 = all)", min_value=0, value=0, step=500, key="sidebar_train_size")
-    epochs = st.sidebar.number_input("Epochs (empty = classroom preset)", min_value=0, max_value=200, value=None, placeholder="preset", key="sidebar_epochs")
+    epochs = st.sidebar.number_input("Epochs (empty = classroom preset)", min_value=0, max_value=MAX_EPOCHS, value=None, placeholder="preset", key="sidebar_epochs")
     seed = st.sidebar.number_input("Seed", min_value=0, value=0, key="sidebar_seed")
     device = st.sidebar.selectbox("Device", available_devices(), key="sidebar_device")
     st.sidebar.toggle("Presentation mode", key=PRESENTATION_KEY, help="Larger fonts and charts, controls tucked away: for projecting")

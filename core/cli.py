@@ -106,8 +106,17 @@ def run_train(args: argparse.Namespace) -> dict:
     }
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse's own refusals (a value outside a flag's choices, a missing required flag) as a
+    UserError: one line and exit status 2, like every other mistake, not a usage dump. Subcommand
+    parsers inherit the class."""
+
+    def error(self, message: str):
+        raise UserError(f"{self.prog}: {message}")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m core", description="Model Efficiency Lab, headless.")
+    parser = OneLineErrorParser(prog="python -m core", description="Model Efficiency Lab, headless.")
     subparsers = parser.add_subparsers(dest="command", required=True)
     common = common_options()
     train = subparsers.add_parser("train", parents=[common], help="train (or load from the cache) a baseline model")
@@ -118,8 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         emit_json(args.handler(args))
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)

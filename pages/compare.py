@@ -15,30 +15,40 @@ import streamlit as st
 from core import history
 from core.charts.compare import latency_accuracy_figure, lineage_sunburst_figure, lineage_tree_figure, pipeline_waterfall_figure, size_accuracy_figure
 from core.compare.artifact import evaluate_package, load_model_zip, write_model_zip
-from core.compare.cli import step_option_defaults
 from core.compare.lineage import lineage_nodes
-from core.compare.pipeline import PRESETS, STEP_ORDER, build_pipeline_config, run_pipeline
-from core.compare.png import figure_png, png_export_status
-from core.compare.report import build_report, runs_csv
+from core.charts.png import figure_png, png_export_status
+from core.report import build_report, runs_csv
 from core.compare.runs import RunSummary, WaterfallStep, comparison_table, summarize, table_records, waterfall_steps
 from core.compare.sources import package_for_run
-from core.distillation import available_teachers, register_teacher_models
+from core.context import RunContext
+from core.distillation import available_teachers
+from core.distillation.config import DistillConfig
 from core.errors import UserError
-from core.models import STUDENT_MODELS
-from core.pruning.config import GRANULARITIES, METHODS, SCOPES
-from core.quantization.config import MODES
+from core.options import OptionSpec, spec
+from core.pipeline.config import PRESETS, STEP_ORDER, build_pipeline_config, pipeline_options
+from core.pipeline.run import run_pipeline
+from core.pruning.config import PruneConfig
+from core.quantization.config import MODES, SimulateConfig
+from core.record import record
+from ui.metrics import delta_or_none
+from ui.source import choose_source
 from ui.state import cached_baseline, format_bytes, presentation_mode, progress_reporter, report_error, show_figure, workspace
 
-register_teacher_models()  # so a cached ResNet-18 teacher can be chosen for the distill step
 TABS = ["Runs", "Charts", "Pipeline", "Export & import"]
 CUSTOM = "custom"
-# Pipeline widgets by option name (as the CLI spells it), each with its session key.
-PIPELINE_KEYS = {
-    "teacher": "compare_teacher", "student": "compare_student", "temperature": "compare_temperature", "alpha": "compare_alpha",
-    "method": "compare_method", "granularity": "compare_granularity", "amount": "compare_amount", "scope": "compare_scope",
-    "remove": "compare_remove", "finetune_epochs": "compare_finetune_epochs", "iterative_steps": "compare_iterative_steps",
-    "mode": "compare_mode", "bits": "compare_bits",
+# Pipeline widgets by option dest (as the CLI's flags name them), each with its session key and the
+# technique config option it sets: its default, range and choices are the widget's.
+PIPELINE_OPTIONS: dict[str, tuple[str, OptionSpec]] = {
+    "teacher": ("compare_teacher", spec(DistillConfig, "teacher")), "student": ("compare_student", spec(DistillConfig, "student")),
+    "temperature": ("compare_temperature", spec(DistillConfig, "temperature")), "alpha": ("compare_alpha", spec(DistillConfig, "alpha")),
+    "method": ("compare_method", spec(PruneConfig, "method")), "granularity": ("compare_granularity", spec(PruneConfig, "granularity")),
+    "amount": ("compare_amount", spec(PruneConfig, "amount")), "scope": ("compare_scope", spec(PruneConfig, "scope")),
+    "remove": ("compare_remove", spec(PruneConfig, "remove")), "finetune_epochs": ("compare_finetune_epochs", spec(PruneConfig, "finetune_epochs")),
+    "iterative_steps": ("compare_iterative_steps", spec(PruneConfig, "iterative_steps")), "bits": ("compare_bits", spec(SimulateConfig, "bits")),
 }
+PIPELINE_KEYS = {**{dest: key for dest, (key, _) in PIPELINE_OPTIONS.items()}, "mode": "compare_mode"}
+DEFAULT_MODE = "static"  # the quantize step's mode until a preset or the user picks one
+AMOUNT_STEP = 0.05
 
 
 def db():
@@ -82,7 +92,11 @@ def _reference_label(run: RunSummary, baseline_id: int | None) -> str:
 
 def runs_frame(runs: list[RunSummary], reference: RunSummary) -> pd.DataFrame:
     records = table_records(comparison_table(runs, reference))
-    frame = pd.DataFrame(records, columns=["run_id", "created", "technique", "dataset", "model", "parent_id", "pinned", "accuracy_percent", "accuracy_change_points", "size_bytes", "compression_ratio", "size_measure", "latency_ms", "latency_batch_size", "speedup", "params", "nonzero_params", "macs", "params_json"])
+    for record_, run in zip(records, runs):  # the latency protocol's single image and runtime, beside the batch figure
+        record_["latency_ms_single"] = None if run.latency_ms_single is None else round(run.latency_ms_single, 3)
+        record_["latency_runtime"] = run.latency_runtime or None
+    frame = pd.DataFrame(records, columns=["run_id", "created", "technique", "dataset", "model", "parent_id", "pinned", "accuracy_percent", "accuracy_change_points", "size_bytes", "compression_ratio", "size_measure",
+                                           "latency_ms_single", "latency_ms", "latency_batch_size", "latency_runtime", "speedup", "params", "nonzero_params", "macs", "params_json"])
     return frame
 
 
@@ -95,8 +109,10 @@ TABLE_CONFIG = {
     "size_bytes": st.column_config.NumberColumn("size (bytes)", format="%d"),
     "compression_ratio": st.column_config.NumberColumn("× smaller", format="%.1f×"),
     "size_measure": st.column_config.TextColumn("size measure"),
-    "latency_ms": st.column_config.NumberColumn("latency ms", format="%.3g"),
+    "latency_ms_single": st.column_config.NumberColumn("1 image ms", format="%.3g", help="one image, one forward pass"),
+    "latency_ms": st.column_config.NumberColumn("batch ms", format="%.3g", help="one forward pass over the batch"),
     "latency_batch_size": st.column_config.NumberColumn("batch"),
+    "latency_runtime": st.column_config.TextColumn("runtime", help="what the latency was timed in: torch eager, or torch.compile (inductor) for int8 kernels"),
     "speedup": st.column_config.NumberColumn("speedup", format="%.2f×"),
     "params_json": st.column_config.TextColumn("parameters", width="large"),
 }
@@ -154,10 +170,15 @@ def charts_tab(runs: list[RunSummary], reference: RunSummary, all_runs: dict[int
 # --------------------------------------------------------------------------------- the pipeline
 
 
+def option_defaults() -> dict:
+    """Each pipeline widget's value before a preset: its config option's default."""
+    return {**{dest: option_spec.default for dest, (_, option_spec) in PIPELINE_OPTIONS.items()}, "mode": DEFAULT_MODE}
+
+
 def apply_preset() -> None:
     """Fill the pipeline widgets with the chosen preset's settings."""
     preset = PRESETS.get(st.session_state["compare_preset"])
-    options = {**step_option_defaults(), **(preset.options if preset else {})}
+    options = {**option_defaults(), **(preset.options if preset else {})}
     if preset:
         st.session_state["compare_steps"] = list(options["steps"])
     for option, key in PIPELINE_KEYS.items():
@@ -171,12 +192,24 @@ def init_pipeline_widgets() -> None:
         return
     st.session_state["compare_preset"] = "deep-compression"
     apply_preset()
-    defaults = step_option_defaults()
+    defaults = option_defaults()
     st.session_state.setdefault("compare_teacher", defaults["teacher"])
-    st.session_state.setdefault("compare_student", STUDENT_MODELS[0])
+    st.session_state.setdefault("compare_student", defaults["student"])
 
 
-def pipeline_tab(baseline) -> None:
+def option_range(dest: str, step: float | None = None) -> dict:
+    """min_value and max_value of a numeric widget from its option (an exclusive bound becomes the last step below it)."""
+    option_spec = PIPELINE_OPTIONS[dest][1]
+    kind = float if step is not None else int
+    top = option_spec.maximum if option_spec.maximum is not None else round(option_spec.below - step, 6)
+    return {"min_value": kind(option_spec.minimum), "max_value": kind(top)}
+
+
+def choices(dest: str) -> list:
+    return list(PIPELINE_OPTIONS[dest][1].choices)
+
+
+def pipeline_tab(source) -> None:
     init_pipeline_widgets()
     st.selectbox("Preset", [*PRESETS, CUSTOM], key="compare_preset", on_change=apply_preset, format_func=lambda name: PRESETS[name].title if name in PRESETS else "Custom")
     if st.session_state["compare_preset"] in PRESETS:
@@ -186,30 +219,35 @@ def pipeline_tab(baseline) -> None:
     columns = st.columns(3)
     with columns[0].container(border=True):
         st.markdown("**Distill**" + ("" if "distill" in steps else " (off)"))
-        st.selectbox("Teacher", available_teachers(), key="compare_teacher", disabled="distill" not in steps)
-        st.selectbox("Student", list(STUDENT_MODELS), key="compare_student", disabled="distill" not in steps)
-        st.slider("Temperature T", 0.5, 20.0, step=0.5, key="compare_temperature", disabled="distill" not in steps)
-        st.slider("Weight of the teacher (alpha)", 0.0, 1.0, step=0.05, key="compare_alpha", disabled="distill" not in steps)
+        teachers = available_teachers()
+        if st.session_state.get("compare_teacher") not in teachers:
+            st.session_state["compare_teacher"] = teachers[0]
+        st.selectbox("Teacher", teachers, key="compare_teacher", disabled="distill" not in steps)
+        st.selectbox("Student", choices("student"), key="compare_student", disabled="distill" not in steps)
+        st.slider("Temperature T", **option_range("temperature", 0.05), step=0.05, key="compare_temperature", disabled="distill" not in steps)
+        st.slider("Weight of the teacher (alpha)", **option_range("alpha", 0.05), step=0.05, key="compare_alpha", disabled="distill" not in steps)
     with columns[1].container(border=True):
         st.markdown("**Prune**" + ("" if "prune" in steps else " (off)"))
-        st.selectbox("Granularity", list(GRANULARITIES), key="compare_granularity", disabled="prune" not in steps)
-        st.selectbox("Method", list(METHODS), key="compare_method", disabled="prune" not in steps)
-        st.slider("Amount", 0.0, 0.95, step=0.05, key="compare_amount", disabled="prune" not in steps)
-        st.selectbox("Scope", list(SCOPES), key="compare_scope", disabled="prune" not in steps)
+        st.selectbox("Granularity", choices("granularity"), key="compare_granularity", disabled="prune" not in steps)
+        st.selectbox("Method", choices("method"), key="compare_method", disabled="prune" not in steps)
+        st.slider("Amount", **option_range("amount", AMOUNT_STEP), step=AMOUNT_STEP, key="compare_amount", disabled="prune" not in steps)
+        st.selectbox("Scope", choices("scope"), key="compare_scope", disabled="prune" not in steps)
         st.checkbox("Physically remove pruned channels", key="compare_remove", disabled="prune" not in steps)
-        st.number_input("Fine-tuning epochs", 0, 50, key="compare_finetune_epochs", disabled="prune" not in steps)
-        st.number_input("Iterative steps", 1, 10, key="compare_iterative_steps", disabled="prune" not in steps)
+        st.number_input("Fine-tuning epochs", **option_range("finetune_epochs"), key="compare_finetune_epochs", disabled="prune" not in steps)
+        st.number_input("Iterative steps", **option_range("iterative_steps"), key="compare_iterative_steps", disabled="prune" not in steps)
     with columns[2].container(border=True):
         st.markdown("**Quantize**" + ("" if "quantize" in steps else " (off)"))
         st.selectbox("Mode", list(MODES), key="compare_mode", disabled="quantize" not in steps)
-        st.number_input("Bits (simulate/qat: 2-8; dynamic/static: 8)", 2, 8, key="compare_bits", disabled="quantize" not in steps)
+        bits = option_range("bits")
+        st.number_input(f"Bits (simulate/qat: {bits['min_value']}-{bits['max_value']}; dynamic/static: 8)", **bits, key="compare_bits", disabled="quantize" not in steps)
         st.caption("Then the compressed encoding: int8 codes and bitmasks in safetensors, entropy-coded in the model zip.")
     if st.button("▶️ Run the pipeline", key="compare_run_pipeline", type="primary", disabled=not steps):
-        options = {**step_option_defaults(), **{option: st.session_state[key] for option, key in PIPELINE_KEYS.items()}, "steps": steps, "preset": st.session_state["compare_preset"]}
-        options["per_channel"] = options["symmetric"] = None  # each mode's own default scheme
+        given = {**{dest: st.session_state[key] for dest, key in PIPELINE_KEYS.items()}, "steps": steps}
+        preset = st.session_state["compare_preset"]
         try:
-            config = build_pipeline_config(options, baseline.config.model, baseline.config.seed, baseline.config.epochs, baseline.config.device)
-            result = run_pipeline(baseline, config, workspace(), progress_reporter("Pipeline"))
+            config = build_pipeline_config(pipeline_options(preset if preset in PRESETS else None, given), source.architecture, source.seed, source.device)
+            result = run_pipeline(source, config, RunContext(workspace(), progress_reporter("Pipeline")))
+            record(result, workspace())
             st.session_state["compare_last_pipeline"] = result.summary()
         except UserError as error:
             report_error(error)
@@ -221,7 +259,7 @@ def pipeline_tab(baseline) -> None:
 def show_pipeline_result(summary: dict) -> None:
     columns = st.columns(4)
     columns[0].metric("Model zip", format_bytes(summary["size_bytes_after"]), f"{summary['compression_ratio']:.1f}× smaller than the fp32 file", delta_color="off")
-    columns[1].metric("Accuracy (rebuilt from the zip)", f"{summary['accuracy_after']:.1%}", f"{summary['accuracy_change_points']:+.2f} points")
+    columns[1].metric("Accuracy (rebuilt from the zip)", f"{summary['accuracy_after']:.1%}", delta_or_none(summary["accuracy_change_points"], "{:+.2f} points"))
     if summary.get("speedup"):
         columns[2].metric(f"Latency (batch {summary['latency_batch_size']})", f"{summary['latency_ms_after']:.2f} ms", f"{summary['speedup']:.2f}× vs baseline {summary['latency_ms_before']:.2f} ms", delta_color="off", help=summary["latency_runtime"])
     else:
@@ -302,7 +340,7 @@ def show_uploaded(data: bytes, name: str) -> None:
     except UserError as error:
         report_error(error)
         return
-    delta = None if recorded is None else f"{100 * (evaluation.accuracy - recorded):+.2f} points vs recorded"
+    delta = None if recorded is None else delta_or_none(100 * (evaluation.accuracy - recorded), "{:+.2f} points vs recorded")
     columns[2].metric(f"Accuracy now ({info.get('dataset')})", f"{evaluation.accuracy:.2%}", delta, delta_color="off")
 
 
@@ -311,7 +349,12 @@ def show_uploaded(data: bytes, name: str) -> None:
 
 st.title("Compare & report")
 st.markdown("Every run you made, side by side: what it cost in **accuracy** for what it saved in **size** and **time**.")
-all_runs = {run.id: summarize(run) for run in history.list_runs(db())}
+try:
+    recorded_runs = history.list_runs(db())
+except UserError as error:  # e.g. runs.sqlite of a half-copied workspace
+    report_error(error)
+    st.stop()
+all_runs = {run.id: summarize(run) for run in recorded_runs}
 if not all_runs:
     st.info("No runs recorded yet. Train a baseline in the sidebar, then prune, quantize or distill it; every finished run appears here.")
     st.stop()
@@ -340,12 +383,10 @@ if charts_tab_.open:
         charts_tab(chosen, reference, all_runs)
 if pipeline_tab_.open:
     with pipeline_tab_:
-        pipeline_baseline = cached_baseline()
-        if pipeline_baseline is None:
-            st.info("The pipeline starts from the sidebar's baseline; press **Train baseline** in the sidebar first.")
+        if cached_baseline() is None:
+            st.info("The pipeline starts from the sidebar's baseline (or a run made from one); press **Train baseline** in the sidebar first.")
         else:
-            st.caption(f"Starts from the sidebar's baseline: {pipeline_baseline.config.model} on {pipeline_baseline.dataset.name}, {pipeline_baseline.metrics.accuracy:.1%}, {format_bytes(pipeline_baseline.metrics.size_bytes)} (run #{pipeline_baseline.run_id}).")
-            pipeline_tab(pipeline_baseline)
+            pipeline_tab(choose_source("compare_source"))
 if export_tab_.open:
     with export_tab_:
         export_tab(chosen, reference)

@@ -1,5 +1,9 @@
 """Distillation: a good teacher, the same student trained twice (hard labels vs the teacher's soft
-labels) under the same budget, and the difference measured over seeds."""
+labels) under the same budget, and the difference measured over seeds.
+
+The page starts from a model source (the sidebar's baseline, or a floating-point run of the
+history): the distilled student replaces it, so the recorded run is the source run's child. Every
+setting's range and default comes from DistillConfig's options (the presets where they say None)."""
 
 from __future__ import annotations
 
@@ -10,14 +14,18 @@ import streamlit as st
 
 from core.charts.distillation import agreement_figure, gain_per_seed_figure, race_curves_figure, size_accuracy_figure, soft_labels_figure
 from core.charts.style import scale_for_presentation
-from core.distillation import DISTILLED, HARD, DistillConfig, available_teachers, check_teacher_not_smaller, distill, get_teacher, register_teacher_models, soft_label_examples, student_recipe, teacher_config
+from core.context import RunContext
+from core.distillation import DISTILLED, HARD, DistillConfig, available_teachers, check_teacher_not_smaller, distill, get_teacher, soft_label_examples, student_recipe, teacher_config
+from core.distillation.config import MAX_SEEDS
 from core.errors import UserError
-from core.models import STUDENT_MODELS
+from core.options import spec
+from core.record import record
 from core.training import classroom_recipe
-from ui.state import cached_baseline, format_bytes, presentation_mode, progress_reporter, report_error, require_baseline, show_figure, workspace
+from ui.metrics import delta_or_none
+from ui.source import choose_source, source_key
+from ui.state import cached_baseline, format_bytes, presentation_mode, progress_reporter, report_error, show_figure, workspace
 
 REPORT_KEY = "distill_last_report"
-register_teacher_models()  # so a cached ResNet-18 teacher can be loaded
 
 st.title("Knowledge distillation")
 st.markdown(
@@ -26,26 +34,40 @@ st.markdown(
     "the teacher's *softened* class probabilities (temperature **T**). Whatever differs at the end is distillation."
 )
 
-baseline = require_baseline()
-dataset, spec = baseline.dataset, baseline.config.dataset
+source = choose_source("distill_source")
+dataset, dataset_spec = source.dataset, source.dataset_spec
+
+
+def bounds(name: str, default=None) -> dict:
+    """min, max and default of a DistillConfig option for a number widget (`default` where the option's is None: the preset's)."""
+    option_spec = spec(DistillConfig, name)
+    kind = float if isinstance(option_spec.minimum, float) or isinstance(default if default is not None else option_spec.default, float) else int
+    value = option_spec.default if option_spec.default is not None else default
+    return {"min_value": kind(option_spec.minimum), "max_value": kind(option_spec.maximum), "value": None if value is None else kind(value), "help": option_spec.help}
+
 
 # --- controls (changing them never retrains: the race runs only on the button) -------------------
-default_student = baseline.config.model if baseline.config.model in STUDENT_MODELS else STUDENT_MODELS[0]
+students = list(spec(DistillConfig, "student").choices)
+default_student = source.architecture if source.architecture in students else spec(DistillConfig, "student").default
+teachers = available_teachers()
+default_teacher = spec(DistillConfig, "teacher").default
 with st.container(border=True):
     columns = st.columns(4)
-    teacher_name = columns[0].selectbox("Teacher", available_teachers(), key="distill_teacher", help="'teacher' is the lab's small ResNet; resnet18 is torchvision's, adapted to small images")
-    student_name = columns[1].selectbox("Student", STUDENT_MODELS, index=STUDENT_MODELS.index(default_student), key="distill_student")
-    temperature = columns[2].slider("Temperature T", 0.5, 20.0, DistillConfig.temperature, 0.5, key="distill_temperature", help="Higher T spreads the teacher's probability over the wrong-but-plausible classes")
-    alpha = columns[3].slider("Weight of the teacher (alpha)", 0.0, 1.0, DistillConfig.alpha, 0.05, key="distill_alpha", help="alpha × T² × KL(teacher ‖ student) + (1 − alpha) × cross-entropy with the true labels")
+    teacher_name = columns[0].selectbox("Teacher", teachers, index=teachers.index(default_teacher) if default_teacher in teachers else 0, key="distill_teacher", help="'teacher' is the lab's small ResNet; resnet18 is torchvision's, adapted to small images")
+    student_name = columns[1].selectbox("Student", students, index=students.index(default_student), key="distill_student", help="The architecture that replaces the source (default: the source's own, when it is a student)")
+    temperature = columns[2].number_input("Temperature T", **{**bounds("temperature"), "help": "Higher T spreads the teacher's probability over the wrong-but-plausible classes"}, step=0.5, format="%.2f", key="distill_temperature")
+    alpha = columns[3].slider("Weight of the teacher (alpha)", step=0.05, key="distill_alpha", **{**bounds("alpha"), "help": "alpha × T² × KL(teacher ‖ student) + (1 − alpha) × cross-entropy with the true labels"})
     preset = classroom_recipe(dataset, student_name)
     columns = st.columns(4)
-    epochs = columns[0].number_input("Student epochs", 1, 200, preset.epochs, key="distill_epochs", help="Both students get exactly this budget")
-    learning_rate = columns[1].number_input("Learning rate", 1e-5, 1.0, preset.learning_rate, step=1e-4, format="%.4f", key="distill_learning_rate")
-    first_seed = columns[2].number_input("Seed", 0, 10_000, 0, key="distill_seed")
-    seed_count = columns[3].slider("Seeds to race", 1, 5, 1, key="distill_seeds", help="Several seeds show whether the gain is bigger than seed-to-seed noise")
+    epochs = columns[0].number_input("Student epochs", **{**bounds("epochs", preset.epochs), "help": "Both students get exactly this budget (default: the classroom preset)"}, key="distill_epochs")
+    learning_rate = columns[1].number_input("Learning rate", **bounds("learning_rate", float(preset.learning_rate)), step=1e-4, format="%.4f", key="distill_learning_rate")
+    first_seed = columns[2].number_input("Seed", 0, 10_000, source.seed, key="distill_seed")
+    seed_count = columns[3].slider("Seeds to race", 1, MAX_SEEDS, 1, key="distill_seeds", help="Several seeds show whether the gain is bigger than seed-to-seed noise")
     with st.expander("Advanced"):
-        augment = st.selectbox("Student augmentation", ["none", "crop", "flip_crop"], key="distill_augment", help="With random crops the teacher must run on every batch, because its logits cannot be cached")
-        teacher_epochs = st.number_input("Teacher epochs (empty = classroom preset)", 1, 200, value=None, placeholder="preset", key="distill_teacher_epochs", help="Used when the teacher has to be trained")
+        augmentations = [None, *spec(DistillConfig, "augment").choices]
+        augment = st.selectbox("Student augmentation", augmentations, key="distill_augment", format_func=lambda name: f"the preset's ({preset.augment})" if name is None else name,
+                               help="With random crops the teacher must run on every batch, because its logits cannot be cached")
+        teacher_epochs = st.number_input("Teacher epochs (empty = classroom preset)", **{**bounds("teacher_epochs"), "help": "Used when the teacher has to be trained"}, placeholder="preset", key="distill_teacher_epochs")
 
 config = DistillConfig(
     teacher=teacher_name,
@@ -57,7 +79,7 @@ config = DistillConfig(
     augment=augment,
     seeds=tuple(range(int(first_seed), int(first_seed) + int(seed_count))),
     teacher_epochs=None if teacher_epochs is None else int(teacher_epochs),
-    device=baseline.config.device,
+    device=source.device,
 )
 try:
     config.validate()
@@ -70,7 +92,7 @@ except UserError as error:
 # --- the teacher ------------------------------------------------------------------------------
 st.subheader("The teacher")
 try:
-    teacher = cached_baseline(teacher_config(config, spec))
+    teacher = cached_baseline(teacher_config(config, dataset_spec))
 except UserError as error:
     report_error(error)
     st.stop()
@@ -78,7 +100,7 @@ if teacher is None:
     st.info(f"No '{teacher_name}' teacher is trained on {dataset.name} yet. It is trained once, then cached for every page and the CLI.")
     if st.button("Train teacher", key="distill_train_teacher", type="primary"):
         try:
-            get_teacher(config, spec, workspace(), progress_reporter("Training the teacher"), dataset=dataset)
+            get_teacher(config, dataset_spec, workspace(), progress_reporter("Training the teacher"), dataset=dataset)
         except UserError as error:
             report_error(error)
             st.stop()
@@ -115,16 +137,17 @@ if st.button("Run the race", key="distill_run", type="primary"):
 
     started = time.perf_counter()
     try:
-        report = distill(config, spec, workspace(), progress_reporter("Racing"), dataset=dataset, on_epoch=draw_epoch)
+        result = distill(source, config, RunContext(workspace(), progress_reporter("Racing")), on_epoch=draw_epoch)
+        run_id = record(result, workspace())
     except UserError as error:
         report_error(error)
         st.stop()
-    st.session_state[REPORT_KEY] = (spec, report)
+    st.session_state[REPORT_KEY] = (source_key(source), result.report)
     live_chart.empty()
-    st.success(f"Race finished in {time.perf_counter() - started:.0f} s and saved to the run history (run {report.run_id}).")
+    st.success(f"Race finished in {time.perf_counter() - started:.0f} s. Saved as run {run_id}: the first seed's distilled student, which replaces run #{source.run_id}.")
 
 stored = st.session_state.get(REPORT_KEY)
-if stored is None or stored[0] != spec:
+if stored is None or stored[0] != source_key(source):
     st.info("Press **Run the race** to train both students and compare them.")
     st.stop()
 report = stored[1]
@@ -137,7 +160,7 @@ columns[1].metric("Student, hard labels", f"{report.student_accuracy:.1%}")
 columns[2].metric("Student, distilled", f"{report.distilled_accuracy:.1%}")
 spread = "" if math.isnan(report.gain_std) else f" ± {100 * report.gain_std:.2f}"
 columns[3].metric("Gain, points (distilled − hard)", f"{100 * report.gain:+.2f}{spread}", help="mean ± standard deviation over seeds" if len(report.gains) > 1 else "one seed: race more seeds to see the spread")
-columns[4].metric("Agreement with the teacher", f"{report.teacher_agreement:.1%}", delta=f"{100 * (report.teacher_agreement - report.hard_teacher_agreement):+.1f} points vs hard labels")
+columns[4].metric("Agreement with the teacher", f"{report.teacher_agreement:.1%}", delta=delta_or_none(100 * (report.teacher_agreement - report.hard_teacher_agreement), "{:+.1f} points vs hard labels"))
 st.caption(
     f"{report.teacher_note} Time per epoch: {report.summary()['student_seconds_per_epoch']:.2f} s plain, "
     f"{report.summary()['distilled_seconds_per_epoch']:.2f} s distilled ({report.epoch_time_ratio:.2f}×)"

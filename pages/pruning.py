@@ -1,8 +1,9 @@
 """Pruning: masks you can see, channels really removed, sizes that tell the truth.
 
-A slider move prunes a copy of the cached baseline and evaluates it on a 2,000-image test subset
-(no training). Fine-tuning, the iterative schedule, the sensitivity scan, the accuracy sweep and
-latency are buttons, each with progress.
+The page starts from a model source (the sidebar's baseline, or any floating-point run of the
+history). A slider move prunes a copy of it and evaluates it with the quick evaluator (a 2,000-image
+test subset, no training, no latency). Fine-tuning, the iterative schedule, the sensitivity scan, the
+accuracy sweep and latency are buttons, each with progress; a pruning run is recorded by core.record.
 """
 
 from __future__ import annotations
@@ -13,84 +14,72 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from core.baseline import Baseline
 from core.charts.pruning import accuracy_vs_sparsity_figure, sensitivity_figure, size_speed_figure, sparsity_bars_figure, weight_heatmaps_figure, weight_histogram_figure
 from core.charts.training import learning_curve_figure
+from core.context import RunContext
 from core.errors import UserError
-from core.pruning import (
-    EVAL_SUBSET_SIZE,
-    LATENCY_BATCH_SIZE,
-    PruneConfig,
-    PrunedModels,
-    PruneReport,
-    PruneSnapshot,
-    QuickEvaluator,
-    ScheduleConfig,
-    accuracy_sweep,
-    all_weights,
-    baseline_layers,
-    compare_latency,
-    layer_shapes,
-    preview_pruning,
-    run_pruning,
-    sensitivity_scan,
-    weight_view,
-)
+from core.evaluation import QuickEvaluator
+from core.latency import THROUGHPUT_BATCH_SIZE, LatencyFigures, measure_latencies
+from core.options import spec
+from core.pruning import METHODS, PruneConfig, PrunedModels, PruneSnapshot, accuracy_sweep, all_weights, layer_shapes, preview_pruning, prune, sensitivity_scan, source_layers, weight_view
 from core.pruning.masks import unstructured_layers
 from core.pruning.stats import architecture_rows
+from core.record import record
+from core.result import TechniqueResult
+from core.source import ModelSource
 from core.training import EpochRecord
-from ui.state import format_bytes, progress_reporter, report_error, require_baseline, show_figure, workspace
+from ui.latency import figures_caption, protocol_text
+from ui.source import choose_source, quick_accuracy, quick_evaluator, source_key, source_measures
+from ui.metrics import delta_or_none
+from ui.state import format_bytes, progress_reporter, report_error, show_figure, workspace
 
 METHOD_LABELS = {"l1": "L1 magnitude", "ln": "L2 norm (Ln, n = 2)", "random": "random"}
-METHODS_FOR = {"unstructured": ["l1", "random"], "channel": ["ln", "l1", "random"]}
+# Ln ranks whole channels only (PruneConfig refuses it for single weights); for channels it is the default.
+METHODS_FOR = {"unstructured": [method for method in METHODS if method != "ln"], "channel": sorted(METHODS, key=lambda method: method != "ln")}
 HEATMAP_COLUMNS = 400  # wide layers show every k-th column, keeping each redraw light
 
 
-def baseline_key(baseline: Baseline) -> str:
-    return f"{baseline.checkpoint}:{baseline.run_id}"
-
-
-@st.cache_resource(max_entries=4, show_spinner=False)
-def cached_evaluator(key: str, _baseline: Baseline) -> QuickEvaluator:
-    return QuickEvaluator(_baseline.dataset, _baseline.device, EVAL_SUBSET_SIZE)
-
-
-@st.cache_resource(max_entries=4, show_spinner=False)
-def cached_accuracy(key: str, _baseline: Baseline, _evaluator: QuickEvaluator) -> float:
-    return _evaluator.accuracy(_baseline.model)
-
-
 @st.cache_resource(max_entries=8, show_spinner=False)
-def cached_layers(key: str, granularity: str, _baseline: Baseline) -> list[str]:
-    return baseline_layers(_baseline, granularity)
+def cached_layers(key: str, granularity: str, _source: ModelSource) -> list[str]:
+    return source_layers(_source, granularity)
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def cached_preview(key: str, config_json: str, _baseline: Baseline, _config: PruneConfig, _evaluator: QuickEvaluator) -> tuple[PrunedModels, PruneSnapshot]:
-    return preview_pruning(_baseline, _config, _evaluator)
+def cached_preview(key: str, config_json: str, _source: ModelSource, _config: PruneConfig, _evaluator: QuickEvaluator) -> tuple[PrunedModels, PruneSnapshot]:
+    return preview_pruning(_source, _config, _evaluator)
 
 
 def config_json(config: PruneConfig) -> str:
-    return json.dumps(config.as_dict(), sort_keys=True)
+    """The masks a setting makes (the recovery schedule left out): a preview's and a measurement's cache key."""
+    return json.dumps(config.pruning_only().as_dict(), sort_keys=True)
 
 
-def curve_key(config: PruneConfig) -> str:
-    """Which accuracy-vs-sparsity curve a setting belongs to: everything but the amounts."""
-    return config_json(replace(config, amount=0.0, layer_amounts=()))
+def curve_key(source: ModelSource, config: PruneConfig) -> str:
+    """Which accuracy-vs-sparsity curve a setting belongs to: the source and everything but the amounts."""
+    return source_key(source) + config_json(replace(config, amount=0.0, layer_amounts=()))
+
+
+def choice_index(option_spec, options: list) -> int:
+    return options.index(option_spec.default) if option_spec.default in options else 0
 
 
 def session_dict(name: str) -> dict:
     return st.session_state.setdefault(name, {})
 
 
-def choose_config(baseline: Baseline) -> PruneConfig:
+def choose_config(source: ModelSource) -> PruneConfig:
+    """The masks to preview (fine-tuning is chosen in the run section); every range and default from PruneConfig's options."""
     left, middle, right = st.columns(3)
-    granularity = left.radio("What to prune", ["unstructured", "channel"], key="prune_granularity", format_func={"unstructured": "single weights (unstructured)", "channel": "whole channels (structured)"}.get, horizontal=True)
-    method = left.selectbox("Ranking", METHODS_FOR[granularity], key=f"prune_method_{granularity}", format_func=METHOD_LABELS.get, help="Which weights (or channels) go first: the smallest in magnitude, or random ones as a control")
-    scope = middle.radio("Scope", ["layer", "global"], key="prune_scope", format_func={"layer": "each layer by the amount", "global": "one threshold across layers"}.get, horizontal=True)
-    available = cached_layers(baseline_key(baseline), granularity, baseline)
+    granularities, scopes = list(spec(PruneConfig, "granularity").choices), list(spec(PruneConfig, "scope").choices)
+    granularity = left.radio("What to prune", granularities, index=choice_index(spec(PruneConfig, "granularity"), granularities), key="prune_granularity", format_func={"unstructured": "single weights (unstructured)", "channel": "whole channels (structured)"}.get, horizontal=True)
+    methods = METHODS_FOR[granularity]
+    method = left.selectbox("Ranking", methods, index=choice_index(spec(PruneConfig, "method"), methods) if granularity == "unstructured" else 0, key=f"prune_method_{granularity}", format_func=METHOD_LABELS.get, help="Which weights (or channels) go first: the smallest in magnitude, or random ones as a control")
+    scope = middle.radio("Scope", scopes, index=choice_index(spec(PruneConfig, "scope"), scopes), key="prune_scope", format_func={"layer": "each layer by the amount", "global": "one threshold across layers"}.get, horizontal=True)
+    available = cached_layers(source_key(source), granularity, source)
     layers = middle.multiselect("Layers", available, default=available, key=f"prune_layers_{granularity}")
-    amount = right.slider("Amount to prune", 0.0, 0.99, 0.5, 0.01, key="prune_amount", format="%.2f")
+    amount_spec, step = spec(PruneConfig, "amount"), 0.01
+    top = amount_spec.maximum if amount_spec.maximum is not None else round(amount_spec.below - step, 2)  # [0, 1): the largest step below 1
+    amount = right.slider("Amount to prune", float(amount_spec.minimum), float(top), float(amount_spec.default), step, key="prune_amount", format="%.2f", help=amount_spec.help)
     remove = right.checkbox("Physically remove pruned channels", key="prune_remove", help="Cut the pruned channels out (Torch-Pruning's dependency graph shrinks every layer that reads them)") if granularity == "channel" else False
     layer_amounts = session_dict("prune_layer_amounts").get(granularity, {}) if scope == "layer" else {}
     if layer_amounts:
@@ -99,65 +88,73 @@ def choose_config(baseline: Baseline) -> PruneConfig:
             session_dict("prune_layer_amounts").pop(granularity, None)
             st.rerun()
     selected = None if set(layers) == set(available) else tuple(layers)
-    return PruneConfig(method, granularity, float(amount), scope, selected, tuple(sorted(layer_amounts.items())), bool(remove), baseline.config.seed)
+    return PruneConfig(method=method, granularity=granularity, amount=float(amount), scope=scope, layers=selected,
+                       layer_amounts=tuple(sorted(layer_amounts.items())), remove=bool(remove), seed=source.seed)
 
 
-def show_metrics(baseline: Baseline, snapshot: PruneSnapshot, eval_accuracy_before: float) -> None:
+def show_metrics(source: ModelSource, snapshot: PruneSnapshot, eval_accuracy_before: float) -> None:
+    before = source_measures(source)
     columns = st.columns(7)
-    columns[0].metric(f"Accuracy ({snapshot.eval_images:,} test images)", f"{snapshot.accuracy:.1%}", f"{100 * (snapshot.accuracy - eval_accuracy_before):+.1f} points")
+    columns[0].metric(f"Accuracy ({snapshot.eval_images:,} test images)", f"{snapshot.accuracy:.1%}", delta_or_none(100 * (snapshot.accuracy - eval_accuracy_before), "{:+.1f} points"))
     columns[1].metric("Zero weights", f"{snapshot.sparsity:.1%}")
-    columns[2].metric("Parameters", f"{snapshot.params:,}", f"{snapshot.params - baseline.metrics.params:+,}", delta_color="inverse")
-    columns[3].metric("MACs per image", f"{snapshot.macs / 1e6:.2f} M", f"{(snapshot.macs - baseline.metrics.macs) / 1e6:+.2f} M", delta_color="inverse")
+    columns[2].metric("Parameters", f"{snapshot.params:,}", delta_or_none(snapshot.params - before["params"], "{:+,}"), delta_color="inverse")
+    columns[3].metric("MACs per image", f"{snapshot.macs / 1e6:.2f} M", delta_or_none((snapshot.macs - before["macs"]) / 1e6, "{:+.2f} M"), delta_color="inverse")
     columns[4].metric("Dense file", format_bytes(snapshot.size_bytes_dense), help="fp32 safetensors: a zero costs 4 bytes like any other number")
     columns[5].metric("Sparse encoding", format_bytes(snapshot.size_bytes_sparse), help="each tensor as dense, bitmask + nonzeros, or CSR, whichever is smallest; measured from the tensors")
     columns[6].metric("gzip of the file", format_bytes(snapshot.size_bytes_gzip))
 
 
-def weights_tab(baseline: Baseline, pruned: PrunedModels) -> None:
+def weights_tab(source: ModelSource, pruned: PrunedModels) -> None:
     all_layers = unstructured_layers(pruned.masked)
     drawn = st.multiselect("Layers to draw", all_layers, default=all_layers[:6], key="prune_heatmap_layers")
     st.caption("Colour is |weight|; pruned weights are empty (white). A removed filter is an empty row; the next layer loses the matching input columns.")
     if drawn:
         show_figure(weight_heatmaps_figure([weight_view(pruned.masked, layer) for layer in drawn], max_columns=HEATMAP_COLUMNS), key="prune_heatmaps")
-    show_figure(weight_histogram_figure(all_weights(baseline.model), all_weights(pruned.masked)), key="prune_histogram")
+    show_figure(weight_histogram_figure(all_weights(source.model), all_weights(pruned.masked)), key="prune_histogram")
 
 
-def size_speed_tab(baseline: Baseline, pruned: PrunedModels, snapshot: PruneSnapshot, config: PruneConfig) -> None:
-    latencies = session_dict("prune_latency").get(config_json(config))
-    if st.button(f"Measure latency (batch {LATENCY_BATCH_SIZE})", key="prune_measure_latency"):
-        models = {"baseline": baseline.model, "masked": pruned.masked}
+def size_speed_tab(source: ModelSource, pruned: PrunedModels, snapshot: PruneSnapshot, config: PruneConfig) -> None:
+    before = source_measures(source)
+    setting = source_key(source) + config_json(config)
+    measured: tuple[dict[str, LatencyFigures], str] | None = session_dict("prune_latency").get(setting)
+    if st.button(f"Measure latency (1 and {THROUGHPUT_BATCH_SIZE} images)", key="prune_measure_latency"):
+        models = {"source": source.model, "masked": pruned.masked}
         if pruned.removed is not None:
             models["physically smaller"] = pruned.removed
         with st.spinner("Timing each model, interleaved…"):
-            measured = compare_latency(models, baseline.example_input(), LATENCY_BATCH_SIZE, rounds=2)
-        latencies = {name: latency.latency_ms for name, latency in measured.items()}
-        session_dict("prune_latency")[config_json(config)] = latencies
+            measured = measure_latencies(models, source.example_input())
+        session_dict("prune_latency")[setting] = measured
+    figures = measured[0] if measured else {}
     sizes = {
-        "dense before": baseline.metrics.size_bytes,
+        "dense before": before["size_bytes"],
         "dense after": snapshot.size_bytes_dense,
         "bitmask": snapshot.size_bytes_bitmask,
         "CSR": snapshot.size_bytes_csr,
         "sparse (best)": snapshot.size_bytes_sparse,
         "gzip": snapshot.size_bytes_gzip,
     }
-    show_figure(size_speed_figure(sizes, latencies, LATENCY_BATCH_SIZE), key="prune_size_speed")
-    rows = [{"measure": name, "value": format_bytes(value), "vs dense before": f"{value / baseline.metrics.size_bytes:.0%}"} for name, value in sizes.items()]
+    show_figure(size_speed_figure(sizes, {name: figure.throughput_ms for name, figure in figures.items()} or None, THROUGHPUT_BATCH_SIZE), key="prune_size_speed")
+    rows = [{"measure": name, "value": format_bytes(value), "vs dense before": f"{value / before['size_bytes']:.0%}"} for name, value in sizes.items()]
     rows += [
-        {"measure": "parameters", "value": f"{snapshot.params:,}", "vs dense before": f"{snapshot.params / baseline.metrics.params:.0%}"},
-        {"measure": "nonzero parameters", "value": f"{snapshot.nonzero_params:,}", "vs dense before": f"{snapshot.nonzero_params / baseline.metrics.params:.0%}"},
-        {"measure": "MACs per image", "value": f"{snapshot.macs:,}", "vs dense before": f"{snapshot.macs / baseline.metrics.macs:.0%}"},
+        {"measure": "parameters", "value": f"{snapshot.params:,}", "vs dense before": f"{snapshot.params / before['params']:.0%}"},
+        {"measure": "nonzero parameters", "value": f"{snapshot.nonzero_params:,}", "vs dense before": f"{snapshot.nonzero_params / before['params']:.0%}"},
+        {"measure": "MACs per image", "value": f"{snapshot.macs:,}", "vs dense before": f"{snapshot.macs / before['macs']:.0%}"},
     ]
-    for name, milliseconds in (latencies or {}).items():
-        rows.append({"measure": f"latency, {name}", "value": f"{milliseconds:.2f} ms", "vs dense before": f"{milliseconds / latencies['baseline']:.0%}"})
+    for name, figure in figures.items():
+        reference = figures["source"]
+        rows.append({"measure": f"latency, {name}, 1 image", "value": f"{figure.single_ms:.3f} ms", "vs dense before": f"{figure.single_ms / reference.single_ms:.0%}"})
+        rows.append({"measure": f"latency, {name}, batch {figure.throughput_batch_size}", "value": f"{figure.throughput_ms:.2f} ms", "vs dense before": f"{figure.throughput_ms / reference.throughput_ms:.0%}"})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    if measured:
+        st.caption(figures_caption(*measured))
     st.caption("A masked zero is still stored and still multiplied: only a sparse encoding shrinks the file, and only physically removed channels cut MACs and time.")
 
 
-def accuracy_tab(baseline: Baseline, snapshot: PruneSnapshot, config: PruneConfig, evaluator: QuickEvaluator, eval_accuracy_before: float) -> None:
-    key = curve_key(config)
+def accuracy_tab(source: ModelSource, snapshot: PruneSnapshot, config: PruneConfig, evaluator: QuickEvaluator, eval_accuracy_before: float) -> None:
+    key = curve_key(source, config)
     if st.button("Trace the one-shot curve (0–90%)", key="prune_sweep"):
         try:
-            session_dict("prune_sweeps")[key] = accuracy_sweep(baseline, config, evaluator, progress=progress_reporter("One-shot sweep"))
+            session_dict("prune_sweeps")[key] = accuracy_sweep(source, config, evaluator, progress=progress_reporter("One-shot sweep"))
         except UserError as error:
             report_error(error)
     oneshot = session_dict("prune_sweeps").get(key, [])
@@ -167,12 +164,12 @@ def accuracy_tab(baseline: Baseline, snapshot: PruneSnapshot, config: PruneConfi
         st.caption("Fine-tuned points are measured on the full test set; the one-shot curve on the 2,000-image subset.")
 
 
-def sensitivity_tab(baseline: Baseline, config: PruneConfig, evaluator: QuickEvaluator) -> None:
+def sensitivity_tab(source: ModelSource, config: PruneConfig, evaluator: QuickEvaluator) -> None:
     scans = session_dict("prune_scans")
-    scan_key = f"{config.granularity}:{config.method}"
+    scan_key = f"{source_key(source)}:{config.granularity}:{config.method}"
     if st.button("Run the sensitivity scan", key="prune_scan", help="Each layer alone, pruned 0–90% in 10% steps"):
         try:
-            scans[scan_key] = sensitivity_scan(baseline, evaluator, config.granularity, config.method, progress=progress_reporter("Sensitivity scan"))
+            scans[scan_key] = sensitivity_scan(source, evaluator, config.granularity, config.method, progress=progress_reporter("Sensitivity scan"))
         except UserError as error:
             report_error(error)
     scan = scans.get(scan_key)
@@ -189,33 +186,45 @@ def sensitivity_tab(baseline: Baseline, config: PruneConfig, evaluator: QuickEva
         st.rerun()
 
 
-def run_section(baseline: Baseline, config: PruneConfig) -> None:
+def number_bounds(name: str) -> dict:
+    """min, max and default of an integer PruneConfig option, for st.number_input."""
+    option_spec = spec(PruneConfig, name)
+    return {"min_value": int(option_spec.minimum), "max_value": int(option_spec.maximum), "value": int(option_spec.default)}
+
+
+def run_section(source: ModelSource, config: PruneConfig) -> None:
     st.subheader("Fine-tune and save")
     left, middle, right = st.columns([1, 1, 2])
-    epochs = left.number_input("Fine-tuning epochs", 0, 50, 1, key="prune_finetune_epochs", help="Masks stay fixed: pruned weights stay zero")
-    steps = middle.number_input("Iterative steps", 1, 10, 1, key="prune_iterative_steps", help="1 = one-shot. N: prune a little, fine-tune, repeat up to the amount")
+    epochs = left.number_input("Fine-tuning epochs", **number_bounds("finetune_epochs"), key="prune_finetune_epochs", help="Masks stay fixed: pruned weights stay zero (per step when iterative)")
+    steps = middle.number_input("Iterative steps", **number_bounds("iterative_steps"), key="prune_iterative_steps", help="1 = one-shot. N: prune a little, fine-tune, repeat up to the amount")
     right.write("")
     if right.button("Prune, fine-tune and save", key="prune_run", type="primary"):
         try:
-            _, report = run_pruning(baseline, config, ScheduleConfig(int(epochs), int(steps)), workspace(), progress=progress_reporter("Pruning run"), latency_rounds=2)
+            run_config = replace(config, finetune_epochs=int(epochs), iterative_steps=int(steps))
+            result = prune(source, run_config, RunContext(workspace(), progress_reporter("Pruning run")))
+            record(result, workspace())
         except UserError as error:
             report_error(error)
             return
-        st.session_state["prune_last_report"] = report
-        session_dict("prune_finetuned").setdefault(curve_key(config), []).append((report.sparsity, report.accuracy_after))
-    report: PruneReport | None = st.session_state.get("prune_last_report")
-    if report is not None:
-        show_report(report)
+        st.session_state["prune_last_result"] = result
+        session_dict("prune_finetuned").setdefault(curve_key(source, config), []).append((result.report.sparsity, result.headline.accuracy_after))
+    result: TechniqueResult | None = st.session_state.get("prune_last_result")
+    if result is not None:
+        show_result(result)
 
 
-def show_report(report: PruneReport) -> None:
+def show_result(result: TechniqueResult) -> None:
+    headline, report = result.headline, result.report
+    st.success(f"Saved as run {result.run_id}: {result.artifact.path}")
     columns = st.columns(5)
-    columns[0].metric("Accuracy before", f"{report.accuracy_before:.1%}")
+    columns[0].metric("Accuracy before", f"{headline.accuracy_before:.1%}")
     columns[1].metric("One-shot", f"{report.accuracy_oneshot:.1%}")
-    columns[2].metric("After fine-tuning", f"{report.accuracy_after:.1%}", f"{100 * (report.accuracy_after - report.accuracy_before):+.1f} points")
-    columns[3].metric("Parameters", f"{report.params:,}", f"{report.params / report.params_before:.0%} of before", delta_color="off")
-    columns[4].metric(f"Latency (batch {report.latency_batch_size})", f"{report.latency_ms_after:.2f} ms", f"{report.latency_ms_before / max(report.latency_ms_after, 1e-9):.2f}× vs baseline", delta_color="off")
-    st.caption(f"Run {report.run_id} saved to {report.artifact_path} · {report.eval_images:,} test images · masked model {report.latency_ms_masked:.2f} ms")
+    columns[2].metric("After fine-tuning", f"{headline.accuracy_after:.1%}", delta_or_none(headline.accuracy_change_points, "{:+.1f} points"))
+    columns[3].metric("Parameters", f"{headline.params_after:,}", f"{headline.params_after / headline.params_before:.0%} of before", delta_color="off")
+    columns[4].metric("Latency (1 image)", f"{headline.latency_ms_single_after:.3f} ms", f"{headline.latency_ms_single_before / max(headline.latency_ms_single_after, 1e-9):.2f}× vs the source", delta_color="off",
+                      help=f"batch {headline.latency_batch_size}: {headline.latency_ms_after:.2f} ms, {headline.speedup:.2f}× vs the source")
+    st.caption(f"Started from run #{result.source.run_id} · {headline.eval_images:,} test images · latency at {protocol_text(headline.latency_runtime, headline.latency_threads)} · "
+               f"masked model {report.latency_ms_masked:.2f} ms at batch {headline.latency_batch_size}")
     if report.finetune_history:
         show_figure(learning_curve_figure([EpochRecord(**record) for record in report.finetune_history], "Fine-tuning"), key="prune_finetune_curve")
 
@@ -226,39 +235,39 @@ st.markdown(
     "Here you see **where** the zeros go (masks), what they cost **stored sparsely**, and what "
     "**physically removing** whole channels buys in parameters, MACs and measured time."
 )
-baseline = require_baseline()
-evaluator = cached_evaluator(baseline_key(baseline), baseline)
-eval_accuracy_before = cached_accuracy(baseline_key(baseline), baseline, evaluator)
-config = choose_config(baseline)
+source = choose_source("prune_source")
+evaluator = quick_evaluator(source)
+eval_accuracy_before = quick_accuracy(source, evaluator)
+config = choose_config(source)
 try:
-    pruned, snapshot = cached_preview(baseline_key(baseline), config_json(config), baseline, config, evaluator)
+    pruned, snapshot = cached_preview(source_key(source), config_json(config), source, config, evaluator)
 except UserError as error:
     report_error(error)
     pruned = snapshot = None
 TABS = ["Weights", "Per layer", "Size & speed", "Architecture", "Accuracy vs sparsity", "Sensitivity"]
 if snapshot is not None:
-    show_metrics(baseline, snapshot, eval_accuracy_before)
+    show_metrics(source, snapshot, eval_accuracy_before)
     # Lazy tabs: only the open one is drawn, so a slider move redraws one tab, not six.
     weights, per_layer, size_speed, architecture, accuracy, sensitivity = st.tabs(TABS, key="prune_tab", on_change="rerun")
     if weights.open:
         with weights:
-            weights_tab(baseline, pruned)
+            weights_tab(source, pruned)
     if per_layer.open:
         with per_layer:
             show_figure(sparsity_bars_figure(snapshot.sparsity_per_layer, snapshot.sparsity), key="prune_sparsity_bars")
     if size_speed.open:
         with size_speed:
-            size_speed_tab(baseline, pruned, snapshot, config)
+            size_speed_tab(source, pruned, snapshot, config)
     if architecture.open:
         with architecture:
             final = pruned.removed if pruned.removed is not None else pruned.masked
-            st.dataframe(pd.DataFrame(architecture_rows(layer_shapes(baseline.model), layer_shapes(final))), hide_index=True, width="stretch")
+            st.dataframe(pd.DataFrame(architecture_rows(layer_shapes(source.model), layer_shapes(final))), hide_index=True, width="stretch")
             if pruned.removed is None:
                 st.caption("Masks keep every shape: tick **Physically remove pruned channels** (channel pruning) to see the network shrink.")
     if accuracy.open:
         with accuracy:
-            accuracy_tab(baseline, snapshot, config, evaluator, eval_accuracy_before)
+            accuracy_tab(source, snapshot, config, evaluator, eval_accuracy_before)
     if sensitivity.open:
         with sensitivity:
-            sensitivity_tab(baseline, config, evaluator)
-    run_section(baseline, config)
+            sensitivity_tab(source, config, evaluator)
+    run_section(source, config)

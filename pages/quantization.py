@@ -1,40 +1,41 @@
 """Quantization: see the levels, measure the error, get real int8 speed.
 
-Simulate re-renders on every control change from a cache (evaluation on a 2,000-image test
-subset, no training). Dynamic, static and QAT runs are buttons; each is saved and recorded. Real
-latency compiles fp32 and int8 on demand, and the compiled models stay in this browser session.
+The page starts from a model source (the sidebar's baseline, or any floating-point run of the
+history). Simulate re-renders on every control change from a cache (the quick evaluator's test
+subset, no training, no latency). Dynamic, static and QAT runs are buttons: core.quantization's
+`quantize` measures them on the full test set and times them under the one latency protocol
+(compiled, for int8 kernels); the page records each with core.record.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pandas as pd
 import streamlit as st
 
-from core.baseline import Baseline
 from core.charts.quantization import LayerErrorRow, VariantCost, accuracy_vs_bits_figure, layer_error_figure, size_latency_figure, weight_histogram_figure
 from core.charts.training import learning_curve_figure
-from core.datasets import ImageSplit, class_balanced_subset
+from core.context import RunContext
 from core.errors import UserError
-from core.quantization import DynamicInt8Config, LatencyComparison, QATConfig, QuantizationResult, SimulateConfig, StaticInt8Config, accuracy_by_bits, error_by_granularity, quantize
-from core.quantization.config import DEFAULT_CALIBRATION_SIZE, QuantizationConfig
-from core.quantization.latency import agreement_with_reference, compare_latency, try_compile, unavailable
-from core.quantization.pt2e import OBSERVERS
-from core.quantization.runs import save_and_record
-from core.training import evaluate
-from ui.state import format_bytes, progress_reporter, report_error, require_baseline, show_figure, workspace
+from core.evaluation import QuickEvaluator
+from core.latency import COMPILED, LatencyFigures, measure_latencies
+from core.options import spec
+from core.quantization import DynamicInt8Config, QATConfig, QuantizationResult, SimulateConfig, StaticInt8Config, accuracy_by_bits, error_by_granularity, quantize, quantize_model
+from core.quantization.config import QuantizationConfig
+from core.record import record
+from core.result import TechniqueResult
+from core.source import ModelSource
+from ui.latency import protocol_text
+from ui.metrics import delta_or_none
+from ui.source import choose_source, quick_accuracy, quick_evaluator, source_key
+from ui.state import format_bytes, progress_reporter, report_error, show_figure, workspace
 
-EVAL_SUBSET_SIZE = 2000
-LATENCY_BATCH_SIZE = 32
 MODE_LABELS = {"simulate": "Simulate (2–8 bits)", "dynamic": "Dynamic int8", "static": "Static int8", "qat": "Quantization-aware training"}
 VARIANT_LABELS = {"dynamic": "dynamic int8", "static": "static int8"}
 OBSERVER_LABELS = {"histogram": "histogram (backend default)", "minmax": "min/max", "moving_average": "moving-average min/max"}
 TABS = ["Levels", "Per-layer error", "Accuracy vs bits", "Size & latency", "Layers"]
-
-
-def baseline_key(baseline: Baseline) -> str:
-    return f"{baseline.checkpoint}:{baseline.run_id}"
 
 
 def config_json(config: QuantizationConfig) -> str:
@@ -49,47 +50,45 @@ def session_dict(*path: str) -> dict:
     return node
 
 
-@st.cache_resource(max_entries=4, show_spinner=False)
-def cached_eval_split(key: str, _baseline: Baseline) -> ImageSplit:
-    dataset = _baseline.dataset
-    return class_balanced_subset(dataset.test, min(EVAL_SUBSET_SIZE, len(dataset.test)), dataset.num_classes, 0, "test")
-
-
-@st.cache_resource(max_entries=4, show_spinner=False)
-def cached_accuracy(key: str, _baseline: Baseline, _split: ImageSplit) -> float:
-    return evaluate(_baseline.model, _baseline.dataset, _split).accuracy
-
-
 @st.cache_resource(max_entries=64, show_spinner=False)
-def cached_simulation(key: str, config_key: str, _baseline: Baseline, _config: SimulateConfig, _split: ImageSplit, accuracy_before: float) -> QuantizationResult:
-    return quantize(_baseline.model, _baseline.dataset, _config, eval_split=_split, accuracy_before=accuracy_before, seed=_baseline.config.seed)
+def cached_simulation(key: str, config_key: str, _source: ModelSource, _config: SimulateConfig, _evaluator: QuickEvaluator, accuracy_before: float) -> QuantizationResult:
+    """The bare quantization (nothing timed, nothing saved) on the quick evaluator's images: a slider move's redraw."""
+    return quantize_model(_source.model, _source.dataset, _config, eval_split=_evaluator.split, accuracy_before=accuracy_before, seed=_source.seed)
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
-def cached_granularity_errors(key: str, bits: int, symmetric: bool, _baseline: Baseline) -> list:
-    return error_by_granularity(_baseline.model, bits, symmetric)
+def cached_granularity_errors(key: str, bits: int, symmetric: bool, _source: ModelSource) -> list:
+    return error_by_granularity(_source.model, bits, symmetric)
 
 
 @st.cache_resource(max_entries=16, show_spinner="Post-training accuracy at 8 down to 2 bits…")
-def cached_bit_sweep(key: str, per_channel: bool, symmetric: bool, activations: bool, _baseline: Baseline, _split: ImageSplit) -> dict[int, float]:
-    return accuracy_by_bits(_baseline.model, _baseline.dataset, _split, per_channel, symmetric, activations)
+def cached_bit_sweep(key: str, per_channel: bool, symmetric: bool, activations: bool, _source: ModelSource, _evaluator: QuickEvaluator) -> dict[int, float]:
+    return accuracy_by_bits(_source.model, _source.dataset, _evaluator.split, per_channel, symmetric, activations)
 
 
 # ---- controls ----------------------------------------------------------------------------------------
 
 
-def scheme_controls(prefix: str, disabled: bool = False) -> tuple[bool, bool, bool]:
+def scheme_controls(prefix: str, config_class, disabled: bool = False) -> tuple[bool, bool, bool]:
+    """Scales, scheme and activations, with the defaults of `config_class` (SimulateConfig or QATConfig)."""
     left, middle, right = st.columns(3)
-    per_channel = left.radio("Scales", ["per-channel", "per-tensor"], key=f"{prefix}_granularity", horizontal=True, disabled=disabled, help="One scale per output channel, or one for the whole weight tensor") == "per-channel"
-    symmetric = middle.radio("Scheme", ["symmetric", "affine"], key=f"{prefix}_scheme", horizontal=True, disabled=disabled, help="Symmetric: zero is code 0. Affine: a zero point shifts the range to the weights' min..max") == "symmetric"
-    activations = right.checkbox("Quantize activations too", key=f"{prefix}_activations", disabled=disabled, help="Fake-quantize each conv/linear input to the same bit width, with ranges calibrated on training images")
+    per_channel = left.radio("Scales", ["per-channel", "per-tensor"], index=0 if spec(config_class, "per_channel").default else 1, key=f"{prefix}_granularity", horizontal=True, disabled=disabled, help="One scale per output channel, or one for the whole weight tensor") == "per-channel"
+    symmetric = middle.radio("Scheme", ["symmetric", "affine"], index=0 if spec(config_class, "symmetric").default else 1, key=f"{prefix}_scheme", horizontal=True, disabled=disabled, help="Symmetric: zero is code 0. Affine: a zero point shifts the range to the weights' min..max") == "symmetric"
+    activations = right.checkbox("Quantize activations too", value=spec(config_class, "activations").default, key=f"{prefix}_activations", disabled=disabled, help="Fake-quantize each conv/linear input to the same bit width, with ranges calibrated on training images")
     return per_channel, symmetric, activations
 
 
-def calibration_slider(baseline: Baseline, key: str, label: str = "Calibration images") -> int:
-    available = len(baseline.dataset.train)
-    top = max(32, min(5000, available))
-    return int(st.slider(label, 32, top, min(DEFAULT_CALIBRATION_SIZE, top), 32, key=key, help="Training images run through the observers to set activation ranges"))
+def bits_slider(config_class, key: str, container=None) -> int:
+    option_spec = spec(config_class, "bits")
+    return int((container or st).slider("Weight bits", int(option_spec.minimum), int(option_spec.maximum), int(option_spec.default), key=key))
+
+
+def calibration_slider(source: ModelSource, config_class, key: str, label: str = "Calibration images") -> int:
+    """The config's calibration range, up to the training images there are (more would observe the same images)."""
+    option_spec = spec(config_class, "calibration_size")
+    available = len(source.dataset.train)
+    top = max(int(option_spec.minimum), min(int(option_spec.maximum), available))
+    return int(st.slider(label, int(option_spec.minimum), top, min(int(option_spec.default), top), 1, key=key, help=f"Training images run through the observers to set activation ranges ({available:,} in this dataset)"))
 
 
 # ---- results ------------------------------------------------------------------------------------------
@@ -98,7 +97,7 @@ def calibration_slider(baseline: Baseline, key: str, label: str = "Calibration i
 def show_metrics(result: QuantizationResult) -> None:
     report = result.report
     columns = st.columns(5)
-    columns[0].metric(f"Accuracy ({report.eval_images:,} test images)", f"{report.accuracy_after:.1%}", f"{100 * (report.accuracy_after - report.accuracy_before):+.1f} points vs fp32 {report.accuracy_before:.1%}")
+    columns[0].metric(f"Accuracy ({report.eval_images:,} test images)", f"{report.accuracy_after:.1%}", delta_or_none(100 * (report.accuracy_after - report.accuracy_before), "{:+.1f} points vs fp32 {fp32:.1%}", fp32=report.accuracy_before))
     columns[1].metric("Deployed size", format_bytes(report.size.deployed_bytes), f"{report.compression_ratio:.2f}× smaller", delta_color="off", help="Integer values packed at their bit width + scales + zero points + tensors kept in fp32")
     columns[2].metric("Saved file", format_bytes(report.size.artifact_bytes), f"fp32 file {format_bytes(report.artifact_bytes_before)}", delta_color="off", help="The safetensors artifact: int codes, scales, zero points, fp32 tensors, header")
     columns[3].metric("Quantized layers", f"{len(report.quantized_layers)} of {len(report.layers)}", ", ".join(report.fp32_layers) + " fp32" if report.fp32_layers else "all", delta_color="off")
@@ -125,9 +124,9 @@ def levels_tab(result: QuantizationResult) -> None:
     st.caption("Bars: the fp32 weights. Spikes: the values the quantized model computes with. Per-channel scales give each channel its own grid, so a whole layer shows more spikes than 2^bits; pick one channel to see its grid.")
 
 
-def error_tab(baseline: Baseline, bits: int, symmetric: bool) -> None:
+def error_tab(source: ModelSource, bits: int, symmetric: bool) -> None:
     metric = st.radio("Error measure", ["sqnr_db", "mse"], key="quant_error_metric", horizontal=True, format_func={"sqnr_db": "SQNR (dB)", "mse": "MSE"}.get)
-    rows = cached_granularity_errors(baseline_key(baseline), bits, symmetric, baseline)
+    rows = cached_granularity_errors(source_key(source), bits, symmetric, source)
     if metric == "sqnr_db":
         chart_rows = [LayerErrorRow(r.layer, r.per_tensor_sqnr_db, r.per_channel_sqnr_db) for r in rows]
     else:
@@ -136,10 +135,10 @@ def error_tab(baseline: Baseline, bits: int, symmetric: bool) -> None:
     st.caption("Each output channel's own scale fits its own range; one scale for the tensor must cover the widest channel, so narrow channels get coarse steps.")
 
 
-def accuracy_tab(baseline: Baseline, split: ImageSplit, accuracy_before: float, per_channel: bool, symmetric: bool, activations: bool) -> None:
-    key = baseline_key(baseline)
+def accuracy_tab(source: ModelSource, evaluator: QuickEvaluator, accuracy_before: float, per_channel: bool, symmetric: bool, activations: bool) -> None:
+    key = source_key(source)
     setting = f"{per_channel}:{symmetric}:{activations}"
-    post_training = cached_bit_sweep(key, per_channel, symmetric, activations, baseline, split)
+    post_training = cached_bit_sweep(key, per_channel, symmetric, activations, source, evaluator)
     qat_points = session_dict("quant_qat_points", key, setting)
     scheme = f"{'per-channel' if per_channel else 'per-tensor'} {'symmetric' if symmetric else 'affine'}{', activations too' if activations else ''}"
     show_figure(accuracy_vs_bits_figure(post_training, dict(qat_points), accuracy_before, f"Accuracy versus bit width ({scheme})"), key="quant_accuracy_bits")
@@ -147,63 +146,60 @@ def accuracy_tab(baseline: Baseline, split: ImageSplit, accuracy_before: float, 
         st.caption("Run quantization-aware training with this scheme to add its points; at 4 bits the gap to post-training is usually largest.")
 
 
-def size_latency_tab(baseline: Baseline, result: QuantizationResult | None, mode: str) -> None:
-    key = baseline_key(baseline)
-    latencies: dict[str, LatencyComparison] = session_dict("quant_latency", key)
-    if result is not None and not result.report.simulated:
-        if st.button("Measure real latency (compiled fp32 vs compiled int8)", key="quant_latency_button"):
+def headline_latency(result: TechniqueResult) -> tuple[LatencyFigures, LatencyFigures]:
+    """The (fp32 source, quantized model) latencies `quantize` measured with the run."""
+    h = result.headline
+    return (LatencyFigures(h.latency_ms_single_before, h.latency_ms_before, h.latency_batch_size, h.latency_threads, h.latency_runtime, h.latency_device),
+            LatencyFigures(h.latency_ms_single_after, h.latency_ms_after, h.latency_batch_size, h.latency_threads, h.latency_runtime, h.latency_device))
+
+
+def variant_label(mode: str, bits: int) -> str:
+    return VARIANT_LABELS.get(mode, f"QAT {bits}-bit" if bits < 8 else "QAT int8")
+
+
+def size_latency_tab(source: ModelSource, shown: QuantizationResult | None, run: TechniqueResult | None, mode: str) -> None:
+    """`shown` is what the page shows (a simulation or a run's QuantizationResult); `run` the recorded run behind it, if any."""
+    latencies: dict[str, tuple[LatencyFigures, LatencyFigures]] = session_dict("quant_latency", source_key(source))
+    if run is not None and not run.report.report.simulated:
+        latencies.setdefault(mode, headline_latency(run))
+        if st.button("Measure the latency again (compiled fp32 vs compiled int8)", key="quant_latency_button", help="The run was timed when it was made; time both again, e.g. once the machine is quieter"):
             with st.spinner("Compiling with torch.compile (inductor, freezing on); tens of seconds the first time…"):
-                latencies[mode] = measure_session_latency(baseline, result, mode)
-        comparison = latencies.get(mode)
-        if comparison is not None and not comparison.available:
-            st.warning(f"Real latency is unavailable on this machine: {comparison.reason}")
-        elif comparison is not None:
-            columns = st.columns(3)
-            columns[0].metric(f"fp32 compiled (batch {comparison.batch_size})", f"{comparison.fp32_latency_ms:.2f} ms")
-            columns[1].metric(f"{VARIANT_LABELS.get(mode, 'QAT int8')} compiled", f"{comparison.quantized_latency_ms:.2f} ms", f"{comparison.speedup:.2f}× faster", delta_color="off")
-            columns[2].metric("Compiled int8 agrees with the reference", f"{comparison.prediction_agreement:.1%}" if comparison.prediction_agreement is not None else "n/a", help="Share of evaluation images where the compiled kernels predict the same class as the converted graph")
-            st.caption(f"{comparison.runtime}, {comparison.threads} threads, median of {comparison.rounds} interleaved rounds; compiling took {comparison.compile_seconds:.0f} s.")
-    elif result is not None:
+                figures, _ = measure_latencies({"fp32": copy.deepcopy(source.model).cpu().eval(), "quantized": run.model}, source.example_input().cpu(), compiled=True)
+            latencies[mode] = (figures["fp32"], figures["quantized"])
+        fp32, quantized = latencies[mode]
+        if quantized.runtime != COMPILED:
+            st.warning(f"Int8 kernels run only compiled; this machine timed both models in {quantized.runtime}.")
+        label = variant_label(mode, run.report.report.config["bits"])
+        columns = st.columns(4)
+        columns[0].metric("fp32, 1 image", f"{fp32.single_ms:.3f} ms")
+        columns[1].metric(f"{label}, 1 image", f"{quantized.single_ms:.3f} ms", f"{fp32.single_ms / quantized.single_ms:.2f}× faster", delta_color="off")
+        columns[2].metric(f"fp32, batch {fp32.throughput_batch_size}", f"{fp32.throughput_ms:.2f} ms")
+        columns[3].metric(f"{label}, batch {quantized.throughput_batch_size}", f"{quantized.throughput_ms:.2f} ms", f"{fp32.throughput_ms / quantized.throughput_ms:.2f}× faster", delta_color="off")
+        st.caption(f"Measured at {protocol_text(quantized.runtime, quantized.threads)}, the two models interleaved (each keeps its fastest round's median).")
+    elif shown is not None:
         st.info("Simulated models compute in fp32 with rounded values: there is no integer kernel to time.")
-    show_figure(size_latency_figure(variant_costs(baseline, result, mode, latencies)), key="quant_size_latency")
+    show_figure(size_latency_figure(variant_costs(source, shown, mode, latencies)), key="quant_size_latency")
     st.caption("Deployed: what a runtime loads (values at their bit width, scales, zero points, fp32 biases). Saved file: the safetensors artifact, which adds a header and keeps sub-8-bit codes in whole bytes.")
 
 
-def measure_session_latency(baseline: Baseline, result: QuantizationResult, mode: str) -> LatencyComparison:
-    """Compile fp32 (once per session) and this int8 model (once per setting), then time them."""
-    example = baseline.example_input().cpu()
-    compiled = session_dict("quant_compiled", baseline_key(baseline))
-    if "fp32" not in compiled:
-        compiled["fp32"] = try_compile(baseline.fresh_copy(), example, LATENCY_BATCH_SIZE)
-    setting = f"{mode}:{json.dumps(result.report.config, sort_keys=True)}:{id(result.model)}"
-    if setting not in compiled:
-        compiled[setting] = try_compile(result.model, example, LATENCY_BATCH_SIZE)
-    for attempt in (compiled["fp32"], compiled[setting]):
-        if isinstance(attempt, str):
-            return unavailable(attempt, LATENCY_BATCH_SIZE)
-    (fp32, fp32_seconds), (quantized, quantized_seconds) = compiled["fp32"], compiled[setting]
-    split = cached_eval_split(baseline_key(baseline), baseline)
-    agreement = agreement_with_reference(quantized, result.model, baseline.dataset.normalize(split.images), LATENCY_BATCH_SIZE)
-    return compare_latency(fp32, quantized, example, LATENCY_BATCH_SIZE, rounds=3, compile_seconds=fp32_seconds + quantized_seconds, prediction_agreement=agreement)
-
-
-def variant_costs(baseline: Baseline, result: QuantizationResult | None, mode: str, latencies: dict[str, LatencyComparison]) -> list[VariantCost]:
-    runs = session_dict("quant_runs", baseline_key(baseline))
-    reference = result or next(iter(runs.values()), None)
-    fp32_latency = next((c.fp32_latency_ms for c in latencies.values() if c.available), None)
+def variant_costs(source: ModelSource, shown: QuantizationResult | None, mode: str, latencies: dict[str, tuple[LatencyFigures, LatencyFigures]]) -> list[VariantCost]:
+    runs: dict[str, TechniqueResult] = session_dict("quant_runs", source_key(source))
+    reports = {name: run.report.report for name, run in runs.items()}
+    if shown is not None and mode == "simulate":
+        reports["simulate"] = shown.report
+    reference = shown.report if shown is not None else next(iter(reports.values()), None)
+    compiled = [pair for pair in latencies.values() if pair[0].runtime == COMPILED]
+    fp32_latency = compiled[-1][0].throughput_ms if compiled else None
     variants = []
     if reference is not None:
-        variants.append(VariantCost("fp32", reference.report.size_bytes_before, reference.report.artifact_bytes_before, fp32_latency, "not measured"))
-    shown = dict(runs)
-    if result is not None and mode == "simulate":
-        shown["simulate"] = result
+        variants.append(VariantCost("fp32", reference.size_bytes_before, reference.artifact_bytes_before, fp32_latency, "not measured"))
     for name in ("simulate", "dynamic", "static", "qat"):
-        if name not in shown:
+        if name not in reports:
             continue
-        report = shown[name].report
-        label = f"simulated {report.config['bits']}-bit" if name == "simulate" else VARIANT_LABELS.get(name, f"QAT {report.config['bits']}-bit")
-        comparison = latencies.get(name)
-        latency = comparison.quantized_latency_ms if comparison is not None and comparison.available else None
+        report = reports[name]
+        label = f"simulated {report.config['bits']}-bit" if name == "simulate" else variant_label(name, report.config["bits"])
+        pair = latencies.get(name)
+        latency = pair[1].throughput_ms if pair is not None and pair[1].runtime == COMPILED and not report.simulated else None
         variants.append(VariantCost(label, report.size.deployed_bytes, report.size.artifact_bytes, latency, "simulated" if report.simulated else "not measured"))
     return variants
 
@@ -224,7 +220,7 @@ def layers_tab(result: QuantizationResult) -> None:
     st.caption(f"Method: {result.report.method}. Activations quantized: {result.report.activations_quantized}.")
 
 
-def result_tabs(baseline: Baseline, result: QuantizationResult, split: ImageSplit, accuracy_before: float, mode: str, per_channel: bool, symmetric: bool, activations: bool) -> None:
+def result_tabs(source: ModelSource, result: QuantizationResult, run: TechniqueResult | None, evaluator: QuickEvaluator, accuracy_before: float, mode: str, per_channel: bool, symmetric: bool, activations: bool) -> None:
     bits = result.report.config["bits"]
     levels, errors, accuracy, size_latency, layers = st.tabs(TABS, key="quant_tab", on_change="rerun")
     # Lazy tabs: only the open one is drawn, so a slider move redraws one chart, not five.
@@ -233,13 +229,13 @@ def result_tabs(baseline: Baseline, result: QuantizationResult, split: ImageSpli
             levels_tab(result)
     if errors.open:
         with errors:
-            error_tab(baseline, bits, symmetric)
+            error_tab(source, bits, symmetric)
     if accuracy.open:
         with accuracy:
-            accuracy_tab(baseline, split, accuracy_before, per_channel, symmetric, activations)
+            accuracy_tab(source, evaluator, accuracy_before, per_channel, symmetric, activations)
     if size_latency.open:
         with size_latency:
-            size_latency_tab(baseline, result, mode)
+            size_latency_tab(source, result, run, mode)
     if layers.open:
         with layers:
             layers_tab(result)
@@ -248,97 +244,109 @@ def result_tabs(baseline: Baseline, result: QuantizationResult, split: ImageSpli
 # ---- the four modes ---------------------------------------------------------------------------------------
 
 
-def record(baseline: Baseline, result: QuantizationResult) -> None:
-    run_id, folder = save_and_record(baseline, result, workspace())
-    st.success(f"Saved as run {run_id}: {folder}")
+def record_run(result: TechniqueResult) -> None:
+    run_id = record(result, workspace())
+    st.success(f"Saved as run {run_id}: {result.artifact.path}")
 
 
-def run_button(baseline: Baseline, config: QuantizationConfig, split: ImageSplit, accuracy_before: float, label: str) -> None:
-    if not st.button(label, key="quant_run", type="primary"):
-        return
+def run_quantization(source: ModelSource, config: QuantizationConfig) -> TechniqueResult | None:
+    """Quantize the source as `config` says (full test set, latency under the protocol) and record the run."""
     try:
-        with st.spinner("Quantizing…"):
-            result = quantize(baseline.model, baseline.dataset, config, eval_split=split, base_recipe=baseline.recipe, progress=progress_reporter(MODE_LABELS[config.mode]), seed=baseline.config.seed, accuracy_before=accuracy_before)
-        record(baseline, result)
+        with st.spinner("Quantizing, then timing the source and the quantized model…"):
+            result = quantize(source, config, RunContext(workspace(), progress_reporter(MODE_LABELS[config.mode])))
+        record_run(result)
     except UserError as error:
         report_error(error)
-        return
-    session_dict("quant_runs", baseline_key(baseline))[config.mode] = result
-    session_dict("quant_latency", baseline_key(baseline)).pop(config.mode, None)
-    if isinstance(config, QATConfig):
-        setting = f"{config.per_channel}:{config.symmetric}:{config.activations}" if config.bits < 8 else "True:True:False"
-        session_dict("quant_qat_points", baseline_key(baseline), setting)[config.bits] = result.report.accuracy_after
-
-
-def last_run(baseline: Baseline, mode: str, config: QuantizationConfig) -> QuantizationResult | None:
-    result = session_dict("quant_runs", baseline_key(baseline)).get(mode)
-    if result is not None and result.report.config != config.as_dict():
-        st.caption(f"Showing the last run ({json.dumps({k: v for k, v in result.report.config.items() if k != 'mode'})}); press the button to run the current settings.")
+        return None
     return result
 
 
-def simulate_mode(baseline: Baseline, split: ImageSplit, accuracy_before: float) -> None:
-    bits = int(st.slider("Weight bits", 2, 8, 8, key="quant_bits"))
-    per_channel, symmetric, activations = scheme_controls("quant")
-    calibration = calibration_slider(baseline, "quant_sim_calibration", "Calibration images (activation ranges)") if activations else DEFAULT_CALIBRATION_SIZE
-    config = SimulateConfig(bits, per_channel, symmetric, activations, calibration)
+def run_button(source: ModelSource, config: QuantizationConfig, label: str) -> None:
+    if not st.button(label, key="quant_run", type="primary"):
+        return
+    result = run_quantization(source, config)
+    if result is None:
+        return
+    session_dict("quant_runs", source_key(source))[config.mode] = result
+    session_dict("quant_latency", source_key(source)).pop(config.mode, None)
+    if isinstance(config, QATConfig):
+        setting = f"{config.per_channel}:{config.symmetric}:{config.activations}" if config.bits < 8 else "True:True:False"
+        session_dict("quant_qat_points", source_key(source), setting)[config.bits] = result.headline.accuracy_after
+
+
+def last_run(source: ModelSource, mode: str, config: QuantizationConfig) -> TechniqueResult | None:
+    result = session_dict("quant_runs", source_key(source)).get(mode)
+    if result is not None and result.config != config.as_dict():
+        st.caption(f"Showing the last run ({json.dumps({k: v for k, v in result.config.items() if k != 'mode'})}); press the button to run the current settings.")
+    return result
+
+
+def simulate_mode(source: ModelSource, evaluator: QuickEvaluator, accuracy_before: float) -> None:
+    bits = bits_slider(SimulateConfig, "quant_bits")
+    per_channel, symmetric, activations = scheme_controls("quant", SimulateConfig)
+    calibration = calibration_slider(source, SimulateConfig, "quant_sim_calibration", "Calibration images (activation ranges)") if activations else spec(SimulateConfig, "calibration_size").default
+    config = SimulateConfig(bits=bits, per_channel=per_channel, symmetric=symmetric, activations=activations, calibration_size=calibration)
     try:
-        result = cached_simulation(baseline_key(baseline), config_json(config), baseline, config, split, accuracy_before)
+        result = cached_simulation(source_key(source), config_json(config), source, config, evaluator, accuracy_before)
     except UserError as error:
         report_error(error)
         return
     show_metrics(result)
-    result_tabs(baseline, result, split, accuracy_before, "simulate", per_channel, symmetric, activations)
-    if st.button("Save this simulated model to the run history", key="quant_save_simulated"):
-        record(baseline, result)
+    result_tabs(source, result, None, evaluator, accuracy_before, "simulate", per_channel, symmetric, activations)
+    if st.button("Save this simulated model to the run history", key="quant_save_simulated", help="Measures it on the full test set and times it (eager, as it computes in fp32), then records it"):
+        run_quantization(source, config)
 
 
-def dynamic_mode(baseline: Baseline, split: ImageSplit, accuracy_before: float) -> None:
+def dynamic_mode(source: ModelSource, evaluator: QuickEvaluator, accuracy_before: float) -> None:
     st.markdown("torchao's `quantize_` with `Int8DynamicActivationInt8WeightConfig`: **Linear** weights become int8 and activations are quantized on the fly. There is no dynamic convolution kernel, so **convolutions stay fp32**.")
     config = DynamicInt8Config()
-    run_button(baseline, config, split, accuracy_before, "Quantize Linear layers (dynamic int8)")
-    result = last_run(baseline, "dynamic", config)
-    if result is not None:
-        show_metrics(result)
-        result_tabs(baseline, result, split, accuracy_before, "dynamic", True, True, False)
+    run_button(source, config, "Quantize Linear layers (dynamic int8)")
+    run = last_run(source, "dynamic", config)
+    if run is not None:
+        show_metrics(run.report)
+        result_tabs(source, run.report, run, evaluator, accuracy_before, "dynamic", True, True, False)
 
 
-def static_mode(baseline: Baseline, split: ImageSplit, accuracy_before: float) -> None:
+def static_mode(source: ModelSource, evaluator: QuickEvaluator, accuracy_before: float) -> None:
     st.markdown("PT2E: `torch.export`, then torchao's `prepare_pt2e` with `X86InductorQuantizer`, calibration, `convert_pt2e`. **Convolutions and linears** get int8 weights (per-channel) and uint8 activations.")
     left, right = st.columns(2)
     with left:
-        calibration = calibration_slider(baseline, "quant_calibration")
-    observer = right.selectbox("Activation observer", OBSERVERS, key="quant_observer", format_func=OBSERVER_LABELS.get, help="How the calibration images set each activation's range: a histogram search that clips outliers, or the plain min/max")
-    config = StaticInt8Config(8, calibration, observer)
-    run_button(baseline, config, split, accuracy_before, "Calibrate and convert (static int8)")
-    result = last_run(baseline, "static", config)
-    if result is not None:
-        show_metrics(result)
-        result_tabs(baseline, result, split, accuracy_before, "static", True, True, False)
+        calibration = calibration_slider(source, StaticInt8Config, "quant_calibration")
+    observer_spec = spec(StaticInt8Config, "observer")
+    observers = list(observer_spec.choices)
+    observer = right.selectbox("Activation observer", observers, index=observers.index(observer_spec.default), key="quant_observer", format_func=OBSERVER_LABELS.get, help="How the calibration images set each activation's range: a histogram search that clips outliers, or the plain min/max")
+    config = StaticInt8Config(calibration_size=calibration, observer=observer)
+    run_button(source, config, "Calibrate and convert (static int8)")
+    run = last_run(source, "static", config)
+    if run is not None:
+        show_metrics(run.report)
+        result_tabs(source, run.report, run, evaluator, accuracy_before, "static", True, True, False)
 
 
-def qat_mode(baseline: Baseline, split: ImageSplit, accuracy_before: float) -> None:
+def qat_mode(source: ModelSource, evaluator: QuickEvaluator, accuracy_before: float) -> None:
     left, right = st.columns(2)
-    bits = int(left.slider("Weight bits", 2, 8, 4, key="quant_qat_bits"))
-    epochs = int(right.number_input("Fine-tuning epochs", 1, 20, 2, key="quant_qat_epochs"))
+    bits = bits_slider(QATConfig, "quant_qat_bits", left)
+    epochs_spec = spec(QATConfig, "epochs")
+    epochs = int(right.number_input("Fine-tuning epochs", int(epochs_spec.minimum), int(epochs_spec.maximum), int(epochs_spec.default), key="quant_qat_epochs", help=epochs_spec.help))
     real_int8 = bits == 8
-    per_channel, symmetric, activations = scheme_controls("quant_qat", disabled=real_int8)
+    per_channel, symmetric, activations = scheme_controls("quant_qat", QATConfig, disabled=real_int8)
     if real_int8:
         per_channel, symmetric, activations = True, True, False
         st.caption("At 8 bits QAT uses the x86 backend's scheme (prepare_qat_pt2e: per-channel symmetric int8 weights, uint8 activations) and converts to the real int8 model.")
     else:
         st.caption(f"Below 8 bits no CPU kernel exists: the result stays simulated, and its size is the packed {bits}-bit storage.")
-    config = QATConfig(bits, epochs, per_channel, symmetric, activations)
-    run_button(baseline, config, split, accuracy_before, f"Fine-tune with fake quantization ({bits} bits)")
-    result = last_run(baseline, "qat", config)
-    if result is None:
+    config = QATConfig(bits=bits, epochs=epochs, per_channel=per_channel, symmetric=symmetric, activations=activations)
+    run_button(source, config, f"Fine-tune with fake quantization ({bits} bits)")
+    run = last_run(source, "qat", config)
+    if run is None:
         return
+    result = run.report
     report = result.report
-    st.metric(f"Post-training at the same setting ({report.config['bits']} bits)", f"{report.post_training_accuracy:.1%}", f"QAT {100 * (report.accuracy_after - report.post_training_accuracy):+.1f} points", delta_color="normal")
+    st.metric(f"Post-training at the same setting ({report.config['bits']} bits)", f"{report.post_training_accuracy:.1%}", delta_or_none(100 * (report.accuracy_after - report.post_training_accuracy), "QAT {:+.1f} points"), delta_color="normal")
     show_metrics(result)
     if report.train_history:
         show_figure(learning_curve_figure(report.train_history, "QAT fine-tuning"), key="quant_qat_curve")
-    result_tabs(baseline, result, split, accuracy_before, "qat", report.config["per_channel"], report.config["symmetric"], report.config["activations"] and report.config["bits"] < 8)
+    result_tabs(source, result, run, evaluator, accuracy_before, "qat", report.config["per_channel"], report.config["symmetric"], report.config["activations"] and report.config["bits"] < 8)
 
 
 st.title("🔢 Quantization")
@@ -347,8 +355,8 @@ st.markdown(
     "the levels and the accuracy they cost; **dynamic** and **static** int8 are real integer models; "
     "**QAT** fine-tunes the model to live with its levels."
 )
-baseline = require_baseline()
-eval_split = cached_eval_split(baseline_key(baseline), baseline)
-eval_accuracy_before = cached_accuracy(baseline_key(baseline), baseline, eval_split)
+source = choose_source("quant_source")
+evaluator = quick_evaluator(source)
+eval_accuracy_before = quick_accuracy(source, evaluator)
 chosen_mode = st.radio("Mode", list(MODE_LABELS), key="quant_mode", format_func=MODE_LABELS.get, horizontal=True)
-{"simulate": simulate_mode, "dynamic": dynamic_mode, "static": static_mode, "qat": qat_mode}[chosen_mode](baseline, eval_split, eval_accuracy_before)
+{"simulate": simulate_mode, "dynamic": dynamic_mode, "static": static_mode, "qat": qat_mode}[chosen_mode](source, evaluator, eval_accuracy_before)

@@ -87,3 +87,24 @@ def open_app_page(page_path: str, timeout_s: int = 180, before_switch=None) -> "
     at.run()
     assert not at.exception
     return at
+
+
+def forbid_latency_measurement(monkeypatch) -> None:
+    """From now on, timing any model (core.latency's protocol, whoever calls it) raises, so a page
+    that measures latency where it must not shows an exception."""
+    import core.latency
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a latency was measured where the page must only redraw")
+
+    monkeypatch.setattr(core.latency, "measure_latency", refuse)
+
+
+def record_prune_run(baseline: Baseline, workspace: Workspace, **config) -> int:
+    """A pruning run made through core (as the CLI makes it) from the baseline, recorded; its run id."""
+    from core.context import RunContext
+    from core.pruning import PruneConfig, prune
+    from core.record import record
+    from core.source import ModelSource
+
+    return record(prune(ModelSource.from_baseline(baseline), PruneConfig(**config), RunContext(workspace)), workspace)

@@ -102,3 +102,14 @@ def test_offline_download_names_the_folder_and_stays_on_digits(session_workspace
     assert any("cifar10 is not in" in error.value and "cifar-10-python.tar.gz" in error.value for error in at.error)
     # The baseline shown is still the embedded default's.
     assert any("digits" in info.value for info in at.sidebar.info) or any("Baseline cached" in success.value for success in at.sidebar.success)
+
+
+def test_sidebar_offers_the_one_model_registry_and_the_epoch_cap(session_workspace):
+    from core.models import available_models
+    from core.training import MAX_EPOCHS
+
+    at = new_app()
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="sidebar_model").options == available_models()
+    assert at.number_input(key="sidebar_epochs").max == MAX_EPOCHS

@@ -10,8 +10,8 @@ from streamlit.testing.v1 import AppTest
 
 from core import history
 from core.cli import main
-from core.compare.png import png_export_status
-from tests.conftest import open_app_page
+from core.charts.png import png_export_status
+from tests.conftest import open_app_page, record_prune_run
 
 
 def open_page(presentation: bool = False) -> AppTest:
@@ -47,6 +47,9 @@ def test_runs_recorded_from_the_cli_appear_on_the_page(digits_baseline, session_
     recorded = history.get_run(session_workspace.history_db, run_id).metrics
     assert row["accuracy_percent"] == pytest.approx(100 * recorded["accuracy_after"], abs=0.01)
     assert row["size_bytes"] == min(recorded[key] for key in ("size_bytes_dense", "size_bytes_sparse", "size_bytes_gzip", "size_bytes_bitmask", "size_bytes_csr"))
+    # The one latency protocol: the batch figure, the single image and the runtime they were timed in.
+    assert row["latency_runtime"] == recorded["latency_runtime"] == "torch eager"
+    assert row["latency_ms_single"] == pytest.approx(recorded["latency_ms_single_after"], abs=1e-3) and row["latency_batch_size"] == 256
     assert at.selectbox(key="compare_reference").value == digits_baseline.run_id  # compared with the sidebar's baseline
 
 
@@ -98,9 +101,31 @@ def test_pipeline_runs_from_the_page_and_records_a_chain(page, digits_baseline, 
     pipeline_run = history.get_run(session_workspace.history_db, int(run_label.lstrip("#")))
     prune_run = history.get_run(session_workspace.history_db, pipeline_run.parent_id)
     assert pipeline_run.technique == "pipeline" and prune_run.technique == "prune" and prune_run.parent_id == digits_baseline.run_id
-    assert prune_run.params["amount"] == 0.7
+    assert prune_run.params["amount"] == 0.7 and pipeline_run.params["preset"] == "smallest-fast" and pipeline_run.params["steps"] == ["prune"]
+    assert pipeline_run.metrics["before_run_id"] == digits_baseline.run_id
     assert metrics["Accuracy (rebuilt from the zip)"] == f"{pipeline_run.metrics['accuracy_after']:.1%}"
     assert any(trace["type"] == "waterfall" for spec in chart_specs(page) for trace in spec["data"])
+
+
+def test_pipeline_starts_from_a_chosen_run_and_a_quantized_pipeline_is_no_source(page, digits_baseline, session_workspace):
+    pruned_id = record_prune_run(digits_baseline, session_workspace, amount=0.5)
+    page.run()  # the history changed under the open page
+    open_tab(page, "Pipeline")
+    page.selectbox(key="compare_source").set_value(pruned_id).run()
+    assert not page.exception and not page.error
+    page.multiselect(key="compare_steps").set_value(["quantize"]).run()
+    page.selectbox(key="compare_mode").set_value("simulate").run()
+    page.number_input(key="compare_bits").set_value(4).run()
+    page.button(key="compare_run_pipeline").click().run()
+    assert not page.exception and not page.error
+    pipeline_run = history.get_run(session_workspace.history_db, int(next(m.value for m in page.metric if m.label == "Run").lstrip("#")))
+    quantize_run = history.get_run(session_workspace.history_db, pipeline_run.parent_id)
+    assert quantize_run.technique == "quantize" and quantize_run.parent_id == pruned_id and pipeline_run.metrics["before_run_id"] == pruned_id
+    page.run()  # the next script run lists the history as it is now
+    offered = page.selectbox(key="compare_source").options
+    assert any(label.startswith(f"run #{quantize_run.parent_id} ") for label in offered)
+    assert any(label.startswith(f"run #{pruned_id} prune") for label in offered)
+    assert not any(label.startswith((f"run #{pipeline_run.id} ", f"run #{quantize_run.id} ")) for label in offered)
 
 
 def test_a_bad_pipeline_setting_shows_one_line_and_the_page_keeps_working(page):

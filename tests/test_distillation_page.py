@@ -10,6 +10,8 @@ from streamlit.testing.v1 import AppTest
 from core import history
 from core.baseline import BaselineConfig, get_baseline
 from core.datasets import DatasetSpec
+from core.distillation import DistillConfig
+from core.options import spec
 from tests.conftest import REPO_ROOT, open_app_page
 
 PAGE = "pages/distillation.py"
@@ -37,7 +39,7 @@ def test_distillation_page_trains_teacher_races_and_keeps_results_on_slider_chan
 
     at.number_input(key="distill_epochs").set_value(2)
     at.slider(key="distill_seeds").set_value(2)
-    at.slider(key="distill_temperature").set_value(3.0)
+    at.number_input(key="distill_temperature").set_value(3.0)
     at.button(key="distill_run").click().run()
     assert not at.exception
     hard = float(metric_value(at, "Student, hard labels").rstrip("%"))
@@ -47,13 +49,27 @@ def test_distillation_page_trains_teacher_races_and_keeps_results_on_slider_chan
     assert len(at.get("plotly_chart")) == 5  # soft labels, curves, size vs accuracy, agreement, gain per seed
     runs = [run for run in history.list_runs(session_workspace.history_db) if run.technique == "distill"]
     assert runs[-1].params["seeds"] == [0, 1] and runs[-1].params["temperature"] == 3.0
+    assert runs[-1].parent_id == digits_baseline.run_id  # the distilled student replaces the page's source, the sidebar's baseline
+    assert any(f"Saved as run {runs[-1].id}" in success.value for success in at.success)
 
     # A slider change redraws the soft labels but never retrains; the old results stay, marked as stale.
-    at.slider(key="distill_temperature").set_value(8.0).run()
+    at.number_input(key="distill_temperature").set_value(8.0).run()
     assert not at.exception
     assert len([run for run in history.list_runs(session_workspace.history_db) if run.technique == "distill"]) == len(runs)
     assert any("settings above have changed" in warning.value for warning in at.warning)
     assert metric_value(at, "Student, distilled") == f"{distilled:.1f}%"
+
+
+def test_distillation_widgets_take_their_ranges_and_defaults_from_the_config(digits_baseline):
+    at = open_page()
+    for key, name in (("distill_temperature", "temperature"), ("distill_alpha", "alpha")):
+        widget, option = (at.number_input if name == "temperature" else at.slider)(key=key), spec(DistillConfig, name)
+        assert (widget.min, widget.max, widget.value) == (option.minimum, option.maximum, option.default), key
+    for key, name in (("distill_epochs", "epochs"), ("distill_learning_rate", "learning_rate"), ("distill_teacher_epochs", "teacher_epochs")):
+        widget, option = at.number_input(key=key), spec(DistillConfig, name)
+        assert (widget.min, widget.max) == (option.minimum, option.maximum), key
+    assert at.number_input(key="distill_teacher_epochs").value is None  # None: the classroom preset, as in the CLI
+    assert at.selectbox(key="distill_student").value == digits_baseline.config.model  # the source's architecture, a student
 
 
 def test_distillation_page_explains_a_teacher_smaller_than_the_student(session_workspace, tmp_path):

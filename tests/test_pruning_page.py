@@ -10,7 +10,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import history
-from tests.conftest import open_app_page
+from core.options import spec
+from core.pruning import PruneConfig
+from tests.conftest import forbid_latency_measurement, open_app_page
 
 
 @pytest.fixture()
@@ -41,10 +43,11 @@ def open_tab(at: AppTest, label: str) -> None:
     assert not at.exception
 
 
-def test_amount_slider_updates_the_sparsity_metric_and_the_heatmap(page):
+def test_amount_slider_updates_the_sparsity_metric_and_the_heatmap(page, monkeypatch):
     assert metric(page, "Zero weights") == "50.0%"
     before = heatmap_cells(page)
     accuracy_before, dense_before, sparse_before = metric(page, "Accuracy"), metric(page, "Dense file"), metric(page, "Sparse encoding")
+    forbid_latency_measurement(monkeypatch)  # a slider move previews: it never times a model
     page.slider(key="prune_amount").set_value(0.9).run()
     assert not page.exception
     assert metric(page, "Zero weights") == "90.0%"
@@ -103,4 +106,17 @@ def test_buttons_measure_sweep_scan_and_record_a_run(page, digits_baseline, sess
     assert not page.exception
     new_runs = [run for run in history.list_runs(session_workspace.history_db) if run.id not in runs_before]
     assert len(new_runs) == 1 and new_runs[0].technique == "prune" and new_runs[0].parent_id == digits_baseline.run_id
+    assert new_runs[0].params["finetune_epochs"] == 1 and new_runs[0].metrics["headline_version"] == 2
     assert metric(page, "After fine-tuning").endswith("%")
+    assert any(f"Saved as run {new_runs[0].id}" in success.value for success in page.success)
+
+
+def test_widget_ranges_and_defaults_are_the_configs(page):
+    """The page offers exactly what PruneConfig (and so the CLI) accepts, and starts from its defaults."""
+    for key, name in (("prune_finetune_epochs", "finetune_epochs"), ("prune_iterative_steps", "iterative_steps")):
+        widget, option = page.number_input(key=key), spec(PruneConfig, name)
+        assert (widget.min, widget.max, widget.value) == (option.minimum, option.maximum, option.default), key
+    amount, option = page.slider(key="prune_amount"), spec(PruneConfig, "amount")
+    assert amount.min == option.minimum and amount.value == option.default and amount.max < option.below
+    assert page.radio(key="prune_granularity").value == spec(PruneConfig, "granularity").default
+    assert page.radio(key="prune_scope").value == spec(PruneConfig, "scope").default

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import argparse
 
-from core.cli import add_source_option, context_from_args, source_from_args, workspace_from_args
-from core.distillation.config import MAX_SEEDS, DistillConfig
+from core.baseline import get_baseline
+from core.cli import add_source_option, baseline_config_from_args, context_from_args, source_from_args, workspace_from_args
+from core.datasets import load_dataset
+from core.distillation.config import MAX_SEEDS, DistillConfig, check_teacher_not_smaller
 from core.distillation.run import distill
 from core.errors import UserError
 from core.models import STUDENT_MODELS
 from core.options import add_arguments, from_options
+from core.progress import stderr_progress
 from core.record import record
+from core.source import ModelSource
 
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
@@ -42,7 +46,15 @@ def run_distill(args: argparse.Namespace) -> dict:
     config = config_from_args(args, architecture)  # before any data is loaded, so a bad T or alpha fails at once
     workspace = workspace_from_args(args)
     # --epochs is the students' budget; the baseline the student replaces keeps its classroom preset.
-    source = source_from_args(argparse.Namespace(**{**vars(args), "epochs": None}), workspace)
+    source_args = argparse.Namespace(**{**vars(args), "epochs": None})
+    if args.from_run is None:
+        # The teacher-versus-student size check needs only the data's shape: refuse before the baseline is trained.
+        baseline_config = baseline_config_from_args(source_args)
+        dataset = load_dataset(baseline_config.dataset, workspace, stderr_progress(), allow_download=not args.no_download)
+        check_teacher_not_smaller(config, dataset)
+        source = ModelSource.from_baseline(get_baseline(baseline_config, workspace, stderr_progress(), dataset=dataset))
+    else:
+        source = source_from_args(source_args, workspace)
     if args.from_run is not None and args.student is None:
         config = config_from_args(args, source.architecture)
     result = distill(source, config, context_from_args(args, workspace))
