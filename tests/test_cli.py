@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from core.cli import main
+from core.latency import THROUGHPUT_BATCH_SIZE
 from tests.conftest import REPO_ROOT
 
 
@@ -22,6 +23,9 @@ def test_train_prints_one_json_object_last(tmp_path):
         assert key in payload
     assert 0.3 < payload["accuracy"] <= 1.0 and payload["params"] > 0 and payload["macs"] > 0
     assert payload["checkpoint"].startswith(str(tmp_path)) and not payload["from_cache"]
+    # Latency under the one protocol (core.latency): a throughput batch and a single image, runtime named.
+    assert payload["latency_batch_size"] == THROUGHPUT_BATCH_SIZE and payload["latency_ms"] > 0 and payload["latency_ms_single"] > 0
+    assert payload["latency_runtime"] == "torch eager" and payload["latency_threads"] >= 1
     assert "[train]" in completed.stderr  # progress goes to stderr
     again = run_cli("train", "--dataset", "digits", "--epochs", "3", "--train-size", "400", env_home=tmp_path)
     assert json.loads(again.stdout.strip().splitlines()[-1])["from_cache"] is True
@@ -36,16 +40,32 @@ def test_bad_input_exits_2_with_one_line(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--epochs", "-1"], "--epochs must be 0 or more"),
+        (["--epochs", "-1"], "--epochs must be between 0 and 200, got -1"),
+        (["--epochs", "201"], "--epochs must be between 0 and 200, got 201"),  # core.training.MAX_EPOCHS
         (["--dataset", "folder:/no/such/folder"], "does not exist"),
         (["--train-size", "3"], "smaller than the 10 classes"),
-        (["--model", "giant"], "unknown model"),
+        (["--model", "giant"], "argument --model: invalid choice: 'giant'"),  # --model's choices are core.models' registry
+        (["--epochs", "many"], "argument --epochs: invalid int value: 'many'"),
     ],
 )
 def test_bad_input_messages(tmp_path, capsys, args, message):
     assert main(["train", "--workspace", str(tmp_path), *args]) == 2
     error = capsys.readouterr().err
     assert message in error and error.count("\n") == 1
+
+
+def test_argparse_refusals_are_one_line_with_exit_2_in_every_command(tmp_path, capsys):
+    """A flag outside its choices or a missing required flag: one line, status 2, no usage dump."""
+    for argv, message in [
+        (["distill", "--teacher", "giant"], "argument --teacher: invalid choice: 'giant'"),
+        (["quantize"], "the following arguments are required: --mode"),
+        (["prune", "--granularity", "blocks"], "argument --granularity: invalid choice: 'blocks'"),
+        (["nonsense"], "invalid choice: 'nonsense'"),
+    ]:
+        assert main([*argv, "--workspace", str(tmp_path)]) == 2, argv
+        error = capsys.readouterr().err
+        assert message in error and error.count("\n") == 1 and "usage:" not in error, error
+    assert not (tmp_path / "checkpoints").exists()
 
 
 def test_empty_folder_is_a_clear_error(tmp_path, capsys):

@@ -17,16 +17,23 @@ import torch
 from core import history
 from core.charts.compare import latency_accuracy_figure, lineage_sunburst_figure, lineage_tree_figure, pipeline_waterfall_figure, size_accuracy_figure
 from core.cli import main
-from core.compare import artifact, png
+from core.charts import png
+from core.compare import artifact
 from core.compare.artifact import ModelPackage, QuantizedWeight, evaluate_package, load_model_zip, read_model_zip, write_model_zip
 from core.compare.lineage import chain, lineage_nodes
 from core.compare.pareto import pareto_front
-from core.compare.report import build_report, runs_csv
+from core.report import build_report, runs_csv
 from core.compare.runs import WaterfallStep, compare_to_reference, comparison_table, summarize, waterfall_steps
 from core.compare.sources import package_for_run
+from core.context import RunContext
 from core.distillation import DistillConfig
 from core.errors import UserError
-from core.pruning import PruneConfig, ScheduleConfig, run_pruning
+from core.latency import THROUGHPUT_BATCH_SIZE
+from core.pipeline import build_pipeline_config, pipeline_options, run_pipeline
+from core.pruning import PruneConfig, prune
+from core.quantization.config import StaticInt8Config
+from core.record import record
+from core.source import ModelSource
 
 
 # ----------------------------------------------------------------------------------- Pareto
@@ -193,15 +200,26 @@ def test_baseline_zip_loads_back_and_reproduces_its_accuracy(digits_baseline, se
 
 
 def test_pruned_and_channel_removed_zips_reproduce_accuracy_and_shrink(digits_baseline, session_workspace):
-    for config in (PruneConfig("l1", "unstructured", 0.8, "global"), PruneConfig("ln", "channel", 0.5, remove=True)):
-        _, report = run_pruning(digits_baseline, config, ScheduleConfig(), session_workspace, latency_rounds=1)
-        run = history.get_run(session_workspace.history_db, report.run_id)
+    source = ModelSource.from_baseline(digits_baseline)
+    for config in (PruneConfig(method="l1", granularity="unstructured", amount=0.8, scope="global"), PruneConfig(method="ln", granularity="channel", amount=0.5, remove=True)):
+        result = prune(source, config, RunContext(session_workspace))
+        run_id = record(result, session_workspace)
+        run = history.get_run(session_workspace.history_db, run_id)
         data, sizes = write_model_zip(package_for_run(run, session_workspace))
         model, package = load_model_zip(data)
-        assert evaluate_package(model, package, digits_baseline.dataset).accuracy == pytest.approx(report.accuracy_after, abs=1e-9)
+        assert evaluate_package(model, package, digits_baseline.dataset).accuracy == pytest.approx(result.headline.accuracy_after, abs=1e-9)
         assert sizes.zip_bytes < sizes.encoded_bytes < digits_baseline.metrics.size_bytes
         if config.remove:
-            assert package.pruned_channels and sum(p.numel() for p in model.parameters()) == report.params
+            assert package.pruned_channels and sum(p.numel() for p in model.parameters()) == result.headline.params_after
+        # A run recorded under the contract is summarised straight from its headline.
+        summary = summarize(run)
+        assert (summary.accuracy, summary.accuracy_before, summary.size_bytes) == (result.headline.accuracy_after, result.headline.accuracy_before, result.headline.size_bytes_after)
+        assert summary.size_measure == result.headline.size_measure and summary.before_run_id == digits_baseline.run_id
+        assert summary.latency_ms == result.headline.latency_ms_after and summary.latency_ms_single == result.headline.latency_ms_single_after
+        assert summary.latency_batch_size == THROUGHPUT_BATCH_SIZE and summary.latency_runtime == result.headline.latency_runtime
+        row = compare_to_reference(summary, summarize(history.get_run(session_workspace.history_db, digits_baseline.run_id)))
+        assert row.speedup == pytest.approx(result.headline.speedup) and "together" in row.speedup_basis
+        assert row.accuracy_change_points == pytest.approx(result.headline.accuracy_change_points)
 
 
 def test_quantized_weights_round_trip_exactly_through_sparse_encoding():
@@ -318,7 +336,7 @@ def test_runs_and_report_commands(tmp_path, capsys):
     assert code == 0 and payload["run_ids"] == list(ids.values()) and "pipeline" in out
     code, payload, _, _ = run_cli(capsys, "runs", "--json", "--workspace", str(tmp_path), "--technique", "prune")
     assert code == 0 and [run["run_id"] for run in payload["runs"]] == [ids["prune"], ids["other"]]
-    assert payload["runs"][0]["params"] == {"amount": 0.9} and payload["reference_run_id"] == ids["train"]
+    assert payload["runs"][0]["run_params"] == {"amount": 0.9} and payload["reference_run_id"] == ids["train"]
     out_file = tmp_path / "report.html"
     code, payload, _, _ = run_cli(capsys, "report", "--workspace", str(tmp_path), "--out", str(out_file), "--runs", f"{ids['prune']},{ids['pipeline']}")
     assert code == 0 and payload["run_ids"] == [ids["prune"], ids["pipeline"]] and payload["reference_run_id"] == ids["train"]
@@ -345,23 +363,55 @@ def test_pipeline_refuses_bad_settings_before_any_work(tmp_path, capsys, argumen
     assert not (tmp_path / "checkpoints").exists()  # nothing was trained
 
 
-def test_pipeline_options_come_from_the_technique_commands():
-    from core.compare.cli import step_option_defaults, step_parsers
-
-    flags = {option for parser in step_parsers().values() for action in parser._actions for option in action.option_strings} - {"-h", "--help"}
-    assert {"--method", "--granularity", "--amount", "--finetune-epochs", "--mode", "--bits", "--teacher", "--temperature"} <= flags
+def _subcommands() -> dict:
     from core.cli import build_parser
 
-    pipeline = build_parser()._subparsers._group_actions[0].choices["pipeline"]
-    assert flags <= {option for action in pipeline._actions for option in action.option_strings}
-    assert step_option_defaults()["temperature"] == DistillConfig.temperature and step_option_defaults()["method"] == "l1"
+    return build_parser()._subparsers._group_actions[0].choices
+
+
+def _flags(parser) -> set[str]:
+    return {option for action in parser._actions for option in action.option_strings} - {"-h", "--help"}
+
+
+def test_pipeline_options_come_from_the_technique_commands():
+    commands = _subcommands()
+    # --seeds is distill's alone: a pipeline distills one student.
+    flags = (_flags(commands["distill"]) | _flags(commands["prune"]) | _flags(commands["quantize"])) - {"--seeds"}
+    assert {"--method", "--granularity", "--amount", "--finetune-epochs", "--mode", "--bits", "--teacher", "--temperature", "--from-run", "--qat-epochs", "--observer"} <= flags
+    assert flags <= _flags(commands["pipeline"])
+    # With only the steps, the mode and the amount (which a pipeline asks for explicitly) given, every step config is its technique's own default.
+    config = build_pipeline_config(pipeline_options(None, {"steps": "distill,prune,quantize", "mode": "static", "amount": PruneConfig.amount}), "simple_cnn")
+    assert config.distill == DistillConfig(seeds=(0,)) and config.distill.temperature == DistillConfig.temperature
+    assert config.prune == PruneConfig() and config.prune.method == "l1" and config.quantize == StaticInt8Config()
+
+
+def test_a_flag_means_the_same_in_the_pipeline_as_in_its_own_command():
+    from core.quantization.cli import config_from_args as quantize_config_from_args
+    from core.options import from_options
+    from core.pruning.config import parse_layers
+
+    commands = _subcommands()
+    prune_flags = ["--method", "ln", "--granularity", "channel", "--amount", "0.3", "--remove", "--finetune-epochs", "2", "--iterative-steps", "2", "--layers", "conv1,conv2"]
+    quantize_flags = ["--mode", "simulate", "--bits", "4", "--per-tensor", "--affine", "--activations", "--calibration-size", "64"]
+    distill_flags = ["--teacher", "resnet18", "--student", "simple_cnn_narrow", "--temperature", "3", "--alpha", "0.25", "--teacher-epochs", "4", "--epochs", "5"]
+    pipeline_args = commands["pipeline"].parse_args(["--steps", "distill,prune,quantize", *prune_flags, *quantize_flags, *distill_flags])
+    given = {key: value for key, value in vars(pipeline_args).items() if key not in ("handler", "command", "preset")}
+    config = build_pipeline_config(pipeline_options(None, given), "simple_cnn")
+
+    prune_args = commands["prune"].parse_args(prune_flags)
+    assert config.prune == from_options(PruneConfig, prune_args, layers=parse_layers(prune_args.layers), seed=prune_args.seed)
+    assert config.quantize == quantize_config_from_args(commands["quantize"].parse_args(quantize_flags))
+    from core.distillation.cli import config_from_args as distill_config_from_args
+
+    assert config.distill == distill_config_from_args(commands["distill"].parse_args(distill_flags), "simple_cnn")
+    assert (config.distill.teacher, config.distill.temperature, config.distill.epochs, config.prune.amount, config.quantize.bits) == ("resnet18", 3.0, 5, 0.3, 4)
 
 
 @pytest.mark.slow
 def test_pipeline_cli_records_a_chain_and_its_zip_reproduces_the_accuracy(digits_baseline, session_workspace, capsys):
     code, payload, _, error = run_cli(
         capsys, "pipeline", "--workspace", str(session_workspace.root), "--steps", "prune,quantize", "--method", "l1", "--granularity", "unstructured",
-        "--amount", "0.8", "--scope", "global", "--finetune-epochs", "1", "--mode", "static", "--skip-latency",
+        "--amount", "0.8", "--scope", "global", "--finetune-epochs", "1", "--mode", "static",
     )
     assert code == 0, error
     for key in ("accuracy_before", "accuracy_after", "size_bytes_before", "size_bytes_after", "compression_ratio", "latency_ms_before", "latency_ms_after", "steps"):
@@ -386,26 +436,31 @@ def test_pipeline_cli_records_a_chain_and_its_zip_reproduces_the_accuracy(digits
     assert package.quantized_weights and package.activation_quant.keys() == {"conv1", "conv2", "fc1", "fc2", "fc3"}
     summary = summarize(history.get_run(db, payload["run_id"]))
     assert summary.size_bytes == payload["size_bytes_after"] and len(waterfall_steps(summary)) == 4
+    # Every run carries latency now: the pipeline's own before/after pair, and each step's.
+    assert payload["latency_ms_before"] > 0 and payload["latency_ms_after"] > 0 and payload["latency_batch_size"] == THROUGHPUT_BATCH_SIZE
+    assert payload["latency_ms_single_before"] > 0 and payload["latency_ms_single_after"] > 0 and payload["latency_runtime"]
+    assert all(step["latency_ms"] > 0 and step["latency_batch_size"] == THROUGHPUT_BATCH_SIZE for step in payload["steps"][1:3])
 
 
 @pytest.mark.slow
-def test_pipeline_with_distillation_and_channel_removal(digits_baseline, session_workspace, capsys):
-    from core.compare.pipeline import build_pipeline_config, run_pipeline
-
-    options = {"steps": "distill,prune", "teacher": "teacher", "student": "simple_cnn_narrow", "temperature": 4.0, "alpha": 0.9, "seeds": 1, "learning_rate": None, "augment": None,
-               "teacher_seed": 0, "teacher_epochs": 3, "method": "ln", "granularity": "channel", "amount": 0.3, "scope": "layer", "layers": "all", "remove": True,
-               "finetune_epochs": 0, "iterative_steps": 1, "skip_latency": False}
-    config = build_pipeline_config(options, "simple_cnn", epochs=3)
-    result = run_pipeline(digits_baseline, config, session_workspace)
+def test_pipeline_with_distillation_and_channel_removal(digits_baseline, session_workspace):
+    given = {"steps": "distill,prune", "teacher": "teacher", "student": "simple_cnn_narrow", "temperature": 4.0, "alpha": 0.9, "learning_rate": None, "augment": None,
+             "teacher_seed": 0, "teacher_epochs": 3, "epochs": 3, "method": "ln", "granularity": "channel", "amount": 0.3, "scope": "layer", "layers": "all", "remove": True,
+             "finetune_epochs": 0, "iterative_steps": 1}
+    config = build_pipeline_config(pipeline_options(None, given), "simple_cnn")
+    assert config.distill.epochs == 3 and config.distill.seeds == (0,) and config.prune.remove
+    result = run_pipeline(ModelSource.from_baseline(digits_baseline), config, RunContext(session_workspace))
+    run_id = record(result, session_workspace)
     db = session_workspace.history_db
-    distill_run, prune_run = (history.get_run(db, step.run_id) for step in result.steps[1:3])
+    steps = result.report
+    distill_run, prune_run = (history.get_run(db, step.run_id) for step in steps[1:3])
     assert distill_run.technique == "distill" and distill_run.parent_id == digits_baseline.run_id  # the previous step, not the teacher
-    assert prune_run.parent_id == distill_run.id and history.get_run(db, result.run_id).parent_id == prune_run.id
-    assert result.steps[2].params < result.steps[1].params < result.steps[0].params
-    assert result.latency_ms_before and result.latency_ms_after and "eager" in result.latency_runtime
-    model, package = load_model_zip(Path(result.artifact_path).read_bytes())
+    assert prune_run.parent_id == distill_run.id and history.get_run(db, run_id).parent_id == prune_run.id
+    assert steps[2].params < steps[1].params < steps[0].params
+    assert result.headline.latency_ms_before and result.headline.latency_ms_after and "eager" in result.headline.latency_runtime
+    model, package = load_model_zip(Path(result.artifact.path).read_bytes())
     assert package.architecture == "simple_cnn_narrow" and package.pruned_channels
-    assert evaluate_package(model, package, digits_baseline.dataset).accuracy == pytest.approx(result.accuracy_after, abs=1e-9)
+    assert evaluate_package(model, package, digits_baseline.dataset).accuracy == pytest.approx(result.headline.accuracy_after, abs=1e-9)
 
 
 @pytest.mark.parametrize("pruned, message", [

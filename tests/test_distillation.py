@@ -1,8 +1,12 @@
-"""Distillation: the KD loss, the teacher-logit cache, the fair race, the CLI and the charts."""
+"""Distillation: the KD loss, the teacher-logit cache, the fair race (core.distillation.race.run_race,
+which records nothing), the technique (distill(source, config, context), recorded by core.record),
+the CLI and the charts."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import shutil
 
 import numpy as np
@@ -14,16 +18,22 @@ from safetensors.torch import load_file, save_file
 
 from core import history
 from core.charts.distillation import agreement_figure, gain_per_seed_figure, race_curves_figure, size_accuracy_figure, soft_labels_figure
+from core import resnet
 from core.cli import main
+from core.context import RunContext
 from core.datasets import DatasetSpec, load_dataset
-from core.distillation import DistillConfig, distill, get_teacher, kd_loss
+from core.distillation import DistillConfig, distill, get_teacher, kd_loss, run_race
 from core.distillation import race as race_module
 from core.distillation import teacher_logits, teachers
 from core.distillation.teacher_logits import TeacherLogitCache, build_teacher_logit_cache
 from core.distillation.soft_labels import soft_label_examples
 from core.errors import UserError
+from core.latency import THROUGHPUT_BATCH_SIZE
 from core.models import build_model
+from core.record import record
+from core.source import ModelSource
 from core.training import Batch, evaluate, predict_logits
+from core.workspace import WEIGHTS_FILE
 
 DIGITS = DatasetSpec("digits")
 # A quick teacher (16 epochs, ~96% on digits; fewer leave its batch-norm statistics unsettled) shared by every test here through the session workspace.
@@ -106,7 +116,7 @@ def test_cache_holds_the_teachers_logits_and_mirrored_copies(digits_teacher):
 
 
 def _count_teacher_images(monkeypatch):
-    """Wrap get_teacher so every image the teacher model sees during distill() is counted."""
+    """Wrap get_teacher so every image the teacher model sees during a race is counted."""
     seen = {"images": 0}
     real_get_teacher = race_module.get_teacher
 
@@ -129,7 +139,7 @@ def test_teacher_logits_are_cached_once_and_looked_up_every_step(session_workspa
     caches = []
     real_build = teacher_logits.build_teacher_logit_cache
     monkeypatch.setattr(teacher_logits, "build_teacher_logit_cache", lambda *a, **k: caches.append(real_build(*a, **k)) or caches[-1])
-    report = distill(quick_config(epochs=2, seeds=(0, 1)), DIGITS, session_workspace)
+    report = run_race(quick_config(epochs=2, seeds=(0, 1)), DIGITS, session_workspace)
     dataset = digits_teacher.dataset
     assert report.teacher_logits_cached and "cached" in report.teacher_note
     # The teacher saw each training image once (the cache) and each test image once (agreement), nothing per step.
@@ -140,17 +150,17 @@ def test_teacher_logits_are_cached_once_and_looked_up_every_step(session_workspa
 
     # The next race with the same teacher loads the logits from the workspace: the teacher does not run at all.
     seen["images"] = 0
-    again = distill(quick_config(epochs=1, temperature=2.0), DIGITS, session_workspace)
+    again = run_race(quick_config(epochs=1, temperature=2.0), DIGITS, session_workspace)
     assert seen["images"] == 0 and len(caches) == 1 and "loaded from the workspace" in again.teacher_note
 
 
 def test_saved_teacher_logits_that_do_not_fit_are_recomputed(session_workspace, digits_teacher, monkeypatch):
     forget_saved_teacher_logits(session_workspace)
-    distill(quick_config(epochs=1), DIGITS, session_workspace)
+    run_race(quick_config(epochs=1), DIGITS, session_workspace)
     saved = teacher_logits.teacher_logits_path(digits_teacher, session_workspace, with_flips=False)
     save_file({"plain": torch.zeros(3, 10)}, str(saved))  # e.g. written for another split
     seen = _count_teacher_images(monkeypatch)
-    report = distill(quick_config(epochs=1), DIGITS, session_workspace)
+    report = run_race(quick_config(epochs=1), DIGITS, session_workspace)
     assert seen["images"] == len(digits_teacher.dataset.train) and "computed once" in report.teacher_note
     assert load_file(saved)["plain"].shape == (len(digits_teacher.dataset.train), 10)
 
@@ -158,7 +168,7 @@ def test_saved_teacher_logits_that_do_not_fit_are_recomputed(session_workspace, 
 def test_random_crops_run_the_teacher_per_batch_and_say_so(session_workspace, digits_teacher, monkeypatch):
     forget_saved_teacher_logits(session_workspace)
     seen = _count_teacher_images(monkeypatch)
-    report = distill(quick_config(epochs=1, augment="crop"), DIGITS, session_workspace)
+    report = run_race(quick_config(epochs=1, augment="crop"), DIGITS, session_workspace)
     dataset = digits_teacher.dataset
     assert not report.teacher_logits_cached and "cannot be cached" in report.teacher_note
     assert report.teacher_logits_seconds == 0.0
@@ -184,7 +194,7 @@ def test_both_students_see_identical_batches_in_identical_order(session_workspac
         return real_train_model(model, dataset, recipe, device, seed, progress, stop, loss_fn=spy, stage=stage, **kwargs)
 
     monkeypatch.setattr(race_module, "train_model", recording_train_model)
-    distill(quick_config(epochs=2, seeds=(0, 1)), DIGITS, session_workspace)
+    run_race(quick_config(epochs=2, seeds=(0, 1)), DIGITS, session_workspace)
     assert order["hard-0"] == order["distilled-0"] and order["hard-1"] == order["distilled-1"]
     assert order["hard-0"] != order["hard-1"]  # the order does depend on the seed
     assert sorted(sum(order["hard-0"][: len(order["hard-0"]) // 2], [])) == list(range(len(digits_teacher.dataset.train)))
@@ -192,15 +202,25 @@ def test_both_students_see_identical_batches_in_identical_order(session_workspac
 
 def test_with_alpha_0_both_students_end_identical(session_workspace, digits_teacher):
     """Same initial weights, data order and optimiser: with no soft loss the two runs must coincide exactly."""
-    report = distill(quick_config(alpha=0.0, epochs=2), DIGITS, session_workspace)
+    report = run_race(quick_config(alpha=0.0, epochs=2), DIGITS, session_workspace)
     hard, distilled = report.hard_runs[0], report.distilled_runs[0]
     assert hard.accuracy == distilled.accuracy and report.gain == 0.0
     assert [r.train_loss for r in hard.history] == pytest.approx([r.train_loss for r in distilled.history], rel=1e-6)
 
 
-def test_report_records_the_run_and_saves_the_distilled_student(session_workspace, digits_teacher):
+def test_race_records_nothing(session_workspace, digits_teacher):
+    runs_before = history.count_runs(session_workspace.history_db)
+    report = run_race(quick_config(epochs=1), DIGITS, session_workspace)
+    assert history.count_runs(session_workspace.history_db) == runs_before
+    assert report.run_id is None and report.model is not None and report.teacher_run_id == digits_teacher.run_id
+
+
+def test_report_records_the_run_and_saves_the_distilled_student(session_workspace, digits_baseline, digits_teacher):
     on_epoch = []
-    report = distill(quick_config(epochs=3, seeds=(0, 1, 2)), DIGITS, session_workspace, on_epoch=lambda kind, seed, record: on_epoch.append((kind, seed, record.epoch)))
+    source = ModelSource.from_baseline(digits_baseline)
+    result = distill(source, quick_config(epochs=3, seeds=(0, 1, 2)), RunContext(session_workspace), on_epoch=lambda kind, seed, epoch: on_epoch.append((kind, seed, epoch.epoch)))
+    report = result.report
+    run_id = record(result, session_workspace)
     assert on_epoch[:3] == [("hard", 0, 1), ("hard", 0, 2), ("hard", 0, 3)] and len(on_epoch) == 3 * 2 * 3
     summary = report.summary()
     for key in ("teacher_accuracy", "student_accuracy", "distilled_accuracy", "gain", "gain_std", "teacher_size_bytes", "student_size_bytes", "teacher_agreement"):
@@ -214,34 +234,62 @@ def test_report_records_the_run_and_saves_the_distilled_student(session_workspac
     counts = torch.bincount(labels, minlength=10).float()
     for run in report.distilled_runs:
         assert float((torch.tensor(run.per_class_agreement) * counts).sum() / counts.sum()) == pytest.approx(run.teacher_agreement, abs=1e-6)
+    # The recorded run derives from the source it replaces (the baseline); the teacher is named in its params and details.
+    run = history.get_run(session_workspace.history_db, run_id)
+    assert run_id == result.run_id and run.technique == "distill" and run.model == "simple_cnn"
+    assert run.parent_id == digits_baseline.run_id and run.parent_id != digits_teacher.run_id
+    assert run.params["teacher_run_id"] == digits_teacher.run_id and run.metrics["details"]["teacher_run_id"] == digits_teacher.run_id
+    assert run.params["temperature"] == DistillConfig.temperature and run.params["lineage"] == [digits_baseline.run_id]
+    # The headline: the source before, the first seed's distilled student after, on the full test split.
+    headline = result.headline
+    assert headline.accuracy_before == pytest.approx(digits_baseline.evaluation.accuracy)
+    assert headline.accuracy_after == report.distilled_runs[0].accuracy == run.metrics["accuracy_after"] == run.metrics["accuracy"]
+    assert headline.eval_images == len(digits_teacher.dataset.test) and headline.latency_batch_size == THROUGHPUT_BATCH_SIZE
+    assert headline.size_bytes_before == digits_baseline.metrics.size_bytes and headline.size_bytes_after == report.student_metrics.size_bytes
     # The saved student is the first seed's distilled one and scores what the report says.
-    run = history.get_run(session_workspace.history_db, report.run_id)
-    assert run.technique == "distill" and run.parent_id == digits_teacher.run_id and run.params["temperature"] == DistillConfig.temperature
-    weights = load_file(f"{report.checkpoint}/model.safetensors")
+    folder = session_workspace.resolve_artifact(run.artifact_path)
+    assert folder == result.artifact.path and not run.artifact_path.startswith("/")  # stored relative to the workspace
+    weights = load_file(str(folder / WEIGHTS_FILE))
     student = build_model("simple_cnn", 1, 8, 10)
     student.load_state_dict(weights)
     assert evaluate(student, digits_teacher.dataset, digits_teacher.dataset.test).accuracy == pytest.approx(report.distilled_runs[0].accuracy)
+    # ...and reads back as a model source of its own, e.g. to prune it next.
+    again = ModelSource.from_run(session_workspace, run_id, device="cpu")
+    assert again.technique == "distill" and again.lineage == (digits_baseline.run_id, run_id)
+    assert again.accuracy == pytest.approx(report.distilled_runs[0].accuracy)
+
+
+def test_distillation_refuses_a_quantized_source_before_any_training(session_workspace, digits_baseline, monkeypatch):
+    monkeypatch.setattr(race_module, "get_teacher", lambda *a, **k: pytest.fail("the teacher was looked up"))
+    quantized = dataclasses.replace(ModelSource.from_baseline(digits_baseline), quantized=True)
+    with pytest.raises(UserError, match="already quantized"):
+        distill(quantized, quick_config(epochs=1), RunContext(session_workspace))
 
 
 def test_one_seed_reports_no_spread(session_workspace, digits_teacher):
-    report = distill(quick_config(epochs=1), DIGITS, session_workspace)
+    report = run_race(quick_config(epochs=1), DIGITS, session_workspace)
     assert np.isnan(report.gain_std)
 
 
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"temperature": 0.0}, "temperature must be greater than 0"),
-        ({"temperature": -2.0}, "temperature must be greater than 0"),
-        ({"alpha": 1.2}, "alpha must be between 0 and 1"),
-        ({"alpha": -0.1}, "alpha must be between 0 and 1"),
-        ({"student": "teacher"}, "unknown student"),
+        ({"temperature": 0.0}, "--temperature must be in 0.05..100, got 0"),
+        ({"temperature": -2.0}, "--temperature must be in 0.05..100, got -2"),
+        ({"temperature": 200.0}, "--temperature must be in 0.05..100, got 200"),
+        ({"temperature": float("nan")}, "--temperature must be a finite number"),
+        ({"alpha": 1.2}, "--alpha must be in 0..1, got 1.2"),
+        ({"alpha": -0.1}, "--alpha must be in 0..1, got -0.1"),
+        ({"student": "teacher"}, "--student must be one of simple_cnn, simple_cnn_narrow, simple_cnn_wide, got 'teacher'"),
+        ({"teacher": "giant"}, "--teacher must be one of teacher, resnet18, resnet18_imagenet"),
         ({"seeds": (1, 1)}, "seeds must be different"),
-        ({"epochs": 0}, "epochs must be at least 1"),
+        ({"seeds": tuple(range(11))}, "at most 10 seeds"),
+        ({"epochs": 0}, "--epochs must be in 1..200, got 0"),
+        ({"epochs": 201}, "--epochs must be in 1..200, got 201"),
     ],
 )
 def test_bad_settings_are_user_errors(overrides, message):
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(UserError, match=re.escape(message)):
         quick_config(**overrides).validate()
 
 
@@ -263,17 +311,20 @@ def _write_tiny_rgb_folder(root, per_class=2):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--temperature", "0"], "temperature must be greater than 0, got 0.0"),
-        (["--alpha", "1.5"], "alpha must be between 0 and 1, got 1.5"),
-        (["--alpha", "-0.5"], "alpha must be between 0 and 1"),
-        (["--seeds", "0"], "--seeds must be at least 1"),
-        (["--teacher", "giant"], "unknown teacher 'giant'"),
+        (["--temperature", "0"], "--temperature must be in 0.05..100, got 0"),
+        (["--alpha", "1.5"], "--alpha must be in 0..1, got 1.5"),
+        (["--alpha", "-0.5"], "--alpha must be in 0..1, got -0.5"),
+        (["--seeds", "0"], "--seeds must be between 1 and 10, got 0"),
+        (["--seeds", "11"], "--seeds must be between 1 and 10, got 11"),
+        (["--teacher", "giant"], "argument --teacher: invalid choice: 'giant'"),
+        (["--epochs", "0"], "--epochs must be in 1..200, got 0"),  # the students' budget
     ],
 )
 def test_cli_rejects_bad_settings_with_one_line_and_exit_2(tmp_path, capsys, args, message):
     assert main(["distill", "--workspace", str(tmp_path), *args]) == 2
     error = capsys.readouterr().err
     assert message in error and error.count("\n") == 1
+    assert not (tmp_path / "checkpoints").exists()  # refused before any baseline or teacher was trained
 
 
 def test_cli_rejects_a_teacher_smaller_than_the_student(tmp_path, capsys):
@@ -281,10 +332,10 @@ def test_cli_rejects_a_teacher_smaller_than_the_student(tmp_path, capsys):
     assert main(["distill", "--workspace", str(tmp_path / "ws"), "--dataset", f"folder:{folder}", "--student", "simple_cnn_wide"]) == 2
     error_lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(error_lines) == 1 and "is smaller than student 'simple_cnn_wide'" in error_lines[0]
-    assert not (tmp_path / "ws" / "checkpoints").exists()  # rejected before any teacher was trained
+    assert not (tmp_path / "ws" / "checkpoints").exists()  # rejected before the baseline or any teacher was trained
 
 
-def test_cli_prints_the_race_as_one_json_line(session_workspace, digits_teacher, capsys):
+def test_cli_prints_the_race_as_one_json_line(session_workspace, digits_baseline, digits_teacher, capsys):
     argv = ["distill", "--workspace", str(session_workspace.root), "--dataset", "digits", "--teacher-epochs", str(TEACHER_EPOCHS), "--epochs", "2", "--seeds", "2", "--temperature", "3", "--alpha", "0.7", "--device", "cpu"]
     assert main(argv) == 0
     captured = capsys.readouterr()
@@ -295,6 +346,13 @@ def test_cli_prints_the_race_as_one_json_line(session_workspace, digits_teacher,
     assert payload["gain_std"] is not None and payload["teacher_agreement"] > 0.5
     assert payload["teacher_size_bytes"] == digits_teacher.metrics.size_bytes
     assert "[distilled]" in captured.err  # live progress on stderr
+    # The headline: the baseline it replaces (trained at its own preset, not --epochs 2) before, the distilled student after.
+    assert payload["technique"] == "distill" and payload["source_run_id"] == digits_baseline.run_id
+    assert payload["accuracy_before"] == pytest.approx(digits_baseline.evaluation.accuracy)
+    assert payload["accuracy_after"] == payload["distilled_accuracies"][0]
+    assert payload["config"]["epochs"] == 2 and payload["config"]["teacher_run_id"] == digits_teacher.run_id
+    run = history.get_run(session_workspace.history_db, payload["run_id"])
+    assert run.parent_id == digits_baseline.run_id and run.metrics["gain"] == pytest.approx(payload["gain"])
 
 
 # --- soft labels, teachers and charts ---------------------------------------------------------
@@ -312,7 +370,7 @@ def test_soft_labels_get_softer_as_temperature_rises(digits_teacher):
 
 
 def test_race_charts_show_every_seed_and_the_teacher(session_workspace, digits_teacher):
-    report = distill(quick_config(epochs=2, seeds=(0, 1)), DIGITS, session_workspace)
+    report = run_race(quick_config(epochs=2, seeds=(0, 1)), DIGITS, session_workspace)
     curves = race_curves_figure([r.history for r in report.hard_runs], [r.history for r in report.distilled_runs], report.teacher_accuracy, epochs=2)
     assert len(curves.data) == 2 * 2 * 2  # (hard, distilled) x seeds x (loss, accuracy)
     assert any(f"teacher {100 * report.teacher_accuracy:.1f}%" in (a.text or "") for a in curves.layout.annotations)
@@ -327,9 +385,9 @@ def test_race_charts_show_every_seed_and_the_teacher(session_workspace, digits_t
 
 @pytest.mark.parametrize("channels, side", [(1, 8), (3, 32)])
 def test_resnet18_teacher_fits_small_images(channels, side):
-    teachers.register_teacher_models()
-    model = build_model("resnet18", channels, side, 10).eval()
+    model = build_model("resnet18", channels, side, 10).eval()  # in core.models' one registry: no registration step
     assert model(torch.randn(2, channels, side, side)).shape == (2, 10)
+    assert "resnet18" in teachers.available_teachers() and "teacher" in teachers.available_teachers()
 
 
 def test_resnet18_uses_imagenet_weights_only_when_on_disk(tmp_path, monkeypatch):
@@ -338,12 +396,12 @@ def test_resnet18_uses_imagenet_weights_only_when_on_disk(tmp_path, monkeypatch)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     assert "resnet18_imagenet" not in teachers.available_teachers()
     with pytest.raises(UserError, match="not on disk"):
-        teachers.small_image_resnet18(1, 8, 10, imagenet=True)
+        resnet.small_image_resnet18(1, 8, 10, imagenet=True)
     imagenet = resnet18(weights=None)  # stands in for the real file: same names and shapes
     (tmp_path / "checkpoints").mkdir()
-    save_file({name: t.contiguous() for name, t in imagenet.state_dict().items()}, str(tmp_path / "checkpoints" / teachers.IMAGENET_WEIGHTS_FILE))
+    save_file({name: t.contiguous() for name, t in imagenet.state_dict().items()}, str(tmp_path / "checkpoints" / resnet.IMAGENET_WEIGHTS_FILE))
     assert "resnet18_imagenet" in teachers.available_teachers()
-    grey = teachers.small_image_resnet18(1, 8, 10, imagenet=True)
+    grey = resnet.small_image_resnet18(1, 8, 10, imagenet=True)
     assert torch.equal(grey.layer3[0].conv1.weight, imagenet.layer3[0].conv1.weight)
     assert torch.allclose(grey.conv1.weight, imagenet.conv1.weight.sum(dim=1, keepdim=True))
     assert grey.fc.out_features == 10
@@ -352,7 +410,7 @@ def test_resnet18_uses_imagenet_weights_only_when_on_disk(tmp_path, monkeypatch)
 def test_digits_dataset_subsets_keep_the_teacher_and_students_on_the_same_images(session_workspace):
     """The teacher is looked up with the students' dataset spec, so a subset gives a teacher trained on that subset."""
     spec = DatasetSpec("digits", train_size=300, test_size=100)
-    report = distill(quick_config(epochs=1), spec, session_workspace, dataset=load_dataset(spec, session_workspace))
+    report = run_race(quick_config(epochs=1), spec, session_workspace, dataset=load_dataset(spec, session_workspace))
     teacher = get_teacher(quick_config(), spec, session_workspace)
     assert teacher.from_cache and len(teacher.dataset.train) == 300
     assert report.teacher_metrics.accuracy == teacher.metrics.accuracy

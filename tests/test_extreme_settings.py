@@ -12,7 +12,10 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core import history
 from core.cli import main
+from core.distillation import DistillConfig
+from core.options import spec
 from tests.conftest import REPO_ROOT, open_app_page
 
 pytestmark = pytest.mark.slow
@@ -73,33 +76,51 @@ def test_cli_refuses_a_pipeline_that_prunes_everything(capsys, session_workspace
     assert_refused_in_one_line(status, stderr, "amount")
 
 
+def widget(at: AppTest, key: str):
+    """The slider or number input with this key (a page may show a range either way)."""
+    found = [element for element in [*at.slider, *at.number_input] if element.key == key]
+    assert len(found) == 1, f"no single slider or number input with key {key!r}"
+    return found[0]
+
+
 def assert_no_traceback(at: AppTest) -> None:
     assert not at.exception, [exception.value for exception in at.exception]
 
 
 def test_pages_take_the_extremes_their_controls_allow(session_workspace, digits_baseline):
+    db = session_workspace.history_db
     at = open_app_page("pages/pruning.py", timeout_s=600)
-    at.slider(key="prune_amount").set_value(0.99).run()
+    widget(at, "prune_amount").set_value(0.99).run()
     assert_no_traceback(at)
-    at.number_input(key="prune_finetune_epochs").set_value(0).run()
+    widget(at, "prune_finetune_epochs").set_value(0).run()
+    runs_before = history.count_runs(db)
     at.button(key="prune_run").click().run()
     assert_no_traceback(at)
-    assert any(caption.value.startswith("Run ") and "saved to" in caption.value for caption in at.caption)
+    # One run recorded, with the settings shown, and the page names it.
+    assert history.count_runs(db) == runs_before + 1
+    run = history.list_runs(db, technique="prune", newest_first=True, limit=1)[0]
+    assert run.params["amount"] == 0.99 and run.params["finetune_epochs"] == 0
+    shown = [element.value.lower() for element in [*at.success, *at.caption]]
+    assert any(f"run {run.id}" in text or f"run #{run.id}" in text for text in shown), shown
     assert next(metric.value for metric in at.metric if metric.label == "After fine-tuning").endswith("%")
     at.radio(key="prune_granularity").set_value("channel").run()  # 99% of 16 channels leaves none
     assert_no_traceback(at)
     assert any("would leave none" in error.value and "\n" not in error.value for error in at.error)
 
     at.switch_page("pages/quantization.py").run()
-    at.slider(key="quant_bits").set_value(2).run()
+    widget(at, "quant_bits").set_value(2).run()
     at.radio(key="quant_granularity").set_value("per-tensor").run()
     assert_no_traceback(at)
     assert float(next(metric.delta for metric in at.metric if metric.label == "Deployed size").split("×")[0]) > 8  # 2-bit codes
 
     at.switch_page("pages/distillation.py").run()
-    at.slider(key="distill_temperature").set_value(20.0).run()
-    at.slider(key="distill_alpha").set_value(1.0).run()
+    # The page's ranges are DistillConfig's own (core.options.spec): its extremes are the CLI's.
+    temperature, alpha = spec(DistillConfig, "temperature"), spec(DistillConfig, "alpha")
+    assert temperature.maximum == 100.0 and alpha.maximum == 1.0
+    widget(at, "distill_temperature").set_value(temperature.maximum).run()
+    widget(at, "distill_alpha").set_value(alpha.maximum).run()
     assert_no_traceback(at)
+    assert widget(at, "distill_temperature").value == temperature.maximum and widget(at, "distill_alpha").value == alpha.maximum
 
 
 def test_sidebar_refuses_a_train_size_below_the_class_count_and_keeps_the_page(session_workspace, digits_baseline):

@@ -1,11 +1,13 @@
 import threading
 
+import pytest
 import torch
 
 from core.datasets import DatasetSpec, load_dataset
 from core.models import build_model
 from core.progress import Progress
-from core.training import TrainRecipe, augment_batch, evaluate, evaluation_from_logits, train_model
+from core.errors import UserError
+from core.training import MAX_EPOCHS, TrainRecipe, augment_batch, evaluate, evaluation_from_logits, train_model
 
 
 def test_training_on_digits_reaches_90_percent(workspace):
@@ -70,3 +72,13 @@ def test_a_run_with_very_few_steps_still_trains(workspace):
     dataset = load_dataset(DatasetSpec("digits", train_size=20), workspace)
     result = train_model(build_model("simple_cnn", 1, 8, 10), dataset, TrainRecipe(epochs=1, batch_size=128), torch.device("cpu"))
     assert len(result.history) == 1
+
+
+def test_recipes_outside_the_epoch_cap_are_refused():
+    TrainRecipe(epochs=0).validate()
+    TrainRecipe(epochs=MAX_EPOCHS).validate()
+    for epochs in (-1, MAX_EPOCHS + 1):
+        with pytest.raises(UserError, match=f"epochs must be between 0 and {MAX_EPOCHS}, got {epochs}"):
+            TrainRecipe(epochs=epochs).validate()
+    with pytest.raises(UserError, match="unknown augmentation"):
+        TrainRecipe(epochs=1, augment="rotate").validate()

@@ -3,9 +3,12 @@ import json
 import pytest
 import torch
 
+from core import history
 from core.baseline import BaselineConfig, get_baseline
 from core.datasets import DatasetSpec
-from core.workspace import META_FILE, WEIGHTS_FILE, atomic_write_bytes, load_checkpoint, save_checkpoint
+from core.errors import UserError
+from core.latency import THROUGHPUT_BATCH_SIZE
+from core.workspace import META_FILE, WEIGHTS_FILE, Workspace, atomic_write_bytes, load_checkpoint, save_checkpoint
 
 
 def test_checkpoint_round_trip(tmp_path):
@@ -48,9 +51,44 @@ def test_baseline_is_cached_and_reused(workspace):
         assert torch.equal(tensor.cpu(), second.model.state_dict()[name].cpu())
     meta = json.loads((first.checkpoint / META_FILE).read_text())
     assert meta["architecture"] == "simple_cnn" and meta["recipe"]["epochs"] == 2 and meta["dataset"]["train_size"] == 300
+    # The training run is recorded once, with its artifact relative to the workspace and latency under the one protocol.
+    assert history.count_runs(workspace.history_db) == 1 and second.run_id == first.run_id
+    row = history.get_run(workspace.history_db, first.run_id)
+    assert row.technique == "train" and workspace.resolve_artifact(row.artifact_path) == first.checkpoint and not row.artifact_path.startswith("/")
+    assert row.metrics["latency_batch_size"] == THROUGHPUT_BATCH_SIZE == first.metrics.latency_batch_size
+    assert row.metrics["latency_ms"] > 0 and row.metrics["latency_ms_single"] == first.metrics.latency_ms_single > 0
+    assert row.metrics["headline_version"] == 2 and row.metrics["eval_images"] == len(first.dataset.test) and row.metrics["size_measure"]
 
 
 def test_changed_configuration_trains_a_new_baseline(workspace):
     base = get_baseline(BaselineConfig(DatasetSpec("digits", train_size=300), epochs=1), workspace)
     other = get_baseline(BaselineConfig(DatasetSpec("digits", train_size=300), epochs=1, seed=1), workspace)
     assert base.checkpoint != other.checkpoint and not other.from_cache
+
+
+def test_baseline_settings_are_checked_before_any_data_is_loaded(workspace):
+    for config, message in [
+        (BaselineConfig(DatasetSpec("digits"), epochs=201), "--epochs must be between 0 and 200"),
+        (BaselineConfig(DatasetSpec("digits"), model="giant"), "unknown model 'giant'"),
+        (BaselineConfig(DatasetSpec("digits"), seed=-1), "--seed must be 0 or more"),
+        (BaselineConfig(DatasetSpec("digits", train_size=0)), "--train-size must be at least 1"),
+    ]:
+        with pytest.raises(UserError, match=message):
+            config.validate()
+    assert not workspace.checkpoint_dir.exists()
+
+
+def test_artifact_paths_are_stored_relative_and_found_after_a_move(tmp_path):
+    old = Workspace.open(tmp_path / "old")
+    inside = old.checkpoint_dir / "prune-simple_cnn-abc"
+    assert old.relative_artifact(inside) == "checkpoints/prune-simple_cnn-abc"
+    assert old.relative_artifact(tmp_path / "elsewhere" / "model") == str(tmp_path / "elsewhere" / "model")  # outside: kept absolute
+    new = Workspace.open(tmp_path / "new")
+    assert new.resolve_artifact("checkpoints/prune-simple_cnn-abc") == new.root / "checkpoints" / "prune-simple_cnn-abc"
+    assert new.resolve_artifact(None) is None and new.resolve_artifact("") is None
+    # A row written before paths were relative holds an absolute path into the old location:
+    # the copy in this workspace is used when there is one, else the old path as it was.
+    save_checkpoint(inside, {"w": torch.zeros(2)}, {})
+    assert new.resolve_artifact(str(inside)) == inside  # not copied yet
+    save_checkpoint(new.checkpoint_dir / inside.name, {"w": torch.zeros(2)}, {})
+    assert new.resolve_artifact(str(inside)) == new.checkpoint_dir / inside.name
