@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from core.charts.style import PALETTE, styled
-from core.pruning.lab import SensitivityScan
+from core.pruning.explore import SensitivityScan
 from core.pruning.stats import WeightView
 
 EMPTY_COLOUR = "#ffffff"  # pruned weights are not drawn: the background shows through

@@ -149,7 +149,8 @@ def quantization_config(mode: str, options: dict) -> QuantizationConfig:
         if value is None or dest in allowed or dest not in ALL_OPTIONS:
             continue
         users = [other for other, cls in CONFIG_CLASSES.items() if dest in {o.dest for o in specs(cls).values() if o.cli}]
-        raise UserError(f"{ALL_OPTIONS[dest].cli_flag} does not apply to --mode {mode} (only to {', '.join(users)})")
+        given_flag = ALL_OPTIONS[dest].negative_flag if value is False and ALL_OPTIONS[dest].negative_flag else ALL_OPTIONS[dest].cli_flag  # --per-tensor, not --per-channel
+        raise UserError(f"{given_flag} does not apply to --mode {mode} (only to {', '.join(users)})")
     config = config_class(**given(options, config_class))
     config.validate()
     return config

@@ -69,7 +69,10 @@ def backend_unavailable_reason() -> str:
 
 def compile_for_cpu(model: nn.Module, example_input: torch.Tensor, batch_size: int = 32) -> nn.Module:
     """The model compiled for a fixed batch shape, with its first (compiling) call already done."""
-    model.cpu()
+    if any(tensor.device.type != "cpu" for tensor in (*model.parameters(), *model.buffers())):
+        # Only when needed: compiling leaves weakrefs on a torchao int8 weight, so moving it again
+        # (the protocol compiles each model once per batch size) raises "Couldn't swap Linear.weight".
+        model.cpu()
     model.eval()  # not chained: a PT2E graph's patched eval() returns None
     compiled = torch.compile(model, backend="inductor", dynamic=False)
     # Compilation happens at the first call; freezing must be on then (passed as options=, the
