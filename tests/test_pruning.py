@@ -14,13 +14,14 @@ import torch
 from core import history
 from core.charts.pruning import accuracy_vs_sparsity_figure, sensitivity_figure, size_speed_figure, sparsity_bars_figure, weight_heatmaps_figure, weight_histogram_figure
 from core.cli import main
+from core.context import RunContext
 from core.errors import UserError
+from core.evaluation import QuickEvaluator
+from core.latency import EAGER, THROUGHPUT_BATCH_SIZE
 from core.metrics import count_macs, count_nonzero_parameters, count_parameters, effective_tensors, state_dict_size_bytes
 from core.models import build_model
 from core.pruning import (
     PruneConfig,
-    QuickEvaluator,
-    ScheduleConfig,
     all_weights,
     apply_pruning,
     decode_sparse,
@@ -29,13 +30,16 @@ from core.pruning import (
     load_pruned_model,
     measure_sizes,
     preview_pruning,
-    run_pruning,
+    prune,
     sensitivity_scan,
     sparsity_per_layer,
     weight_view,
 )
 from core.pruning.stats import architecture_rows, layer_shapes
+from core.record import record
+from core.source import ModelSource
 from core.training import predict_logits
+from core.workspace import WEIGHTS_FILE
 
 CIFAR_INPUT = torch.zeros(1, 3, 32, 32)
 
@@ -49,10 +53,16 @@ def weight_of(model, layer: str) -> torch.Tensor:
     return dict(model.named_modules())[layer].weight.detach()
 
 
+def prune_and_record(baseline, workspace, **config):
+    """prune() of the baseline, then core.record: what the page and the CLI do."""
+    result = prune(ModelSource.from_baseline(baseline), PruneConfig(**config), RunContext(workspace))
+    return result, record(result, workspace)
+
+
 @pytest.mark.parametrize("method", ["l1", "random"])
 @pytest.mark.parametrize("amount", [0.3, 0.5, 0.8])
 def test_unstructured_layer_amounts_are_exact(method, amount):
-    model = apply_pruning(cifar_sized_model(), PruneConfig(method, "unstructured", amount), CIFAR_INPUT).masked
+    model = apply_pruning(cifar_sized_model(), PruneConfig(method=method, granularity="unstructured", amount=amount), CIFAR_INPUT).masked
     for layer in ("conv1", "conv2", "fc1", "fc2", "fc3"):
         weight = weight_of(model, layer)
         assert int((weight == 0).sum()) == round(amount * weight.numel()), layer
@@ -60,9 +70,9 @@ def test_unstructured_layer_amounts_are_exact(method, amount):
 
 def test_l1_prunes_the_smallest_weights_and_random_does_not():
     original = weight_of(cifar_sized_model(), "fc1").abs()
-    l1 = weight_of(apply_pruning(cifar_sized_model(), PruneConfig("l1", amount=0.5, layers=("fc1",)), CIFAR_INPUT).masked, "fc1")
+    l1 = weight_of(apply_pruning(cifar_sized_model(), PruneConfig(method="l1", amount=0.5, layers=("fc1",)), CIFAR_INPUT).masked, "fc1")
     assert original[l1 == 0].max() <= original[l1 != 0].min()
-    random = weight_of(apply_pruning(cifar_sized_model(), PruneConfig("random", amount=0.5, layers=("fc1",)), CIFAR_INPUT).masked, "fc1")
+    random = weight_of(apply_pruning(cifar_sized_model(), PruneConfig(method="random", amount=0.5, layers=("fc1",)), CIFAR_INPUT).masked, "fc1")
     assert original[random == 0].max() > original[random != 0].min()
 
 
@@ -74,7 +84,7 @@ def test_only_chosen_layers_are_pruned():
 
 
 def test_global_scope_reaches_the_global_target_with_uneven_layers():
-    model = apply_pruning(cifar_sized_model(), PruneConfig("l1", "unstructured", 0.7, scope="global"), CIFAR_INPUT).masked
+    model = apply_pruning(cifar_sized_model(), PruneConfig(method="l1", granularity="unstructured", amount=0.7, scope="global"), CIFAR_INPUT).masked
     total = sum(weight_of(model, layer).numel() for layer in ("conv1", "conv2", "fc1", "fc2", "fc3"))
     assert global_sparsity(model) == pytest.approx(round(0.7 * total) / total, abs=1e-9)
     per_layer = sparsity_per_layer(model).values()
@@ -82,14 +92,14 @@ def test_global_scope_reaches_the_global_target_with_uneven_layers():
 
 
 def test_global_channel_scope_reaches_the_target_channel_count():
-    pruned = apply_pruning(cifar_sized_model(), PruneConfig("l1", "channel", 0.5, scope="global"), CIFAR_INPUT)
+    pruned = apply_pruning(cifar_sized_model(), PruneConfig(method="l1", granularity="channel", amount=0.5, scope="global"), CIFAR_INPUT)
     total = sum(pruned.channels.values())
     assert sum(len(indices) for indices in pruned.pruned_channels.values()) == round(0.5 * total)
     assert len({len(indices) / pruned.channels[name] for name, indices in pruned.pruned_channels.items()}) > 1
 
 
 def test_channel_removal_gives_the_expected_shapes_and_the_masked_output(digits_baseline):
-    pruned = apply_pruning(digits_baseline.fresh_copy(), PruneConfig("ln", "channel", 0.5, remove=True), digits_baseline.example_input())
+    pruned = apply_pruning(digits_baseline.fresh_copy(), PruneConfig(method="ln", granularity="channel", amount=0.5, remove=True), digits_baseline.example_input())
     shapes = {shape.name: shape.weight_shape for shape in layer_shapes(pruned.removed)}
     assert shapes == {"conv1": [8, 1, 5, 5], "conv2": [16, 8, 5, 5], "fc1": [60, 16 * 2 * 2], "fc2": [42, 60], "fc3": [10, 42]}
     dataset = digits_baseline.dataset
@@ -111,7 +121,7 @@ def test_channel_removal_follows_residual_and_batch_norm_dependencies(scope):
             if isinstance(module, torch.nn.BatchNorm2d):
                 module.running_mean.uniform_(-0.5, 0.5)
                 module.running_var.uniform_(0.5, 2.0)
-    pruned = apply_pruning(model, PruneConfig("l1", "channel", 0.4, scope=scope, remove=True), CIFAR_INPUT)
+    pruned = apply_pruning(model, PruneConfig(method="l1", granularity="channel", amount=0.4, scope=scope, remove=True), CIFAR_INPUT)
     images = torch.randn(8, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(pruned.removed(images), pruned.masked(images), rtol=1e-4, atol=1e-4)
@@ -119,20 +129,20 @@ def test_channel_removal_follows_residual_and_batch_norm_dependencies(scope):
 
 
 def test_classifier_outputs_are_never_pruned():
-    pruned = apply_pruning(cifar_sized_model(), PruneConfig("l1", "channel", 0.7, scope="global", remove=True), CIFAR_INPUT)
+    pruned = apply_pruning(cifar_sized_model(), PruneConfig(method="l1", granularity="channel", amount=0.7, scope="global", remove=True), CIFAR_INPUT)
     assert weight_of(pruned.removed, "fc3").shape[0] == 10
     with pytest.raises(UserError, match="final classifier"):
-        apply_pruning(cifar_sized_model(), PruneConfig("l1", "channel", 0.5, layers=("fc3",)), CIFAR_INPUT)
+        apply_pruning(cifar_sized_model(), PruneConfig(method="l1", granularity="channel", amount=0.5, layers=("fc3",)), CIFAR_INPUT)
 
 
 @pytest.mark.parametrize("config, message", [
-    (PruneConfig("ln", "channel", 0.99, remove=True), "would leave none"),
-    (PruneConfig("l1", "channel", 0.97, scope="global", remove=True), "every channel of"),
-    (PruneConfig("l1", "unstructured", 1.0), r"\[0, 1\)"),
-    (PruneConfig("l1", "unstructured", -0.2), r"\[0, 1\)"),
-    (PruneConfig("l1", "unstructured", 0.5, layers=("conv7",)), "unknown layer 'conv7'"),
-    (PruneConfig("ln", "unstructured", 0.5), "granularity channel"),
-    (PruneConfig("l1", "unstructured", 0.5, remove=True), "removal needs"),
+    (PruneConfig(method="ln", granularity="channel", amount=0.99, remove=True), "would leave none"),
+    (PruneConfig(method="l1", granularity="channel", amount=0.97, scope="global", remove=True), "every channel of"),
+    (PruneConfig(method="l1", granularity="unstructured", amount=1.0), r"\[0, 1\)"),
+    (PruneConfig(method="l1", granularity="unstructured", amount=-0.2), r"\[0, 1\)"),
+    (PruneConfig(method="l1", granularity="unstructured", amount=0.5, layers=("conv7",)), "unknown layer 'conv7'"),
+    (PruneConfig(method="ln", granularity="unstructured", amount=0.5), "granularity channel"),
+    (PruneConfig(method="l1", granularity="unstructured", amount=0.5, remove=True), "removal needs"),
 ])
 def test_bad_settings_raise_one_line_user_errors(config, message):
     with pytest.raises(UserError, match=message) as caught:
@@ -162,7 +172,7 @@ def test_sparse_encodings_decode_to_the_exact_tensors(layout):
 
 def test_sensitivity_scan_returns_one_curve_per_layer(digits_baseline):
     evaluator = QuickEvaluator(digits_baseline.dataset, digits_baseline.device, 200)
-    scan = sensitivity_scan(digits_baseline, evaluator, "unstructured", "l1", amounts=(0.0, 0.5, 0.9))
+    scan = sensitivity_scan(ModelSource.from_baseline(digits_baseline), evaluator, "unstructured", "l1", amounts=(0.0, 0.5, 0.9))
     assert list(scan.accuracy_by_layer) == ["conv1", "conv2", "fc1", "fc2", "fc3"]
     assert all(len(curve) == 3 for curve in scan.accuracy_by_layer.values())
     assert all(curve[0] == scan.baseline_accuracy for curve in scan.accuracy_by_layer.values())
@@ -178,72 +188,100 @@ def test_sensitivity_scan_returns_one_curve_per_layer(digits_baseline):
 def test_preview_measures_the_pruned_copy_and_leaves_the_baseline_alone(digits_baseline):
     before = {name: tensor.clone() for name, tensor in digits_baseline.model.state_dict().items()}
     evaluator = QuickEvaluator(digits_baseline.dataset, digits_baseline.device, 200)
-    _, light = preview_pruning(digits_baseline, PruneConfig(amount=0.2, scope="global"), evaluator)
-    _, heavy = preview_pruning(digits_baseline, PruneConfig(amount=0.95, scope="global"), evaluator)
+    source = ModelSource.from_baseline(digits_baseline)
+    _, light = preview_pruning(source, PruneConfig(amount=0.2, scope="global"), evaluator)
+    _, heavy = preview_pruning(source, PruneConfig(amount=0.95, scope="global"), evaluator)
     assert light.eval_images == 200
     assert heavy.sparsity > light.sparsity and heavy.accuracy < light.accuracy
     assert heavy.size_bytes_sparse < light.size_bytes_sparse and heavy.size_bytes_dense == light.size_bytes_dense
     assert all(torch.equal(tensor, before[name]) for name, tensor in digits_baseline.model.state_dict().items())
 
 
-def test_run_pruning_removes_finetunes_saves_and_records(digits_baseline, session_workspace):
-    config, schedule = PruneConfig("ln", "channel", 0.5, remove=True), ScheduleConfig(finetune_epochs=2)
-    model, report = run_pruning(digits_baseline, config, schedule, session_workspace, latency_batch_size=64, latency_rounds=1)
-    assert report.params == count_parameters(model) < report.params_before / 3.5
-    assert report.macs == count_macs(model, digits_baseline.example_input()) < report.macs_before
-    assert report.accuracy_after > report.accuracy_oneshot  # fine-tuning recovered accuracy
-    assert len(report.finetune_history) == 2 and report.finetune_history[-1]["test_accuracy"] == report.accuracy_after
-    assert report.latency_ms_after > 0 and report.latency_ms_before > 0 and report.latency_batch_size == 64
-    assert report.size_bytes_dense == state_dict_size_bytes(model) < report.size_bytes_dense_before
-    saved = Path(report.artifact_path) / "model.safetensors"
+def test_prune_removes_finetunes_and_record_saves_and_records(digits_baseline, session_workspace):
+    result, run_id = prune_and_record(digits_baseline, session_workspace, method="ln", granularity="channel", amount=0.5, remove=True, finetune_epochs=2)
+    model, report, headline = result.model, result.report, result.headline
+    assert report.params == headline.params_after == count_parameters(model) < headline.params_before / 3.5
+    assert headline.params_before == count_parameters(digits_baseline.model)
+    assert report.macs == headline.macs_after == count_macs(model, digits_baseline.example_input()) < headline.macs_before
+    assert headline.accuracy_after > report.accuracy_oneshot  # fine-tuning recovered accuracy
+    assert headline.accuracy_before == pytest.approx(digits_baseline.evaluation.accuracy)
+    assert headline.eval_images == len(digits_baseline.dataset.test)
+    assert len(report.finetune_history) == 2 and report.finetune_history[-1]["test_accuracy"] == headline.accuracy_after == report.accuracy
+    # Latency under the one protocol: one image and the throughput batch, both models in one runtime.
+    assert headline.latency_ms_after > 0 and headline.latency_ms_before > 0 and headline.latency_batch_size == THROUGHPUT_BATCH_SIZE
+    assert headline.latency_ms_single_after > 0 and headline.latency_ms_single_before > 0
+    assert headline.latency_runtime == EAGER and headline.latency_threads == torch.get_num_threads()
+    assert report.latency_ms_masked > 0
+    assert report.size_bytes_dense == state_dict_size_bytes(model) < state_dict_size_bytes(digits_baseline.model)
+    assert headline.size_bytes_after == report.size_bytes_sparse < headline.size_bytes_before
+    assert result.artifact.path is not None and run_id == result.run_id
+    saved = result.artifact.path / WEIGHTS_FILE
     assert report.size_bytes_gzip == len(gzip.compress(saved.read_bytes(), 6))
     meta = json.loads(saved.with_name("meta.json").read_text())
     assert meta["channels_removed"] and meta["layer_shapes"][0]["weight_shape"] == [8, 1, 5, 5]
+    assert meta["pruned_channels"] == report.pruned_channels == result.pruned_channels  # pruned from the baseline: nothing to compose
     rebuilt = load_pruned_model(saved.parent)
     images = digits_baseline.dataset.normalize(digits_baseline.dataset.test.images[:16])
     with torch.no_grad():
         torch.testing.assert_close(rebuilt(images), model.cpu()(images))
-    run = history.get_run(session_workspace.history_db, report.run_id)
-    assert run.technique == "prune" and run.parent_id == digits_baseline.run_id and run.artifact_path == report.artifact_path
+    run = history.get_run(session_workspace.history_db, run_id)
+    assert run.technique == "prune" and run.parent_id == digits_baseline.run_id
+    assert not Path(run.artifact_path).is_absolute() and session_workspace.resolve_artifact(run.artifact_path) == result.artifact.path
     assert run.metrics["params"] == report.params
+    assert run.metrics["headline_version"] == 2 and run.metrics["before_run_id"] == digits_baseline.run_id
+    assert run.metrics["latency_ms_after"] == headline.latency_ms_after and run.metrics["latency_runtime"] == headline.latency_runtime
+
+
+def test_prune_saves_nothing_until_recorded(digits_baseline, workspace):
+    result = prune(ModelSource.from_baseline(digits_baseline), PruneConfig(amount=0.3), RunContext(workspace))
+    assert result.artifact.path is None and result.run_id is None
+    assert not workspace.checkpoint_dir.exists() or not any(workspace.checkpoint_dir.iterdir())
+    assert not workspace.history_db.exists() or history.count_runs(workspace.history_db) == 0
+    run_id = record(result, workspace)
+    assert history.count_runs(workspace.history_db) == 1 and result.artifact.path.is_dir() and result.run_id == run_id
 
 
 def test_masks_stay_fixed_through_finetuning_and_saved_masked_weights_reload(digits_baseline, session_workspace):
-    config = PruneConfig("l1", "unstructured", 0.8, scope="global")
-    model, report = run_pruning(digits_baseline, config, ScheduleConfig(finetune_epochs=1), session_workspace, latency_batch_size=32, latency_rounds=1)
+    result, _ = prune_and_record(digits_baseline, session_workspace, method="l1", granularity="unstructured", amount=0.8, scope="global", finetune_epochs=1)
+    model, report, headline = result.model, result.report, result.headline
     assert global_sparsity(model) == pytest.approx(report.sparsity) and report.sparsity == pytest.approx(0.8, abs=1e-4)
-    assert report.params == report.params_before and report.nonzero_params < report.params_before / 4
+    assert report.params == headline.params_before and report.nonzero_params == headline.nonzero_params_after < headline.params_before / 4
     assert report.size_bytes_sparse <= report.size_bytes_dense / 4
-    reloaded = load_pruned_model(report.artifact_path)
+    assert len(report.finetune_history) == 1
+    reloaded = load_pruned_model(result.artifact.path)
     assert global_sparsity(reloaded) == pytest.approx(report.sparsity)
 
 
 def test_iterative_schedule_grows_to_the_target(digits_baseline, session_workspace):
-    config, schedule = PruneConfig("l1", "unstructured", 0.9, scope="global"), ScheduleConfig(finetune_epochs=1, iterative_steps=3)
-    model, report = run_pruning(digits_baseline, config, schedule, session_workspace, latency_batch_size=32, latency_rounds=1)
+    result, _ = prune_and_record(digits_baseline, session_workspace, method="l1", granularity="unstructured", amount=0.9, scope="global", finetune_epochs=1, iterative_steps=3)
+    report = result.report
     amounts = [point["amount"] for point in report.schedule_points]
     sparsities = [point["sparsity"] for point in report.schedule_points]
     assert len(amounts) == 3 and amounts == sorted(amounts) and amounts[-1] == pytest.approx(0.9)
     assert sparsities == sorted(sparsities) and sparsities[-1] == pytest.approx(0.9, abs=1e-4)
     assert len(report.finetune_history) == 3
-    assert global_sparsity(model) == pytest.approx(0.9, abs=1e-4)
+    assert global_sparsity(result.model) == pytest.approx(0.9, abs=1e-4)
 
 
 def test_iterative_channel_schedule_removes_at_the_end(digits_baseline, session_workspace):
-    config, schedule = PruneConfig("l1", "channel", 0.5, remove=True), ScheduleConfig(finetune_epochs=1, iterative_steps=2)
-    model, report = run_pruning(digits_baseline, config, schedule, session_workspace, latency_batch_size=32, latency_rounds=1)
+    result, _ = prune_and_record(digits_baseline, session_workspace, method="l1", granularity="channel", amount=0.5, remove=True, finetune_epochs=1, iterative_steps=2)
+    model = result.model
     assert weight_of(model, "conv1").shape[0] == 8 and weight_of(model, "fc2").shape[0] == 42
-    assert report.params == count_parameters(model)
+    assert result.report.params == count_parameters(model)
+    assert len(result.report.schedule_points) == 2
 
 
 def test_schedule_validation():
     with pytest.raises(UserError, match="at least 1 fine-tuning epoch"):
-        ScheduleConfig(finetune_epochs=0, iterative_steps=3).validate()
-    assert ScheduleConfig(1, 4).fraction_at(4) == 1.0 and 0 < ScheduleConfig(1, 4).fraction_at(1) < ScheduleConfig(1, 4).fraction_at(2) < 1
+        PruneConfig(finetune_epochs=0, iterative_steps=3).validate()
+    config = PruneConfig(finetune_epochs=1, iterative_steps=4)
+    assert config.fraction_at(4) == 1.0 and 0 < config.fraction_at(1) < config.fraction_at(2) < 1
+    # The schedule is part of the one config; the masks a preview draws ignore it.
+    assert config.pruning_only() == PruneConfig()
 
 
 def test_charts_show_pruned_weights_as_empty_cells_and_removed_filters_as_empty_rows():
-    pruned = apply_pruning(cifar_sized_model(), PruneConfig("l1", "channel", 0.5), CIFAR_INPUT)
+    pruned = apply_pruning(cifar_sized_model(), PruneConfig(method="l1", granularity="channel", amount=0.5), CIFAR_INPUT)
     figure = weight_heatmaps_figure([weight_view(pruned.masked, "conv1"), weight_view(pruned.masked, "conv2")])
     assert [trace.name for trace in figure.data] == ["conv1", "conv2"]
     z = np.array(figure.data[1].z, dtype=float)
@@ -256,14 +294,14 @@ def test_charts_show_pruned_weights_as_empty_cells_and_removed_filters_as_empty_
     assert "16 empty rows" in figure.layout.annotations[1].text
     big = weight_heatmaps_figure([weight_view(cifar_sized_model(), "fc1")], max_columns=256)
     assert np.array(big.data[0].z).shape == (120, 256) and "1 in 8 columns" in big.layout.annotations[0].text
-    unstructured = apply_pruning(cifar_sized_model(), PruneConfig("l1", amount=0.5), CIFAR_INPUT).masked
+    unstructured = apply_pruning(cifar_sized_model(), PruneConfig(method="l1", amount=0.5), CIFAR_INPUT).masked
     z = np.array(weight_heatmaps_figure([weight_view(unstructured, "conv1")]).data[0].z, dtype=float)
     assert np.isnan(z).mean() == pytest.approx(0.5, abs=0.01)
 
 
 def test_other_chart_builders_draw_their_data():
     model = cifar_sized_model()
-    masked = apply_pruning(cifar_sized_model(), PruneConfig("l1", amount=0.6, scope="global"), CIFAR_INPUT).masked
+    masked = apply_pruning(cifar_sized_model(), PruneConfig(method="l1", amount=0.6, scope="global"), CIFAR_INPUT).masked
     bars = sparsity_bars_figure(sparsity_per_layer(masked), global_sparsity(masked))
     assert list(bars.data[0].x) == ["conv1", "conv2", "fc1", "fc2", "fc3"]
     histogram = weight_histogram_figure(all_weights(model), all_weights(masked))
@@ -279,7 +317,7 @@ def test_other_chart_builders_draw_their_data():
 
 
 def test_architecture_rows_compare_shapes():
-    pruned = apply_pruning(cifar_sized_model(), PruneConfig("ln", "channel", 0.5, remove=True), CIFAR_INPUT)
+    pruned = apply_pruning(cifar_sized_model(), PruneConfig(method="ln", granularity="channel", amount=0.5, remove=True), CIFAR_INPUT)
     rows = architecture_rows(layer_shapes(cifar_sized_model()), layer_shapes(pruned.removed))
     assert rows[0]["shape before"] == "16 × 3 × 5 × 5" and rows[0]["shape after"] == "8 × 3 × 5 × 5"
     assert sum(row["params after"] for row in rows) == count_parameters(pruned.removed)
@@ -298,6 +336,10 @@ def test_cli_prints_the_json_the_issue_asks_for(digits_baseline, session_workspa
     for key in ("accuracy_before", "accuracy_after", "sparsity", "sparsity_per_layer", "params", "macs", "size_bytes_dense", "size_bytes_sparse", "size_bytes_gzip", "latency_ms_before", "latency_ms_after"):
         assert key in payload, key
     assert payload["accuracy_before"] == pytest.approx(digits_baseline.evaluation.accuracy)
+    assert payload["technique"] == "prune" and payload["source_run_id"] == digits_baseline.run_id
+    assert payload["latency_batch_size"] == THROUGHPUT_BATCH_SIZE and payload["latency_ms_single_after"] > 0 and payload["latency_runtime"] == EAGER
+    run = history.get_run(session_workspace.history_db, payload["run_id"])
+    assert run.technique == "prune" and run.parent_id == digits_baseline.run_id and run.params["finetune_epochs"] == 1
     assert payload["params"] < digits_baseline.metrics.params and payload["macs"] < digits_baseline.metrics.macs
     assert payload["pruned_channel_counts"].keys() == {"conv1", "conv2", "fc1"}
     assert set(payload["sparsity_per_layer"]) == {"conv1", "conv2", "fc1", "fc2", "fc3"} and 0 < payload["sparsity"] < 1
@@ -313,7 +355,10 @@ def test_cli_masked_run_keeps_dense_params_but_shrinks_the_sparse_size(digits_ba
 
 
 @pytest.mark.parametrize("arguments, message", [
-    (["--amount", "1.5"], "amount must be in [0, 1)"),
+    (["--amount", "1.5"], "--amount must be in [0, 1)"),
+    (["--finetune-epochs", "51"], "--finetune-epochs must be in 0..50"),
+    (["--iterative-steps", "3"], "at least 1 fine-tuning epoch"),
+    (["--granularity", "unstructured", "--remove"], "removal needs"),
     (["--amount", "0.5", "--layers", "conv1,nope"], "unknown layer 'nope'"),
     (["--amount", "0.99", "--granularity", "channel", "--remove"], "would leave none"),
     (["--amount", "0.5", "--granularity", "channel", "--layers", "fc3"], "final classifier"),

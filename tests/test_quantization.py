@@ -9,9 +9,13 @@ import math
 import pytest
 import torch
 
+from pathlib import Path
+
 from core import history
 from core.charts.quantization import LayerErrorRow, VariantCost, accuracy_vs_bits_figure, layer_error_figure, size_latency_figure, weight_histogram_figure
 from core.cli import main
+from core.context import RunContext
+from core.latency import COMPILED, EAGER, THROUGHPUT_BATCH_SIZE
 from core.quantization import (
     DynamicInt8Config,
     QATConfig,
@@ -22,13 +26,15 @@ from core.quantization import (
     error_by_granularity,
     fake_quantize,
     quantize,
+    quantize_model,
     quantize_tensor,
 )
 from core.quantization import latency as latency_module
 from core.quantization import pt2e
 from core.quantization.fake_quant import quantizable_layers
-from core.quantization.runs import save_and_record
 from core.quantization.size import SCALE_BYTES, ZERO_POINT_BYTES, explain_difference
+from core.record import record
+from core.source import ModelSource
 from core.workspace import WEIGHTS_FILE
 
 ALL_BITS = range(2, 9)
@@ -75,8 +81,8 @@ def test_per_channel_error_is_no_larger_than_per_tensor(digits_baseline, symmetr
 
 
 def test_simulated_accuracy_falls_at_two_bits_and_the_model_is_marked_simulated(digits_baseline):
-    eight = quantize(digits_baseline.model, digits_baseline.dataset, SimulateConfig(8)).report
-    two = quantize(digits_baseline.model, digits_baseline.dataset, SimulateConfig(2, per_channel=False)).report
+    eight = quantize_model(digits_baseline.model, digits_baseline.dataset, SimulateConfig(bits=8)).report
+    two = quantize_model(digits_baseline.model, digits_baseline.dataset, SimulateConfig(bits=2, per_channel=False)).report
     assert eight.simulated and two.simulated
     assert abs(eight.accuracy_after - eight.accuracy_before) <= 0.01
     assert two.accuracy_after < eight.accuracy_after - 0.2
@@ -84,12 +90,12 @@ def test_simulated_accuracy_falls_at_two_bits_and_the_model_is_marked_simulated(
 
 
 def test_activation_quantization_is_calibrated_and_counted(digits_baseline):
-    result = quantize(digits_baseline.model, digits_baseline.dataset, SimulateConfig(4, activations=True, calibration_size=200))
+    result = quantize_model(digits_baseline.model, digits_baseline.dataset, SimulateConfig(bits=4, activations=True, calibration_size=200))
     quantizers = [layer.input_quantizer for layer in quantizable_layers(result.model).values()]
     assert all(q.enabled and not q.observing and q.calibrated for q in quantizers)
     assert quantizers[0].minimum < 0 < quantizers[0].maximum  # standardised images are signed
     assert float(quantizers[1].minimum) >= 0  # conv2 reads a ReLU's output
-    without = quantize(digits_baseline.model, digits_baseline.dataset, SimulateConfig(4)).report
+    without = quantize_model(digits_baseline.model, digits_baseline.dataset, SimulateConfig(bits=4)).report
     # One fp32 scale and one int32 zero point per quantized layer input.
     assert result.report.size.deployed_bytes - without.size.deployed_bytes == len(quantizers) * (SCALE_BYTES + ZERO_POINT_BYTES)
     assert result.report.activations_quantized == "static (calibrated)"
@@ -99,7 +105,7 @@ def test_activation_quantization_is_calibrated_and_counted(digits_baseline):
 
 
 def test_dynamic_int8_quantizes_linears_and_says_convolutions_stay_fp32(digits_baseline):
-    report = quantize(digits_baseline.model, digits_baseline.dataset, DynamicInt8Config()).report
+    report = quantize_model(digits_baseline.model, digits_baseline.dataset, DynamicInt8Config()).report
     assert report.quantized_layers == ["fc1", "fc2", "fc3"]
     assert report.fp32_layers == ["conv1", "conv2"]
     assert any("conv1, conv2 stay fp32" in note for note in report.notes)
@@ -110,7 +116,7 @@ def test_dynamic_int8_quantizes_linears_and_says_convolutions_stay_fp32(digits_b
 @pytest.fixture(scope="module")
 def static_result(digits_baseline):
     """One PT2E static int8 conversion shared by the tests that only read it (each takes seconds)."""
-    return quantize(digits_baseline.model, digits_baseline.dataset, StaticInt8Config(calibration_size=1024, observer="minmax"))
+    return quantize_model(digits_baseline.model, digits_baseline.dataset, StaticInt8Config(calibration_size=1024, observer="minmax"))
 
 
 def test_static_int8_converts_convolutions_and_linears(digits_baseline, static_result):
@@ -133,7 +139,7 @@ def test_static_int8_converts_convolutions_and_linears(digits_baseline, static_r
 @pytest.mark.parametrize("observer", ["histogram", "moving_average"])
 def test_each_activation_observer_converts_with_its_own_ranges(digits_baseline, static_result, observer):
     # The same 1,024 images as the min/max conversion, in 4 calibration batches (a moving average of one batch is its min/max).
-    result = quantize(digits_baseline.model, digits_baseline.dataset, StaticInt8Config(calibration_size=1024, observer=observer))
+    result = quantize_model(digits_baseline.model, digits_baseline.dataset, StaticInt8Config(calibration_size=1024, observer=observer))
     assert result.report.config["observer"] == observer
     assert abs(result.report.accuracy_after - result.report.accuracy_before) <= 0.01
     scales = [scale for scale, _ in pt2e.read_converted(result.model).activation_qparams.values()]
@@ -167,7 +173,7 @@ def with_outlier_channels(baseline, factor: float = 8.0) -> torch.nn.Module:
 
 def test_qat_at_4_bits_beats_post_training_at_4_bits(digits_baseline):
     model = with_outlier_channels(digits_baseline)
-    result = quantize(model, digits_baseline.dataset, QATConfig(4, epochs=2, per_channel=False), base_recipe=digits_baseline.recipe)
+    result = quantize_model(model, digits_baseline.dataset, QATConfig(bits=4, epochs=2, per_channel=False), base_recipe=digits_baseline.recipe)
     report = result.report
     assert report.accuracy_before == pytest.approx(digits_baseline.evaluation.accuracy, abs=0.003)  # the rescaling kept the function
     assert report.post_training_accuracy < report.accuracy_before - 0.02
@@ -179,14 +185,14 @@ def test_qat_at_4_bits_beats_post_training_at_4_bits(digits_baseline):
 
 
 def test_qat_with_activations_below_8_bits_trains_the_input_ranges(digits_baseline):
-    result = quantize(digits_baseline.model, digits_baseline.dataset, QATConfig(3, epochs=1, activations=True, symmetric=False, calibration_size=128), base_recipe=digits_baseline.recipe)
+    result = quantize_model(digits_baseline.model, digits_baseline.dataset, QATConfig(bits=3, epochs=1, activations=True, symmetric=False, calibration_size=128), base_recipe=digits_baseline.recipe)
     assert result.report.activations_quantized == "trained ranges"
     assert all(layer.input_quantizer.enabled and not layer.input_quantizer.observing for layer in quantizable_layers(result.model).values())
     assert result.report.accuracy_after > 0.8
 
 
 def test_qat_at_8_bits_converts_to_the_real_int8_model(digits_baseline):
-    result = quantize(digits_baseline.model, digits_baseline.dataset, QATConfig(8, epochs=1), base_recipe=digits_baseline.recipe)
+    result = quantize_model(digits_baseline.model, digits_baseline.dataset, QATConfig(bits=8, epochs=1), base_recipe=digits_baseline.recipe)
     report = result.report
     assert not report.simulated and report.quantized_layers == ["conv1", "conv2", "fc1", "fc2", "fc3"]
     assert pt2e.read_converted(result.model).weights["conv1"].codes.dtype == torch.int8
@@ -204,7 +210,7 @@ def test_tensor_storage_packs_values_at_their_bit_width():
 
 @pytest.mark.parametrize("bits,per_channel,symmetric", [(4, True, True), (3, False, False), (8, True, False)])
 def test_simulated_size_is_numel_times_bits_over_8_plus_scales_and_zero_points(digits_baseline, bits, per_channel, symmetric):
-    report = quantize(digits_baseline.model, digits_baseline.dataset, SimulateConfig(bits, per_channel, symmetric)).report
+    report = quantize_model(digits_baseline.model, digits_baseline.dataset, SimulateConfig(bits=bits, per_channel=per_channel, symmetric=symmetric)).report
     expected = 0
     for layer in quantizable_layers(digits_baseline.model).values():
         groups = layer.weight.shape[0] if per_channel else 1
@@ -228,19 +234,28 @@ def test_static_int8_size_counts_int8_weights_scales_biases_and_activation_qpara
 
 def test_the_saved_artifact_has_the_reported_bytes_and_the_difference_is_explained(digits_baseline, session_workspace):
     workspace = session_workspace  # the baseline's run is recorded here, so the parent link can be checked
-    result = quantize(digits_baseline.model, digits_baseline.dataset, SimulateConfig(4))
-    run_id, folder = save_and_record(digits_baseline, result, workspace)
-    size = result.report.size
+    result = quantize(ModelSource.from_baseline(digits_baseline), SimulateConfig(bits=4), RunContext(workspace))
+    assert result.artifact.path is None  # the technique saves nothing; core.record does
+    run_id = record(result, workspace)
+    folder = result.artifact.path
+    quantized = result.report  # the QuantizationResult: model, report, artifact tensors
+    size = quantized.report.size
     assert (folder / WEIGHTS_FILE).stat().st_size == size.artifact_bytes
     assert size.artifact_bytes > size.deployed_bytes
-    data_bytes = sum(t.numel() * t.element_size() for t in result.artifact_tensors.values())
+    data_bytes = sum(t.numel() * t.element_size() for t in quantized.artifact_tensors.values())
     header = size.artifact_bytes - data_bytes
     container = sum(layer.weight.numel() for layer in quantizable_layers(digits_baseline.model).values()) // 2  # 4-bit values in int8 bytes
     assert size.artifact_bytes - size.deployed_bytes == header + container
     assert f"{header:,}-byte safetensors header" in size.explanation and f"{container:,} bytes because each 4-bit value" in size.explanation
     run = history.get_run(workspace.history_db, run_id)
-    assert run.technique == "quantize" and run.parent_id == digits_baseline.run_id and run.artifact_path == str(folder)
-    assert json.loads((folder / "meta.json").read_text())["report"]["size"]["artifact_bytes"] == size.artifact_bytes
+    assert run.technique == "quantize" and run.parent_id == digits_baseline.run_id
+    assert not Path(run.artifact_path).is_absolute() and workspace.resolve_artifact(run.artifact_path) == folder
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["report"]["size"]["artifact_bytes"] == size.artifact_bytes
+    assert meta["technique"] == "quantize" and meta["source_run_id"] == digits_baseline.run_id
+    # The headline carries the same bytes as the report, with what was weighed named.
+    assert result.headline.size_bytes_after == quantized.report.size_bytes_after and result.headline.size_bytes_before == quantized.report.size_bytes_before
+    assert run.metrics["size_bytes_after"] == size.deployed_bytes and "deployed bytes" in run.metrics["size_measure"]
 
 
 def test_no_explanation_when_file_and_deployed_bytes_agree():
@@ -261,36 +276,55 @@ def test_cli_simulate_prints_the_json_contract_and_records_the_run(digits_baseli
     code, out, _ = cli(capsys, "--mode", "simulate", "--bits", "4", "--per-tensor", "--affine", "--activations", "--calibration-size", "128")
     assert code == 0
     payload = json.loads(out.strip().splitlines()[-1])
-    for key in ("accuracy_before", "accuracy_after", "size_bytes_before", "size_bytes_after", "compression_ratio", "quantized_layers", "latency_ms_fp32", "latency_ms_quantized", "error_per_layer"):
+    for key in ("accuracy_before", "accuracy_after", "size_bytes_before", "size_bytes_after", "compression_ratio", "quantized_layers", "latency_ms_before", "latency_ms_after", "latency_ms_single_before", "latency_ms_single_after", "latency_runtime", "error_per_layer"):
         assert key in payload, key
-    assert payload["latency_ms_quantized"] is None and payload["latency_ms_fp32"] is None
+    # Every run carries latency now: a simulated model computes in fp32, so both sides are timed eager.
+    assert payload["latency_runtime"] == EAGER and payload["latency_batch_size"] == THROUGHPUT_BATCH_SIZE
+    assert payload["latency_ms_before"] > 0 and payload["latency_ms_after"] > 0 and payload["latency_ms_single_after"] > 0
     assert payload["config"] == {"mode": "simulate", "bits": 4, "per_channel": False, "symmetric": False, "activations": True, "calibration_size": 128}
     assert set(payload["error_per_layer"]) == {"conv1", "conv2", "fc1", "fc2", "fc3"}
     assert payload["compression_ratio"] == pytest.approx(payload["size_bytes_before"] / payload["size_bytes_after"])
+    assert payload["accuracy_before"] == pytest.approx(digits_baseline.evaluation.accuracy) and payload["source_run_id"] == digits_baseline.run_id
     run = history.get_run(session_workspace.history_db, payload["run_id"])
     assert run.technique == "quantize" and run.parent_id == digits_baseline.run_id
 
 
-def test_cli_static_reports_quantized_convolutions(digits_baseline, capsys):
-    code, out, _ = cli(capsys, "--mode", "static", "--calibration-size", "64", "--observer", "minmax", "--skip-latency")
+def test_cli_static_reports_quantized_convolutions_and_carries_latency(digits_baseline, capsys, monkeypatch):
+    # --skip-latency is gone: every run is timed. With no compiler here, both models fall back to eager together, and the runtime says why.
+    monkeypatch.setattr(latency_module, "try_compile", lambda model, example, batch_size=32: "no C++ compiler found")
+    code, out, _ = cli(capsys, "--mode", "static", "--calibration-size", "64", "--observer", "minmax")
     assert code == 0
     payload = json.loads(out.strip().splitlines()[-1])
     assert payload["quantized_layers"] == ["conv1", "conv2", "fc1", "fc2", "fc3"]
-    assert payload["latency_ms_quantized"] is None
+    assert payload["latency_runtime"] == f"{EAGER} (torch.compile unavailable: no C++ compiler found)"
+    assert payload["latency_ms_before"] > 0 and payload["latency_ms_after"] > 0
+    assert payload["config"] == {"mode": "static", "bits": 8, "calibration_size": 64, "observer": "minmax"}
+
+
+def test_cli_no_longer_has_skip_latency(capsys):
+    try:
+        code = main(["quantize", "--mode", "static", "--skip-latency"])
+    except SystemExit as exit:  # argparse's own refusal
+        code = exit.code
+    assert code == 2
+    assert "--skip-latency" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
     "arguments,message",
     [
         (["--mode", "dynamic", "--bits", "4"], "int8 only"),
-        (["--mode", "simulate", "--bits", "9"], "between 2 and 8"),
-        (["--mode", "qat", "--bits", "1"], "between 2 and 8"),
-        (["--mode", "static", "--per-tensor"], "per-channel symmetric"),
+        (["--mode", "simulate", "--bits", "9"], "--bits must be in 2..8, got 9"),
+        (["--mode", "qat", "--bits", "1"], "--bits must be in 2..8, got 1"),
+        (["--mode", "static", "--per-tensor"], "--per-tensor does not apply to --mode static (only to simulate, qat)"),
+        (["--mode", "dynamic", "--affine"], "--affine does not apply to --mode dynamic (only to simulate, qat)"),
+        (["--mode", "dynamic", "--activations"], "--activations does not apply to --mode dynamic (only to simulate, qat)"),
         (["--mode", "qat", "--bits", "8", "--affine"], "per-channel symmetric"),
-        (["--mode", "simulate", "--observer", "minmax"], "--observer applies to --mode static only"),
-        (["--mode", "static", "--qat-epochs", "3"], "--qat-epochs applies to --mode qat only"),
-        (["--mode", "qat", "--bits", "4", "--qat-epochs", "0"], "at least 1"),
-        (["--mode", "static", "--calibration-size", "0"], "at least 1"),
+        (["--mode", "simulate", "--observer", "minmax"], "--observer does not apply to --mode simulate (only to static)"),
+        (["--mode", "static", "--qat-epochs", "3"], "--qat-epochs does not apply to --mode static (only to qat)"),
+        (["--mode", "qat", "--bits", "4", "--qat-epochs", "0"], "--qat-epochs must be in 1..20, got 0"),
+        (["--mode", "qat", "--bits", "4", "--qat-epochs", "21"], "--qat-epochs must be in 1..20, got 21"),
+        (["--mode", "static", "--calibration-size", "0"], "--calibration-size must be in 1..50000, got 0"),
     ],
 )
 def test_cli_unsupported_combinations_exit_2_with_one_line(capsys, arguments, message):
@@ -304,15 +338,37 @@ def test_cli_unsupported_combinations_exit_2_with_one_line(capsys, arguments, me
 
 def test_an_unavailable_backend_is_reported_not_raised(digits_baseline, monkeypatch):
     monkeypatch.setattr(latency_module, "backend_unavailable_reason", lambda: "no C++ compiler found")
-    result = quantize(digits_baseline.model, digits_baseline.dataset, DynamicInt8Config())
+    result = quantize_model(digits_baseline.model, digits_baseline.dataset, DynamicInt8Config())
     comparison = latency_module.measure_compiled_latency(digits_baseline.fresh_copy(), result.model, digits_baseline.example_input())
     assert not comparison.available and comparison.reason == "no C++ compiler found"
     assert comparison.fp32_latency_ms is None and comparison.speedup is None
 
 
+def test_quantize_times_int8_and_fp32_in_one_runtime_and_falls_back_together(digits_baseline, session_workspace, monkeypatch):
+    monkeypatch.setattr(latency_module, "backend_unavailable_reason", lambda: "no C++ compiler found")
+    result = quantize(ModelSource.from_baseline(digits_baseline), DynamicInt8Config(), RunContext(session_workspace))
+    headline = result.headline
+    assert headline.latency_runtime == f"{EAGER} (torch.compile unavailable: no C++ compiler found)"
+    assert headline.latency_ms_before > 0 and headline.latency_ms_after > 0 and headline.latency_batch_size == THROUGHPUT_BATCH_SIZE
+    assert headline.accuracy_before == pytest.approx(digits_baseline.evaluation.accuracy) and headline.eval_images == len(digits_baseline.dataset.test)
+    assert result.quantized and result.artifact.path is None
+
+
+def test_dynamic_int8_is_compiled_once_per_batch_size(digits_baseline, session_workspace):
+    """The protocol compiles each model for 1 and 256 images: a torchao int8 model compiled once
+    must still compile again (it used to fail moving its weights: "Couldn't swap Linear.weight")."""
+    reason = latency_module.backend_unavailable_reason()
+    result = quantize(ModelSource.from_baseline(digits_baseline), DynamicInt8Config(), RunContext(session_workspace))
+    headline = result.headline
+    expected = COMPILED if not reason else f"{EAGER} (torch.compile unavailable: {reason})"
+    assert headline.latency_runtime == expected
+    assert headline.latency_ms_single_after > 0 and headline.latency_ms_after > 0 and headline.latency_ms_before > 0
+    assert result.report.report.quantized_layers == ["fc1", "fc2", "fc3"]
+
+
 @pytest.mark.slow
 def test_compiled_int8_runs_and_agrees_with_the_reference_graph(digits_baseline):
-    result = quantize(digits_baseline.model, digits_baseline.dataset, StaticInt8Config(calibration_size=128))
+    result = quantize_model(digits_baseline.model, digits_baseline.dataset, StaticInt8Config(calibration_size=128))
     inputs = digits_baseline.dataset.normalize(digits_baseline.dataset.test.images)
     comparison = latency_module.measure_compiled_latency(digits_baseline.fresh_copy(), result.model, digits_baseline.example_input(), reference_inputs=inputs, rounds=1)
     assert comparison.available, comparison.reason
