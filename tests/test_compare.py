@@ -352,7 +352,7 @@ def test_runs_and_report_commands(tmp_path, capsys):
     ([], "choose the steps"),
     (["--steps", "quantize,prune", "--amount", "0.5", "--mode", "static"], "in the order distill -> prune -> quantize"),
     (["--steps", "prune,compress"], "unknown pipeline step 'compress'"),
-    (["--steps", "prune"], "needs an amount"),
+    (["--steps", "prune", "--epochs", "3"], "--epochs is the distill step's student budget"),
     (["--steps", "quantize", "--mode", "static", "--bits", "4"], "int8 only"),
     (["--preset", "deep-compression", "--amount", "1.2"], "amount must be in [0, 1)"),
     (["--steps", "quantize", "--mode", "dynamic"], "dynamic int8"),

@@ -266,3 +266,13 @@ def test_quantize_refuses_a_flag_its_mode_does_not_use_in_one_line(workspace, no
     assert code == 2 and out == ""
     assert err.strip().splitlines() == ["error: --observer does not apply to --mode dynamic (only to static)"]
     assert_nothing_done(workspace)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--mode", "qat", "--bits", "8", "--activations"], "always quantizes activations"),
+    (["--mode", "simulate", "--calibration-size", "64"], "only with --activations"),
+])
+def test_quantize_refuses_a_setting_the_mode_would_ignore(arguments, message, workspace, no_training, capsys):
+    assert main(["quantize", *arguments, "--dataset", "digits", "--workspace", str(workspace.root)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and message in error

@@ -50,11 +50,14 @@ def run_pipeline_command(args: argparse.Namespace) -> dict:
     options = pipeline_options(args.preset, given)
     if not options.get("steps"):
         raise UserError("choose the steps (--steps distill,prune,quantize, any of them in that order) or a --preset")
-    architecture = args.model
+    steps = options["steps"].split(",") if isinstance(options["steps"], str) else list(options["steps"])
+    if args.epochs is not None and "distill" not in steps:
+        raise UserError("in a pipeline --epochs is the distill step's student budget (the source keeps its preset); add the distill step or leave --epochs out")
     if args.from_run is None:
-        build_pipeline_config(options, architecture, args.seed, args.device)  # checked before any training
+        build_pipeline_config(options, args.model, args.seed, args.device)  # checked before any training
     workspace = workspace_from_args(args)
-    source = source_from_args(args, workspace)
+    # As in `distill`, --epochs is the students' budget; the baseline the pipeline starts from keeps its classroom preset.
+    source = source_from_args(argparse.Namespace(**{**vars(args), "epochs": None}), workspace)
     config = build_pipeline_config(options, source.architecture, args.seed, args.device)
     result = run_pipeline(source, config, context_from_args(args, workspace))
     record(result, workspace)

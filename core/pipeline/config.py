@@ -61,7 +61,7 @@ class PipelineConfig:
                 raise UserError(f"the {step} step has no settings")
             config.validate()
         if "distill" in self.steps and len(self.distill.seeds) != 1:
-            raise UserError("a pipeline distills one student; give a single seed (--seeds 1)")
+            raise UserError(f"a pipeline distills one student, from one seed; got seeds {list(self.distill.seeds)}")
         if "quantize" in self.steps and self.quantize.mode == "dynamic":
             raise UserError("a pipeline ends in a saved model zip, and dynamic int8 quantizes activations afresh on every call, which a file cannot hold; use static, simulate or qat")
 
@@ -102,8 +102,6 @@ def build_pipeline_config(options: dict, source_architecture: str, seed: int = 0
         student = options.get("student") or (source_architecture if source_architecture in STUDENT_MODELS else None)
         distill = from_options(DistillConfig, {**options, "student": student}, seeds=(seed,), epochs=options.get("epochs"), device=device)
     if "prune" in steps:
-        if options.get("amount") is None:
-            raise UserError("the prune step needs an amount (--amount, in [0, 1))")
         prune = from_options(PruneConfig, options, layers=parse_layers(options.get("layers")), seed=seed)
     if "quantize" in steps:
         if not options.get("mode"):

@@ -53,6 +53,8 @@ class SimulateConfig:
         check_ranges(self)
         _check_bits(self.bits, "simulate")
         _check_calibration(self.calibration_size)
+        if self.calibration_size != DEFAULT_CALIBRATION_SIZE and not self.activations:
+            raise UserError("--calibration-size sets the activation ranges, which simulate uses only with --activations")
 
     def as_dict(self) -> dict:
         return {"mode": self.mode, **asdict(self)}
@@ -127,6 +129,8 @@ class QATConfig:
             raise UserError(f"QAT learning rate must be positive, got {self.learning_rate}")
         if self.converts_to_int8 and not (self.per_channel and self.symmetric):
             raise UserError("QAT at 8 bits converts to the x86 int8 backend, whose weights are per-channel symmetric; per-tensor or affine weights are available below 8 bits")
+        if self.converts_to_int8 and self.activations:
+            raise UserError("QAT at 8 bits always quantizes activations to uint8 (the x86 backend's scheme); --activations applies below 8 bits")
 
     def as_dict(self) -> dict:
         return {"mode": self.mode, **asdict(self)}
