@@ -10,6 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from core import history
 from core.baseline import BaselineConfig, TrainingStopped, get_baseline
 from core.charts.training import live_training_figure
 from core.datasets import DEFAULT_DATASET, FOLDER_PREFIX, TORCHVISION_DATASETS, DatasetSpec, is_dataset_on_disk, load_dataset, validate_dataset_name
@@ -17,7 +18,7 @@ from core.errors import UserError
 from core.models import available_models
 from core.progress import Progress
 from core.training import MAX_EPOCHS, resolve_device
-from ui.state import CONFIG_KEY, PRESENTATION_KEY, cached_baseline, cap_torch_threads, dataset_for, ensure_navigation_mode, format_bytes, presentation_mode, report_error, workspace
+from ui.state import CONFIG_KEY, PRESENTATION_KEY, TRAINING_STOP_KEY, SessionStopFlag, cached_baseline, cap_torch_threads, dataset_for, ensure_navigation_mode, format_bytes, presentation_mode, report_error, workspace
 
 ensure_navigation_mode()
 cap_torch_threads()
@@ -95,6 +96,10 @@ def sidebar_config() -> BaselineConfig:
 
 
 def baseline_status_and_training(config: BaselineConfig, live_area) -> None:
+    # Stop training's on_click sets the flag at the start of the rerun its press causes. Starting
+    # that rerun ends the training run it interrupts (Streamlit stops the session's running script at
+    # its next st call, the progress bar's), and a run that reads the flag stops between batches.
+    stop_requested = bool(st.session_state.pop(TRAINING_STOP_KEY, False))
     try:
         dataset = dataset_for(config.dataset)
         baseline = cached_baseline(config)
@@ -104,18 +109,28 @@ def baseline_status_and_training(config: BaselineConfig, live_area) -> None:
         return
     if dataset.skipped_files:
         st.sidebar.warning(f"{len(dataset.skipped_files)} files were skipped, e.g. {dataset.skipped_files[0]}")
+    try:
+        history.count_runs(workspace().history_db)
+        history_readable = True
+    except UserError as error:  # e.g. runs.sqlite of a half-copied workspace: said once, here
+        st.sidebar.error(str(error), icon="⚠️")
+        history_readable = False
     if baseline is not None:
         metrics = baseline.metrics
         st.sidebar.success(f"Baseline cached: {metrics.accuracy:.1%} accuracy, {format_bytes(metrics.size_bytes)}")
         return
     st.sidebar.info(f"No baseline yet for {dataset.name} ({len(dataset.train):,} training images).")
-    if st.sidebar.button("Stop training", key="sidebar_stop"):
+    if stop_requested:
         st.sidebar.warning("Training stopped; nothing was saved.")
-        return
+    if not history_readable:
+        return  # the training would end in the same error, after all its work
     if not st.sidebar.button("Train baseline", key="sidebar_train", type="primary"):
         return
+    stop = SessionStopFlag(TRAINING_STOP_KEY)
     with live_area.container():
         st.subheader("Training the baseline")
+        stop_button = st.empty()
+        stop_button.button("Stop training", key="training_stop", on_click=stop.set)
         bar = st.progress(0.0, text="starting…")
         chart = st.empty()
         steps, losses, accuracies = [], [], []
@@ -136,11 +151,11 @@ def baseline_status_and_training(config: BaselineConfig, live_area) -> None:
                 chart.plotly_chart(live_training_figure(steps, losses, accuracies, progress.total), width="stretch", key=f"live_training_chart_{redraws[0]}")
 
         try:
-            get_baseline(config, workspace(), report, dataset=dataset)
-        except TrainingStopped as error:
-            st.warning(str(error))
-            return
+            get_baseline(config, workspace(), report, stop=stop, dataset=dataset)
+        except TrainingStopped:
+            st.rerun()  # with the flag still set, the rerun says so in the sidebar, as after an interrupting press
         except UserError as error:
+            stop_button.empty()
             report_error(error)
             return
     st.rerun()

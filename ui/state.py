@@ -25,6 +25,7 @@ from core.workspace import META_FILE, Workspace
 THREADS_ENV = "MEL_TORCH_THREADS"
 CONFIG_KEY = "baseline_config"
 PRESENTATION_KEY = "presentation_mode"
+TRAINING_STOP_KEY = "training_stop_requested"  # set by the Stop training button shown while the baseline trains
 
 
 def cap_torch_threads() -> int:
@@ -37,6 +38,20 @@ def cap_torch_threads() -> int:
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads
+
+
+class SessionStopFlag:
+    """A StopFlag (core.progress) kept in st.session_state[key], so a button's on_click can set it
+    for the session's training run to read between batches."""
+
+    def __init__(self, key: str):
+        self.key = key
+
+    def is_set(self) -> bool:
+        return bool(st.session_state.get(self.key, False))
+
+    def set(self) -> None:
+        st.session_state[self.key] = True
 
 
 def ensure_navigation_mode() -> None:

@@ -140,6 +140,16 @@ def set_field(page, label, value: str) -> None:
     wait_for_idle(page)
 
 
+def choose_option(page, label: str, option: str) -> None:
+    """Pick `option` in the selectbox labelled `label` and wait for the rerun to finish."""
+    box = page.get_by_role("combobox", name=label)
+    box.focus()
+    box.press("ArrowDown")  # opens the list (a click only focuses the search field)
+    page.get_by_role("option", name=option, exact=True).click()
+    wait_for_idle(page)
+    assert box.input_value() == option
+
+
 def open_page(browser, server, link_name):
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
     page.goto(server.url)

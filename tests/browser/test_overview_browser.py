@@ -46,13 +46,17 @@ def test_a_training_run_can_be_stopped_and_nothing_is_saved(tmp_path, browser):
         page.goto(running.url)
         wait_for_idle(page)
         set_field(page, "Epochs (empty = classroom preset)", "200")
+        stop = page.get_by_role("button", name="Stop training")
+        assert stop.count() == 0  # offered only while a run is going
         page.get_by_role("button", name="Train baseline").click()
         page.get_by_text("Training the baseline").wait_for(timeout=60_000)
-        page.get_by_role("button", name="Stop training").click()
+        stop.click()
         page.get_by_text("Training stopped; nothing was saved.").wait_for(timeout=60_000)
         wait_for_idle(page)
         assert_no_exception(page)
         assert page.get_by_text("No baseline is trained").count() == 1
+        assert stop.count() == 0 and page.get_by_role("button", name="Train baseline").count() == 1
+        assert not [p for p in (tmp_path / "checkpoints").rglob("*") if p.is_file()]
         page.close()
     finally:
         running.stop()

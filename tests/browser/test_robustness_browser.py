@@ -2,13 +2,16 @@
 
 import signal
 import sqlite3
+from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from core.baseline import BaselineConfig, load_cached_baseline
 from core.datasets import DatasetSpec
 from core.workspace import Workspace
-from tests.browser.conftest import assert_no_exception, open_page, press_slider, set_field, start_server, wait_for_idle
+from tests.browser.conftest import assert_no_exception, choose_option, open_page, press_slider, set_field, start_server, wait_for_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -31,23 +34,47 @@ def test_sessions_keep_their_own_settings(server, browser):
         page.context.close()
 
 
-def test_training_in_one_session_leaves_the_others_responsive(server, browser):
-    """While one session trains (torch capped below the core count), another session's slider
-    still answers; the trainer is still training when the answer arrives."""
+def noise_folder(root: Path, per_class: int = 1500, side: int = 64) -> Path:
+    """Two classes of random 64 x 64 RGB images: 200 epochs of them are tens of minutes of CPU work
+    for one thread (about 6 s an epoch here), against seconds for what the other session does."""
+    rng = np.random.default_rng(0)
+    for split, count in (("train", per_class), ("test", 10)):
+        for name in ("a", "b"):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                Image.fromarray(rng.integers(0, 255, (side, side, 3), dtype=np.uint8)).save(folder / f"{i}.bmp")
+    return root
+
+
+def test_training_in_one_session_leaves_the_others_responsive(server, browser, tmp_path):
+    """While one session trains (torch capped below the core count), another session's slider still
+    answers. The training cannot finish within the test, and is stopped at its end: since it then
+    saved nothing, it was running before the other session's press, while it was answered and after."""
+    folder = noise_folder(tmp_path / "noise")
     trainer = browser.new_context().new_page()
     trainer.goto(server.url)
     wait_for_idle(trainer)
-    set_field(trainer, "Seed", "11")  # not cached, and long: 400 epochs
-    set_field(trainer, "Epochs (empty = classroom preset)", "400")
+    choose_option(trainer, "Dataset", "folder…")
+    set_field(trainer, "Folder with train/ and test/", str(folder))
+    trainer.get_by_text("No baseline yet for folder:").wait_for()
+    choose_option(trainer, "Device", "cpu")  # a GPU could get through the 200 epochs within the test
+    set_field(trainer, "Epochs (empty = classroom preset)", "200")
     trainer.get_by_role("button", name="Train baseline").click()
-    trainer.get_by_text("Training the baseline").wait_for(timeout=60_000)
+    trainer.locator('[data-testid="stProgress"]').filter(has_text="/200").wait_for(timeout=120_000)  # "epoch N/200": batches are being trained
+    stop = trainer.get_by_role("button", name="Stop training")
+    assert stop.count() == 1
 
     student = open_page(browser, server, "Pruning")
     press_slider(student, "Amount to prune", "ArrowRight")  # asserts the shown value changed after the rerun
     assert_no_exception(student)
-    assert trainer.get_by_role("button", name="Stop training").count() == 1, "training ended before the other session was answered"
-    trainer.get_by_role("button", name="Stop training").click()
+    assert trainer.locator('[data-testid="stProgress"]').count() == 1 and stop.count() == 1  # still training
+    stop.click()
     trainer.get_by_text("Training stopped; nothing was saved.").wait_for(timeout=60_000)
+    wait_for_idle(trainer)
+    assert_no_exception(trainer)
+    assert stop.count() == 0 and trainer.locator('[data-testid="stProgress"]').count() == 0
+    assert trainer.get_by_text("No baseline yet for folder:").count() == 1  # it never finished
     for page in (trainer, student):
         page.context.close()
 
