@@ -1,6 +1,7 @@
 """Classroom load: N browser sessions (default 20) on one server drive the same interactions.
 
     .venv/bin/python bench/bench_classroom.py [--sessions 20]
+    .venv/bin/python bench/bench_classroom.py --sessions 2 --ramp 1 --output /tmp/classroom.json   # smoke run
 
 Like a class told "open the link, go to Pruning, now move the slider": the sessions arrive over
 --ramp seconds (one browser each), open the Overview (baseline cached) and switch to the Pruning
@@ -26,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import write_results  # noqa: E402
+from bench.common import add_output_option, write_results  # noqa: E402
 from core.baseline import BaselineConfig, get_baseline  # noqa: E402
 from core.workspace import Workspace  # noqa: E402
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, start_server  # noqa: E402
@@ -158,6 +159,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--ramp", type=float, default=1.0, help="seconds between two sessions' arrivals (default 1)")
+    add_output_option(parser, "classroom")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="mel-classroom-"))
     get_baseline(BaselineConfig(), Workspace.open(home))  # the cached digits baseline the class starts from
@@ -176,7 +178,8 @@ def main() -> None:
     print(f"errors: {len(errors)}; server peak RSS {peak_mb:.0f} MB; server CPU {server_cpu:.0f} s of {(os.cpu_count() or 1) * wall:.0f} core-seconds; wall {wall:.1f} s")
     for error in errors[:10]:
         print("  ", error)
-    write_results("classroom", {"sessions": args.sessions, "ramp_seconds": args.ramp, "interactions": summary, "errors": errors, "server_peak_rss_mb": peak_mb, "server_cpu_seconds": server_cpu, "cores": os.cpu_count(), "wall_seconds": wall})
+    path = write_results("classroom", {"sessions": args.sessions, "ramp_seconds": args.ramp, "interactions": summary, "errors": errors, "server_peak_rss_mb": peak_mb, "server_cpu_seconds": server_cpu, "cores": os.cpu_count(), "wall_seconds": wall}, args.output)
+    print("wrote", path)
 
 
 if __name__ == "__main__":

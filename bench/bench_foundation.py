@@ -1,10 +1,13 @@
 """Foundation benchmark: training throughput, time-to-accuracy and the dashboard's first render.
 
     .venv/bin/python bench/bench_foundation.py [--skip-teacher] [--skip-render]
+    .venv/bin/python bench/bench_foundation.py --only digits --only render --output /tmp/foundation.json   # smoke run (no CIFAR)
 
 Targets (2-core CPU): digits >= 97% within 10 s of training; CIFAR-10 classroom preset with
 simple_cnn >= 65% within 90 s on the full 10,000-image test set (JPEG copy, loaded via folder:);
 the CIFAR-10 teacher >= 78% within 10 minutes; first render <= 5 s after the server starts.
+Each trained model's latency is the one protocol's (core.latency: 1 and 256 images, eager), as
+recorded with its checkpoint. Writes bench/results/foundation[-PARTS].json (or --output).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import DEFAULT_CIFAR_DIR, ensure_cifar, write_results  # noqa: E402
+from bench.common import DEFAULT_CIFAR_DIR, add_output_option, ensure_cifar, write_results  # noqa: E402
 from core.baseline import BaselineConfig, get_baseline, train_baseline  # noqa: E402
 from core.datasets import DatasetSpec, load_dataset  # noqa: E402
 from core.progress import stderr_progress  # noqa: E402
@@ -48,6 +51,11 @@ def time_to_accuracy(dataset_name: str, model_name: str, workspace: Workspace) -
         "accuracy_per_epoch": [record.test_accuracy for record in baseline.history],
         "params": baseline.metrics.params,
         "macs": baseline.metrics.macs,
+        "latency_ms": baseline.metrics.latency_ms,  # batch latency_batch_size (256)
+        "latency_ms_single": baseline.metrics.latency_ms_single,
+        "latency_batch_size": baseline.metrics.latency_batch_size,
+        "latency_threads": baseline.metrics.latency_threads,
+        "latency_runtime": baseline.metrics.latency_runtime,
         "dataset_load_seconds": load_seconds,
     }
     print(f"{dataset_name} {model_name}: {baseline.metrics.accuracy:.2%} after {baseline.recipe.epochs} epochs in {baseline.train_seconds:.1f} s ({images_per_second:.0f} img/s)", flush=True)
@@ -103,12 +111,13 @@ def main() -> None:
     parser.add_argument("--skip-teacher", action="store_true")
     parser.add_argument("--skip-render", action="store_true")
     parser.add_argument("--only", choices=["digits", "cifar", "teacher", "render"], action="append", help="run only these parts (repeatable)")
+    add_output_option(parser, "foundation")
     args = parser.parse_args()
     workspace = Workspace.open(args.workspace or tempfile.mkdtemp(prefix="mel-bench-"))
-    cifar = f"folder:{ensure_cifar(args.cifar_dir)}"
     parts = set(args.only or ["digits", "cifar", "teacher", "render"])
     parts -= {"teacher"} if args.skip_teacher else set()
     parts -= {"render"} if args.skip_render else set()
+    cifar = f"folder:{ensure_cifar(args.cifar_dir)}" if parts & {"cifar", "teacher"} else None  # extracted only when needed
     rows = []
     if "digits" in parts:
         rows.append(time_to_accuracy("digits", "simple_cnn", workspace))
@@ -121,7 +130,7 @@ def main() -> None:
         get_baseline(BaselineConfig(), workspace)  # the Overview shows the cached digits baseline
         results["dashboard"] = first_render_seconds(workspace.root)
     name = "foundation" if not args.only else "foundation-" + "-".join(sorted(parts))
-    print("wrote", write_results(name, results))
+    print("wrote", write_results(name, results, args.output))
 
 
 if __name__ == "__main__":

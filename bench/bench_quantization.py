@@ -1,6 +1,7 @@
 """Quantization benchmark on CIFAR-10 (classroom preset, simple_cnn): the issue's targets.
 
     .venv/bin/python bench/bench_quantization.py [--cifar-dir /tmp/cifar/cifar10] [--workspace /tmp/mel-bench]
+    .venv/bin/python bench/bench_quantization.py --dataset digits --workspace /tmp/mel-smoke --output /tmp/quantization.json   # smoke run
 
 1. Static int8 (PT2E, X86InductorQuantizer): accuracy within 1 point of fp32 on the full test set;
    weights at least 3.5x smaller (deployed bytes: int8 values + per-channel scales); compiled int8
@@ -11,9 +12,19 @@
 Also reported: dynamic int8 (Linear only), 8-bit QAT converted to int8, the post-training accuracy
 at 8..2 bits, and every variant's deployed and file bytes.
 
-Writes bench/results/quantization.json and prints a summary. Never a pass/fail test: it reports.
-Latency figures come from a shared CPU: fp32 and int8 are timed alternately in the same process,
-so their ratio is more trustworthy than either absolute number.
+Every variant runs the technique as every page and command does, `quantize(source, config,
+context)`; static, dynamic and both QATs are recorded with core.record. Latency comes two ways:
+- the one protocol (core.latency), measured inside quantize(): 1 and 256 images, interleaved
+  rounds; int8 models and the fp32 model beside them both compiled (inductor), simulated ones eager;
+- the int8 speed-up table at explicit batch sizes (--latency-batch-sizes, default 32, 128, 256):
+  compiled fp32 versus compiled int8 (core.quantization.latency, freezing on), alternating over
+  --latency-rounds rounds, the speed-up being the median of the per-round ratios. The first batch
+  size's comparison is also kept under "latency", as before.
+
+Writes bench/results/quantization.json (or quantization-PARTS.json with --only, or --output) and
+prints a summary. Never a pass/fail test: it reports. Latency figures come from a shared CPU:
+fp32 and int8 are timed alternately in the same process, so their ratio is more trustworthy than
+either absolute number.
 """
 
 from __future__ import annotations
@@ -30,29 +41,24 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import torch  # noqa: E402
 
-from bench.common import DEFAULT_CIFAR_DIR, ensure_cifar, write_results  # noqa: E402
+from bench.common import add_dataset_options, add_output_option, apptest_app, dataset_spec, write_results  # noqa: E402
 from core.baseline import BaselineConfig, get_baseline  # noqa: E402
-from core.datasets import DatasetSpec, class_balanced_subset  # noqa: E402
+from core.context import RunContext  # noqa: E402
+from core.evaluation import QuickEvaluator  # noqa: E402
 from core.progress import stderr_progress  # noqa: E402
-from core.quantization import DynamicInt8Config, QATConfig, SimulateConfig, StaticInt8Config, accuracy_by_bits, quantize  # noqa: E402
+from core.quantization import DynamicInt8Config, QATConfig, SimulateConfig, StaticInt8Config, accuracy_by_bits, quantize, quantize_model  # noqa: E402
 from core.quantization.latency import measure_compiled_latency  # noqa: E402
-from core.quantization.runs import save_and_record  # noqa: E402
+from core.record import record  # noqa: E402
+from core.source import ModelSource  # noqa: E402
 from core.workspace import Workspace  # noqa: E402
 
 PARTS = ("static", "dynamic", "qat4", "qat8", "sweep", "simulate")
 SLIDER_BITS = (7, 6, 5, 4, 3, 2)  # each a new setting, so nothing comes from the cache
-EVAL_SUBSET_SIZE = 2000
 
 
-def page_slider_timings(folder_name: str, workspace_root: Path) -> list[float]:
+def page_slider_timings(spec, workspace_root: Path) -> list[float]:
     """Seconds per page rerun after a bit-width change, driving the real app."""
-    from streamlit.testing.v1 import AppTest
-
-    os.environ["MEL_HOME"] = str(workspace_root)
-    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=600)
-    at.run()
-    at.selectbox(key="sidebar_dataset").set_value("folder…").run()
-    at.text_input(key="sidebar_folder").set_value(folder_name[len("folder:"):]).run()
+    at = apptest_app(spec, workspace_root)
     at.switch_page("pages/quantization.py")
     at.run()
     if at.exception or not at.metric:
@@ -71,19 +77,26 @@ def page_slider_timings(folder_name: str, workspace_root: Path) -> list[float]:
     return timings
 
 
-def core_simulate_timings(baseline, split, accuracy_before: float) -> list[float]:
-    """The same work without Streamlit: fake-quantize a copy, evaluate on 2,000 images, account sizes."""
+def simulate_settings() -> list[SimulateConfig]:
+    return [SimulateConfig(bits=bits, per_channel=per_channel) for per_channel in (True, False) for bits in SLIDER_BITS]
+
+
+def core_simulate_timings(source: ModelSource, evaluator: QuickEvaluator, accuracy_before: float) -> list[float]:
+    """The same work without Streamlit, as the page does it (quantize_model: no latency, no
+    recording): fake-quantize a copy, evaluate on the quick evaluator's 2,000 images, account sizes."""
     timings = []
-    for per_channel in (True, False):
-        for bits in SLIDER_BITS:
-            start = time.perf_counter()
-            quantize(baseline.model, baseline.dataset, SimulateConfig(bits, per_channel), eval_split=split, accuracy_before=accuracy_before)
-            timings.append(time.perf_counter() - start)
+    for config in simulate_settings():
+        start = time.perf_counter()
+        quantize_model(source.model, source.dataset, config, eval_split=evaluator.split, accuracy_before=accuracy_before, seed=source.seed)
+        timings.append(time.perf_counter() - start)
     return timings
 
 
 def variant_summary(result, latency=None) -> dict:
-    report = result.report
+    """One variant's entry: the quantization report's figures (as before), the headline of the
+    technique contract (protocol latency at 1 and 256 images, sizes, accuracies), its run id."""
+    report = result.report.report
+    headline = result.headline
     summary = {
         "accuracy_before": report.accuracy_before,
         "accuracy_after": report.accuracy_after,
@@ -101,111 +114,161 @@ def variant_summary(result, latency=None) -> dict:
         "error_per_layer": report.error_per_layer,
         "quantize_seconds": report.quantize_seconds,
         "notes": report.notes,
+        "headline": headline.as_dict(),
+        "protocol_speedup_single": headline.latency_ms_single_before / headline.latency_ms_single_after,
+        "protocol_speedup_256": headline.speedup,
+        "latency_runtime": headline.latency_runtime,
+        "latency_threads": headline.latency_threads,
+        "run_id": result.run_id,
+        "artifact_path": str(result.artifact.path) if result.artifact.path else None,
     }
     if latency is not None:
         summary["latency"] = latency.as_dict()
     return summary
 
 
-def weight_ratio(result) -> float:
+def weight_ratio(quantized) -> float:
     """fp32 weight bytes over stored weight bytes (int values + scales + zero points), weights only."""
-    weights = [layer for layer in result.report.layers if layer.quantized]
+    weights = [layer for layer in quantized.report.layers if layer.quantized]
     fp32 = sum(4 * layer.weight_numel for layer in weights)
-    stored = result.report.size.quantized_values_bytes + sum(
-        quantized.scale.numel() * 4 + (0 if quantized.spec.symmetric else quantized.zero_point.numel() * 4) for quantized in result.quantized_weights.values()
+    stored = quantized.report.size.quantized_values_bytes + sum(
+        weight.scale.numel() * 4 + (0 if weight.spec.symmetric else weight.zero_point.numel() * 4) for weight in quantized.quantized_weights.values()
     )
     return fp32 / stored
 
 
+def speedup_table(source: ModelSource, quantized_model, batch_sizes: list[int], rounds: int, reference_inputs: torch.Tensor | None) -> dict:
+    """Compiled fp32 versus compiled int8 at each batch size (each compiled for that shape); the
+    compiled int8 model's agreement with the reference int8 model is checked at the first size."""
+    table = {}
+    for index, batch_size in enumerate(batch_sizes):
+        fp32 = source.fresh_copy().cpu()
+        table[batch_size] = measure_compiled_latency(fp32, quantized_model, source.example_input().cpu(), reference_inputs=reference_inputs if index == 0 else None, batch_size=batch_size, rounds=rounds)
+    return table
+
+
+def table_text(table: dict) -> str:
+    parts = []
+    for batch_size, comparison in table.items():
+        if comparison.available:
+            parts.append(f"batch {batch_size}: {comparison.fp32_latency_ms:.2f} -> {comparison.quantized_latency_ms:.2f} ms ({comparison.speedup:.2f}x)")
+        else:
+            parts.append(f"batch {batch_size}: unavailable ({comparison.reason})")
+    return "; ".join(parts)
+
+
+def protocol_text(headline) -> str:
+    return (f"protocol ({headline.latency_runtime}, {headline.latency_threads} threads): 1 image {headline.latency_ms_single_before:.2f} -> {headline.latency_ms_single_after:.2f} ms, "
+            f"batch {headline.latency_batch_size} {headline.latency_ms_before:.2f} -> {headline.latency_ms_after:.2f} ms ({headline.speedup:.2f}x)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cifar-dir", type=Path, default=DEFAULT_CIFAR_DIR)
+    add_dataset_options(parser)
     parser.add_argument("--workspace", default=os.environ.get("MEL_HOME", "/tmp/mel-bench"))
     parser.add_argument("--calibration-size", type=int, default=1024)
     parser.add_argument("--qat-epochs", type=int, default=2)
-    parser.add_argument("--latency-rounds", type=int, default=7)
+    parser.add_argument("--latency-rounds", type=int, default=7, help="rounds of the explicit-batch speed-up table (the protocol's figures use its own)")
+    parser.add_argument("--latency-batch-sizes", default="32,128,256", help="batch sizes of the compiled int8 speed-up table (default: 32,128,256)")
     parser.add_argument("--skip-page", action="store_true", help="skip the AppTest slider timing")
     parser.add_argument("--skip-qat8", action="store_true", help="skip 8-bit PT2E QAT (the slowest part)")
     parser.add_argument("--only", choices=PARTS, action="append", help="run only these parts (repeatable); results go to quantization-PARTS.json")
+    add_output_option(parser, "quantization")
     args = parser.parse_args()
     parts = set(args.only or PARTS) - ({"qat8"} if args.skip_qat8 else set())
+    batch_sizes = [int(size) for size in args.latency_batch_sizes.split(",") if size.strip()]
 
     workspace = Workspace.open(args.workspace)
     os.environ["MEL_HOME"] = str(workspace.root)
-    folder_name = f"folder:{ensure_cifar(args.cifar_dir)}"
-    baseline = get_baseline(BaselineConfig(DatasetSpec(folder_name)), workspace, stderr_progress())
-    dataset = baseline.dataset
-    print(f"baseline: {baseline.config.model} on {dataset.name}, test accuracy {baseline.evaluation.accuracy:.4f} ({'cached' if baseline.from_cache else 'trained now'}), torch threads {torch.get_num_threads()}", flush=True)
-    results: dict = {"baseline": {"checkpoint": str(baseline.checkpoint), "recipe": baseline.recipe.as_dict(), **baseline.metrics.as_dict()}}
+    spec = dataset_spec(args)
+    baseline = get_baseline(BaselineConfig(spec), workspace, stderr_progress())
+    source = ModelSource.from_baseline(baseline)
+    context = RunContext(workspace, stderr_progress(0.25))
+    dataset = source.dataset
+    fp32_accuracy = source.accuracy
+    print(f"baseline: {source.label} ({'cached' if baseline.from_cache else 'trained now'}), torch threads {torch.get_num_threads()}", flush=True)
+    results: dict = {"dataset": dataset.summary(), "baseline": {"checkpoint": str(baseline.checkpoint), "run_id": baseline.run_id, "recipe": baseline.recipe.as_dict(), **baseline.metrics.as_dict()}}
     test_inputs = dataset.normalize(dataset.test.images)
-    fp32_accuracy = baseline.evaluation.accuracy
 
     if "static" in parts:  # 1. Static int8, and the min/max observer beside the histogram one.
-        static = quantize(baseline.model, dataset, StaticInt8Config(calibration_size=args.calibration_size), base_recipe=baseline.recipe, accuracy_before=fp32_accuracy)
-        static_latency = measure_compiled_latency(baseline.fresh_copy().cpu(), static.model, baseline.example_input().cpu(), reference_inputs=test_inputs, rounds=args.latency_rounds)
-        save_and_record(baseline, static, workspace, static_latency)
-        drop = 100 * (fp32_accuracy - static.report.accuracy_after)
-        ratio = weight_ratio(static)
-        speedup = static_latency.speedup
+        static = quantize(source, StaticInt8Config(calibration_size=args.calibration_size), context)
+        record(static, workspace)
+        table = speedup_table(source, static.report.model, batch_sizes, args.latency_rounds, test_inputs)
+        first = table[batch_sizes[0]]
+        drop = 100 * (fp32_accuracy - static.headline.accuracy_after)
+        ratio = weight_ratio(static.report)
+        speedup = first.speedup
         results["static_int8"] = {
-            **variant_summary(static, static_latency),
+            **variant_summary(static, first),
+            "latency_by_batch_size": {size: comparison.as_dict() for size, comparison in table.items()},
             "weight_compression": ratio,
             "targets": {"accuracy_drop_points_max": 1.0, "weight_compression_min": 3.5, "latency_speedup_min": 2.0},
-            "met": {"accuracy": drop <= 1.0, "size": ratio >= 3.5, "latency": speedup is not None and speedup >= 2.0},
+            "met": {"accuracy": drop <= 1.0, "size": ratio >= 3.5, "latency": speedup is not None and speedup >= 2.0,  # at the first batch size, as before
+                    "latency_by_batch_size": {size: (comparison.speedup or 0) >= 2.0 for size, comparison in table.items()},
+                    "latency_protocol_256": static.headline.speedup >= 2.0},
         }
-        latency_text = f"compiled fp32 {static_latency.fp32_latency_ms:.2f} ms vs int8 {static_latency.quantized_latency_ms:.2f} ms (batch {static_latency.batch_size}, {speedup:.2f}x), compiled int8 agrees with the reference on {static_latency.prediction_agreement:.2%}" if static_latency.available else f"latency unavailable: {static_latency.reason}"
-        print(f"static int8 ({args.calibration_size} calibration images, histogram): accuracy {fp32_accuracy:.4f} -> {static.report.accuracy_after:.4f} ({drop:+.2f} points drop); "
-              f"weights {ratio:.2f}x smaller; model {static.report.size_bytes_before:,} -> {static.report.size_bytes_after:,} B deployed ({static.report.compression_ratio:.2f}x), file {static.report.artifact_bytes_before:,} -> {static.report.size.artifact_bytes:,} B; {latency_text}", flush=True)
+        report = static.report.report
+        agreement = f", compiled int8 agrees with the reference on {first.prediction_agreement:.2%}" if first.prediction_agreement is not None else ""
+        print(f"static int8 ({args.calibration_size} calibration images, histogram; run #{static.run_id}): accuracy {fp32_accuracy:.4f} -> {report.accuracy_after:.4f} ({drop:+.2f} points drop); "
+              f"weights {ratio:.2f}x smaller; model {report.size_bytes_before:,} -> {report.size_bytes_after:,} B deployed ({report.compression_ratio:.2f}x), file {report.artifact_bytes_before:,} -> {report.size.artifact_bytes:,} B; "
+              f"compiled fp32 vs int8, {table_text(table)}{agreement}; {protocol_text(static.headline)}", flush=True)
 
-        minmax = quantize(baseline.model, dataset, StaticInt8Config(calibration_size=args.calibration_size, observer="minmax"), accuracy_before=fp32_accuracy)
+        minmax = quantize(source, StaticInt8Config(calibration_size=args.calibration_size, observer="minmax"), context)  # not recorded, as before
         results["static_int8_minmax"] = variant_summary(minmax)
-        print(f"static int8, min/max observer: accuracy {minmax.report.accuracy_after:.4f}", flush=True)
+        print(f"static int8, min/max observer: accuracy {minmax.headline.accuracy_after:.4f}", flush=True)
 
     if "dynamic" in parts:
         # Dynamic int8, for the size/latency comparison.
-        dynamic = quantize(baseline.model, dataset, DynamicInt8Config(), accuracy_before=fp32_accuracy)
-        dynamic_latency = measure_compiled_latency(baseline.fresh_copy().cpu(), dynamic.model, baseline.example_input().cpu(), rounds=args.latency_rounds)
-        save_and_record(baseline, dynamic, workspace, dynamic_latency)
-        results["dynamic_int8"] = variant_summary(dynamic, dynamic_latency)
-        print(f"dynamic int8 (Linear only; {', '.join(dynamic.report.fp32_layers)} fp32): accuracy {dynamic.report.accuracy_after:.4f}, deployed {dynamic.report.size_bytes_after:,} B ({dynamic.report.compression_ratio:.2f}x)"
-              + (f", compiled {dynamic_latency.fp32_latency_ms:.2f} -> {dynamic_latency.quantized_latency_ms:.2f} ms ({dynamic_latency.speedup:.2f}x)" if dynamic_latency.available else f", latency unavailable: {dynamic_latency.reason}"), flush=True)
+        dynamic = quantize(source, DynamicInt8Config(), context)
+        record(dynamic, workspace)
+        table = speedup_table(source, dynamic.report.model, batch_sizes[:1], args.latency_rounds, None)
+        report = dynamic.report.report
+        results["dynamic_int8"] = variant_summary(dynamic, table[batch_sizes[0]])
+        print(f"dynamic int8 (Linear only; {', '.join(report.fp32_layers)} fp32; run #{dynamic.run_id}): accuracy {report.accuracy_after:.4f}, deployed {report.size_bytes_after:,} B ({report.compression_ratio:.2f}x), "
+              f"compiled {table_text(table)}; {protocol_text(dynamic.headline)}", flush=True)
 
     if "qat4" in parts:
         # 2. QAT at 4 bits, per-channel symmetric, against post-training at the same setting.
-        qat4 = quantize(baseline.model, dataset, QATConfig(4, args.qat_epochs), base_recipe=baseline.recipe, progress=stderr_progress(0.25), accuracy_before=fp32_accuracy)
-        save_and_record(baseline, qat4, workspace)
-        drop = 100 * (fp32_accuracy - qat4.report.accuracy_after)
+        qat4 = quantize(source, QATConfig(bits=4, epochs=args.qat_epochs), context)
+        record(qat4, workspace)
+        report = qat4.report.report
+        drop = 100 * (fp32_accuracy - report.accuracy_after)
         results["qat_4bit_per_channel"] = {**variant_summary(qat4), "epochs": args.qat_epochs, "targets": {"accuracy_drop_points_max": 2.0}, "met": {"accuracy": drop <= 2.0}}
-        print(f"QAT 4-bit per-channel, {args.qat_epochs} epochs: post-training {qat4.report.post_training_accuracy:.4f} -> QAT {qat4.report.accuracy_after:.4f} ({drop:+.2f} points vs fp32); deployed {qat4.report.size_bytes_after:,} B packed ({qat4.report.compression_ratio:.2f}x), file {qat4.report.size.artifact_bytes:,} B", flush=True)
+        print(f"QAT 4-bit per-channel, {args.qat_epochs} epochs (run #{qat4.run_id}): post-training {report.post_training_accuracy:.4f} -> QAT {report.accuracy_after:.4f} ({drop:+.2f} points vs fp32); deployed {report.size_bytes_after:,} B packed ({report.compression_ratio:.2f}x), file {report.size.artifact_bytes:,} B", flush=True)
 
     if "qat8" in parts:
-        qat8 = quantize(baseline.model, dataset, QATConfig(8, args.qat_epochs), base_recipe=baseline.recipe, progress=stderr_progress(0.25), accuracy_before=fp32_accuracy)
-        save_and_record(baseline, qat8, workspace)
+        qat8 = quantize(source, QATConfig(bits=8, epochs=args.qat_epochs), context)
+        record(qat8, workspace)
+        report = qat8.report.report
         results["qat_8bit_int8"] = {**variant_summary(qat8), "epochs": args.qat_epochs}
-        print(f"QAT 8-bit (PT2E, converted to int8), {args.qat_epochs} epochs: post-training {qat8.report.post_training_accuracy:.4f} -> QAT {qat8.report.accuracy_after:.4f}", flush=True)
+        print(f"QAT 8-bit (PT2E, converted to int8), {args.qat_epochs} epochs (run #{qat8.run_id}): post-training {report.post_training_accuracy:.4f} -> QAT {report.accuracy_after:.4f}; {protocol_text(qat8.headline)}", flush=True)
 
     if "sweep" in parts:
-        sweep = accuracy_by_bits(baseline.model, dataset, dataset.test)
+        sweep = accuracy_by_bits(source.model, dataset, dataset.test)
         results["post_training_by_bits_per_channel"] = sweep
         print("post-training (simulated, per-channel symmetric), full test set: " + ", ".join(f"{bits} bits {accuracy:.4f}" for bits, accuracy in sweep.items()), flush=True)
 
     if "simulate" in parts:
         # 3. Simulate re-render time.
-        split = class_balanced_subset(dataset.test, EVAL_SUBSET_SIZE, dataset.num_classes, 0, "test")
-        from core.training import evaluate
-
-        subset_accuracy = evaluate(baseline.model, dataset, split).accuracy
-        core = core_simulate_timings(baseline, split, subset_accuracy)
-        slider = {"core_median_s": statistics.median(core), "core_s": core, "target_s": 1.0}
+        evaluator = QuickEvaluator(dataset, "cpu")
+        subset_accuracy = evaluator.accuracy(source.model)
+        core = core_simulate_timings(source, evaluator, subset_accuracy)
+        slider = {"core_median_s": statistics.median(core), "core_s": core, "eval_images": evaluator.images, "target_s": 1.0}
+        line = f"simulate re-render after a bit-width change: core {slider['core_median_s']:.3f} s"
         if not args.skip_page:
-            page = page_slider_timings(folder_name, workspace.root)
-            slider.update({"page_rerun_median_s": statistics.median(page), "page_rerun_s": page})
+            try:
+                page = page_slider_timings(spec, workspace.root)
+                slider.update({"page_rerun_median_s": statistics.median(page), "page_rerun_s": page})
+                line += f", page rerun {slider['page_rerun_median_s']:.3f} s (median of {len(page)})"
+            except Exception as error:  # a broken page is a finding to report, not a reason to lose the rest
+                slider["page_error"] = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+                line += f"; page timing failed: {slider['page_error']}"
         slider["met"] = slider.get("page_rerun_median_s", slider["core_median_s"]) <= 1.0
         results["simulate_rerender"] = slider
-        print(f"simulate re-render after a bit-width change: core {slider['core_median_s']:.3f} s" + ("" if args.skip_page else f", page rerun {slider['page_rerun_median_s']:.3f} s (median of {len(page)})"), flush=True)
+        print(line, flush=True)
 
-    path = write_results("quantization" if parts == set(PARTS) else "quantization-" + "-".join(sorted(parts)), results)
-    print(f"wrote {path}")
+    name = "quantization" if parts == set(PARTS) else "quantization-" + "-".join(sorted(parts))
+    print(f"wrote {write_results(name, results, args.output)}")
     return 0
 
 
