@@ -19,6 +19,7 @@ from torch import nn
 
 from core import history
 from core.datasets import Dataset, DatasetSpec
+from core.history import RunRecord
 from core.errors import UserError
 from core.metrics import count_macs, count_nonzero_parameters, count_parameters, state_dict_size_bytes
 from core.training import TrainRecipe, evaluate, resolve_device
@@ -171,3 +172,36 @@ def compose_removed_channels(before: dict[str, list[int]], removed_now: dict[str
         remaining = [index for index in range(original_counts[layer]) if index not in earlier]
         combined[layer] = sorted(earlier | {remaining[index] for index in indices})
     return {layer: indices for layer, indices in combined.items() if indices}
+
+
+def is_compressible(run: RunRecord) -> bool:
+    """Whether a run's final model is floating point (a quantized model cannot be pruned, quantized or distilled again)."""
+    if run.technique == "quantize" or not run.artifact_path:
+        return False
+    if run.technique == "pipeline":
+        steps = run.params.get("steps")
+        return not (run.params.get("quantize") or (isinstance(steps, list) and "quantize" in steps))
+    return True
+
+
+def recorded_dataset(run: RunRecord, runs_by_id: dict[int, RunRecord]) -> dict:
+    """The dataset spec a run's lineage was made on: its own params' "dataset", else its nearest ancestor's."""
+    seen = set()
+    current = run
+    while current is not None and current.id not in seen:
+        seen.add(current.id)
+        spec = current.params.get("dataset")
+        if isinstance(spec, dict) and spec.get("name") == run.dataset:
+            return {**DatasetSpec(run.dataset).as_dict(), **spec}
+        current = runs_by_id.get(current.parent_id) if current.parent_id is not None else None
+    return DatasetSpec(run.dataset).as_dict()
+
+
+def source_candidates(db_path, dataset_spec: DatasetSpec, exclude_run_id: int | None = None) -> list[RunRecord]:
+    """Runs made on `dataset_spec` (the same name and subsets) that a technique can start from,
+    newest first: what a page offers under "Start from", and what a sweep may enumerate."""
+    runs = history.list_runs(db_path)
+    by_id = {run.id: run for run in runs}
+    wanted = dataset_spec.as_dict()
+    chosen = [run for run in runs if run.dataset == wanted["name"] and run.id != exclude_run_id and is_compressible(run) and recorded_dataset(run, by_id) == wanted]
+    return sorted(chosen, key=lambda run: -run.id)

@@ -14,54 +14,24 @@ import json
 
 import streamlit as st
 
-from core import history
 from core.baseline import Baseline
 from core.compare.runs import summarize
-from core.datasets import DatasetSpec
 from core.errors import UserError
 from core.evaluation import QuickEvaluator
 from core.history import RunRecord
-from core.source import ModelSource
+from core.source import ModelSource, source_candidates
 from core.workspace import META_FILE, Workspace
 from ui.state import report_error, require_baseline, workspace
 
 BASELINE_CHOICE = 0  # the selectbox's value for "the sidebar's baseline" (run ids start at 1)
 
 
-def is_compressible(run: RunRecord) -> bool:
-    """Whether a run's final model is floating point (a quantized model cannot be pruned, quantized or distilled again)."""
-    if run.technique == "quantize" or not run.artifact_path:
-        return False
-    if run.technique == "pipeline":
-        steps = run.params.get("steps")
-        return not (run.params.get("quantize") or (isinstance(steps, list) and "quantize" in steps))
-    return True
-
-
-def recorded_dataset(run: RunRecord, runs_by_id: dict[int, RunRecord]) -> dict:
-    """The dataset spec a run's lineage was made on: its own params' "dataset", else its nearest ancestor's."""
-    seen = set()
-    current = run
-    while current is not None and current.id not in seen:
-        seen.add(current.id)
-        spec = current.params.get("dataset")
-        if isinstance(spec, dict) and spec.get("name") == run.dataset:
-            return {**DatasetSpec(run.dataset).as_dict(), **spec}
-        current = runs_by_id.get(current.parent_id) if current.parent_id is not None else None
-    return DatasetSpec(run.dataset).as_dict()
-
-
 def compressible_runs(baseline: Baseline) -> list[RunRecord]:
-    """Runs on the sidebar's dataset (the same spec: name and subsets) that a technique can start
-    from, newest first (the baseline's own run aside)."""
+    """Runs on the sidebar's dataset that a technique can start from (core.source decides which)."""
     try:
-        runs = history.list_runs(workspace().history_db)
+        return source_candidates(workspace().history_db, baseline.config.dataset, exclude_run_id=baseline.run_id)
     except UserError:
         return []  # a damaged history is reported in the sidebar; the baseline still works
-    by_id = {run.id: run for run in runs}
-    wanted = baseline.config.dataset.as_dict()
-    chosen = [run for run in runs if run.dataset == wanted["name"] and run.id != baseline.run_id and is_compressible(run) and recorded_dataset(run, by_id) == wanted]
-    return sorted(chosen, key=lambda run: -run.id)
 
 
 def run_choice_label(run: RunRecord) -> str:

@@ -77,8 +77,34 @@ def browser():
 
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
+        yield PatientBrowser(chromium)
         chromium.close()
+
+
+# Playwright waits 30 s by default for an element or a download. On a machine whose cores are shared
+# with other work (CI) the server can take longer than that and still be right, so every page gets
+# this much; a test that is really stuck still fails, only later.
+PLAYWRIGHT_TIMEOUT_MS = 240_000
+
+
+class PatientBrowser:
+    """The launched browser, with every new context (and so every page) waiting PLAYWRIGHT_TIMEOUT_MS."""
+
+    def __init__(self, browser):
+        self._browser = browser
+
+    def new_context(self, **options):
+        context = self._browser.new_context(**options)
+        context.set_default_timeout(PLAYWRIGHT_TIMEOUT_MS)
+        return context
+
+    def new_page(self, **options):
+        page = self._browser.new_page(**options)  # its own context, closed with the page
+        page.context.set_default_timeout(PLAYWRIGHT_TIMEOUT_MS)
+        return page
+
+    def __getattr__(self, name):
+        return getattr(self._browser, name)
 
 
 @pytest.fixture(scope="module")

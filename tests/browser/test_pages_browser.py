@@ -49,7 +49,7 @@ def test_compare_page_draws_charts_and_downloads_a_self_contained_report(server,
     page.locator(".js-plotly-plot").first.wait_for()
     page.get_by_role("tab", name="Export & import").click()
     wait_for_idle(page)
-    with page.expect_download() as download_info:
+    with page.expect_download(timeout=300_000) as download_info:  # the report is built on click; a busy machine is slow, not wrong
         page.get_by_role("button", name="HTML report").click()
     report = tmp_path / "report.html"
     download_info.value.save_as(report)
