@@ -42,6 +42,14 @@ class LatencyFigures:
     def per_image_ms(self) -> float:
         return self.throughput_ms / self.throughput_batch_size
 
+    def timing_fields(self, suffix: str = "") -> dict:
+        """The two timings under the names every record uses (latency_ms is the throughput batch)."""
+        return {f"latency_ms{suffix}": self.throughput_ms, f"latency_ms_single{suffix}": self.single_ms}
+
+    def setup_fields(self) -> dict:
+        """How they were measured, under the names every record uses."""
+        return {"latency_batch_size": self.throughput_batch_size, "latency_threads": self.threads, "latency_runtime": self.runtime, "latency_device": self.device}
+
     def as_dict(self) -> dict:
         return asdict(self)
 

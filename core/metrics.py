@@ -131,10 +131,6 @@ def measure_model(model: nn.Module, accuracy: float, example_input: torch.Tensor
         nonzero_params=count_nonzero_parameters(model),
         macs=count_macs(model, example_input),
         size_bytes=state_dict_size_bytes(model),
-        latency_ms=latency.throughput_ms,
-        latency_batch_size=latency.throughput_batch_size,
-        latency_device=latency.device,
-        latency_threads=latency.threads,
-        latency_ms_single=latency.single_ms,
-        latency_runtime=latency.runtime,
+        **latency.timing_fields(),
+        **latency.setup_fields(),
     )

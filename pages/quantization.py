@@ -297,14 +297,18 @@ def simulate_mode(source: ModelSource, evaluator: QuickEvaluator, accuracy_befor
         run_quantization(source, config)
 
 
-def dynamic_mode(source: ModelSource, evaluator: QuickEvaluator, accuracy_before: float) -> None:
-    st.markdown("torchao's `quantize_` with `Int8DynamicActivationInt8WeightConfig`: **Linear** weights become int8 and activations are quantized on the fly. There is no dynamic convolution kernel, so **convolutions stay fp32**.")
-    config = DynamicInt8Config()
-    run_button(source, config, "Quantize Linear layers (dynamic int8)")
-    run = last_run(source, "dynamic", config)
+def run_int8_mode(source: ModelSource, config, label: str, evaluator: QuickEvaluator, accuracy_before: float) -> None:
+    """The run button of an int8 mode, then its last run's figures and tabs (per-channel symmetric weights)."""
+    run_button(source, config, label)
+    run = last_run(source, config.mode, config)
     if run is not None:
         show_metrics(run.report)
-        result_tabs(source, run.report, run, evaluator, accuracy_before, "dynamic", True, True, False)
+        result_tabs(source, run.report, run, evaluator, accuracy_before, config.mode, True, True, False)
+
+
+def dynamic_mode(source: ModelSource, evaluator: QuickEvaluator, accuracy_before: float) -> None:
+    st.markdown("torchao's `quantize_` with `Int8DynamicActivationInt8WeightConfig`: **Linear** weights become int8 and activations are quantized on the fly. There is no dynamic convolution kernel, so **convolutions stay fp32**.")
+    run_int8_mode(source, DynamicInt8Config(), "Quantize Linear layers (dynamic int8)", evaluator, accuracy_before)
 
 
 def static_mode(source: ModelSource, evaluator: QuickEvaluator, accuracy_before: float) -> None:
@@ -315,12 +319,7 @@ def static_mode(source: ModelSource, evaluator: QuickEvaluator, accuracy_before:
     observer_spec = spec(StaticInt8Config, "observer")
     observers = list(observer_spec.choices)
     observer = right.selectbox("Activation observer", observers, index=observers.index(observer_spec.default), key="quant_observer", format_func=OBSERVER_LABELS.get, help="How the calibration images set each activation's range: a histogram search that clips outliers, or the plain min/max")
-    config = StaticInt8Config(calibration_size=calibration, observer=observer)
-    run_button(source, config, "Calibrate and convert (static int8)")
-    run = last_run(source, "static", config)
-    if run is not None:
-        show_metrics(run.report)
-        result_tabs(source, run.report, run, evaluator, accuracy_before, "static", True, True, False)
+    run_int8_mode(source, StaticInt8Config(calibration_size=calibration, observer=observer), "Calibrate and convert (static int8)", evaluator, accuracy_before)
 
 
 def qat_mode(source: ModelSource, evaluator: QuickEvaluator, accuracy_before: float) -> None:
