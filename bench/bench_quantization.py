@@ -34,12 +34,14 @@ import os
 import statistics
 import sys
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 import torch  # noqa: E402
+from torch import nn  # noqa: E402
 
 from bench.common import add_dataset_options, add_output_option, apptest_app, dataset_spec, write_results  # noqa: E402
 from core.baseline import BaselineConfig, get_baseline  # noqa: E402
@@ -47,7 +49,8 @@ from core.context import RunContext  # noqa: E402
 from core.evaluation import QuickEvaluator  # noqa: E402
 from core.progress import stderr_progress  # noqa: E402
 from core.quantization import DynamicInt8Config, QATConfig, SimulateConfig, StaticInt8Config, accuracy_by_bits, quantize, quantize_model  # noqa: E402
-from core.quantization.latency import measure_compiled_latency  # noqa: E402
+from core.metrics import measure_latency  # noqa: E402
+from core.quantization.latency import agreement_with_reference, try_compile  # noqa: E402
 from core.record import record  # noqa: E402
 from core.source import ModelSource  # noqa: E402
 from core.workspace import Workspace  # noqa: E402
@@ -125,6 +128,83 @@ def variant_summary(result, latency=None) -> dict:
     if latency is not None:
         summary["latency"] = latency.as_dict()
     return summary
+
+
+# ---- the batch-size table: compiled fp32 against compiled int8, one compile per batch shape ------------
+# Bench-only (the product times with core.latency's protocol at 1 and 256 images); kept here so the
+# table at 32/128/256 images stays measured the way the README's figures were.
+
+RUNTIME = "torch.compile (inductor, freezing on), CPU"
+
+
+@dataclass
+class LatencyComparison:
+    available: bool
+    reason: str  # why it could not be measured; "" when it was
+    runtime: str
+    fp32_latency_ms: float | None
+    quantized_latency_ms: float | None
+    batch_size: int
+    threads: int
+    rounds: int
+    compile_seconds: float  # both models, first call included
+    prediction_agreement: float | None  # fraction of evaluation images where compiled int8 and the reference int8 model agree
+    round_speedups: list[float] = field(default_factory=list)  # fp32 / int8 within each round, timed back to back
+
+    @property
+    def speedup(self) -> float | None:
+        """Median of the per-round ratios: a ratio of two back-to-back timings survives a busy CPU
+        better than a ratio of two medians taken at different moments."""
+        if self.round_speedups:
+            return statistics.median(self.round_speedups)
+        if self.fp32_latency_ms and self.quantized_latency_ms:
+            return self.fp32_latency_ms / self.quantized_latency_ms
+        return None
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "speedup": self.speedup}
+
+
+def compile_pair(fp32_model: nn.Module, quantized_model: nn.Module, example_input: torch.Tensor, batch_size: int = 32) -> tuple[nn.Module, nn.Module, float] | str:
+    """Both models compiled, and the seconds it took; or the reason the backend is unavailable."""
+    fp32 = try_compile(fp32_model, example_input, batch_size)
+    if isinstance(fp32, str):
+        return fp32
+    quantized = try_compile(quantized_model, example_input, batch_size)
+    if isinstance(quantized, str):
+        return quantized
+    return fp32[0], quantized[0], fp32[1] + quantized[1]
+
+
+def compare_latency(compiled_fp32: nn.Module, compiled_quantized: nn.Module, example_input: torch.Tensor, batch_size: int = 32, rounds: int = 3, compile_seconds: float = 0.0, prediction_agreement: float | None = None) -> LatencyComparison:
+    """Median of per-round medians, fp32 and int8 measured alternately; the speed-up pairs each round."""
+    example = example_input.cpu()
+    fp32_times, quantized_times = [], []
+    for _ in range(rounds):
+        fp32_times.append(measure_latency(compiled_fp32, example, batch_size=batch_size).latency_ms)
+        quantized_times.append(measure_latency(compiled_quantized, example, batch_size=batch_size).latency_ms)
+    ratios = [fp32 / quantized for fp32, quantized in zip(fp32_times, quantized_times)]
+    return LatencyComparison(True, "", RUNTIME, statistics.median(fp32_times), statistics.median(quantized_times), batch_size, torch.get_num_threads(), rounds, compile_seconds, prediction_agreement, ratios)
+
+
+def unavailable(reason: str, batch_size: int = 32) -> LatencyComparison:
+    return LatencyComparison(False, reason, RUNTIME, None, None, batch_size, torch.get_num_threads(), 0, 0.0, None)
+
+
+@torch.no_grad()
+def measure_compiled_latency(fp32_model: nn.Module, quantized_model: nn.Module, example_input: torch.Tensor, reference_inputs: torch.Tensor | None = None, batch_size: int = 32, rounds: int = 3) -> LatencyComparison:
+    """Compile both models and compare them; with `reference_inputs`, also check that the compiled
+    int8 kernels predict what the reference int8 model predicts."""
+    compiled = compile_pair(fp32_model, quantized_model, example_input, batch_size)
+    if isinstance(compiled, str):
+        return unavailable(compiled, batch_size)
+    compiled_fp32, compiled_quantized, seconds = compiled
+    agreement = None
+    if reference_inputs is not None and len(reference_inputs):
+        agreement = agreement_with_reference(compiled_quantized, quantized_model, reference_inputs, batch_size)
+    return compare_latency(compiled_fp32, compiled_quantized, example_input, batch_size, rounds, seconds, agreement)
+
+
 
 
 def weight_ratio(quantized) -> float:

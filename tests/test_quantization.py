@@ -15,7 +15,7 @@ from core import history
 from core.charts.quantization import LayerErrorRow, VariantCost, accuracy_vs_bits_figure, layer_error_figure, size_latency_figure, weight_histogram_figure
 from core.cli import main
 from core.context import RunContext
-from core.latency import COMPILED, EAGER, THROUGHPUT_BATCH_SIZE
+from core.latency import COMPILED, EAGER, THROUGHPUT_BATCH_SIZE, measure_latencies
 from core.quantization import (
     DynamicInt8Config,
     QATConfig,
@@ -339,9 +339,7 @@ def test_cli_unsupported_combinations_exit_2_with_one_line(capsys, arguments, me
 def test_an_unavailable_backend_is_reported_not_raised(digits_baseline, monkeypatch):
     monkeypatch.setattr(latency_module, "backend_unavailable_reason", lambda: "no C++ compiler found")
     result = quantize_model(digits_baseline.model, digits_baseline.dataset, DynamicInt8Config())
-    comparison = latency_module.measure_compiled_latency(digits_baseline.fresh_copy(), result.model, digits_baseline.example_input())
-    assert not comparison.available and comparison.reason == "no C++ compiler found"
-    assert comparison.fp32_latency_ms is None and comparison.speedup is None
+    assert latency_module.try_compile(result.model, digits_baseline.example_input()) == "no C++ compiler found"
 
 
 def test_quantize_times_int8_and_fp32_in_one_runtime_and_falls_back_together(digits_baseline, session_workspace, monkeypatch):
@@ -370,10 +368,11 @@ def test_dynamic_int8_is_compiled_once_per_batch_size(digits_baseline, session_w
 def test_compiled_int8_runs_and_agrees_with_the_reference_graph(digits_baseline):
     result = quantize_model(digits_baseline.model, digits_baseline.dataset, StaticInt8Config(calibration_size=128))
     inputs = digits_baseline.dataset.normalize(digits_baseline.dataset.test.images)
-    comparison = latency_module.measure_compiled_latency(digits_baseline.fresh_copy(), result.model, digits_baseline.example_input(), reference_inputs=inputs, rounds=1)
-    assert comparison.available, comparison.reason
-    assert comparison.fp32_latency_ms > 0 and comparison.quantized_latency_ms > 0
-    assert comparison.prediction_agreement >= 0.99
+    compiled = latency_module.try_compile(result.model, digits_baseline.example_input(), batch_size=32)
+    assert not isinstance(compiled, str), compiled
+    assert latency_module.agreement_with_reference(compiled[0], result.model, inputs, batch_size=32) >= 0.99
+    figures, runtime = measure_latencies({"fp32": digits_baseline.fresh_copy().cpu(), "int8": result.model}, digits_baseline.example_input(), compiled=True, rounds=1)
+    assert runtime == COMPILED and all(f.throughput_ms > 0 and f.single_ms > 0 for f in figures.values())
 
 
 # ---- charts -------------------------------------------------------------------------------------------------------

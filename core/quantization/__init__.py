@@ -18,14 +18,12 @@ from core.quantization.apply import (
 from core.quantization.run import quantize
 from core.quantization.config import MODES, quantization_config, DynamicInt8Config, QATConfig, QuantizationConfig, SimulateConfig, StaticInt8Config
 from core.quantization.fake_quant import QuantizedTensor, QuantSpec, fake_quantize, quantize_tensor
-from core.quantization.latency import LatencyComparison, measure_compiled_latency
 from core.quantization.size import SizeReport, TensorStorage
 
 __all__ = [
     "MODES",
     "DynamicInt8Config",
     "GranularityError",
-    "LatencyComparison",
     "LayerReport",
     "QATConfig",
     "QuantSpec",
@@ -41,7 +39,6 @@ __all__ = [
     "calibration_inputs",
     "error_by_granularity",
     "fake_quantize",
-    "measure_compiled_latency",
     "quantize",
     "quantize_model",
     "quantization_config",
