@@ -190,6 +190,16 @@ def main_text(page) -> str:
     return page.locator('[data-testid="stMainBlockContainer"]').inner_text()
 
 
+def wait_until(page, predicate, what: str, timeout_ms: int = PLAYWRIGHT_TIMEOUT_MS) -> None:
+    """Poll `predicate` until it holds: a page's rerun may start late on a busy machine, so a
+    change is waited for, never assumed to have happened by a fixed moment."""
+    deadline = time.time() + timeout_ms / 1000
+    while not predicate():
+        if time.time() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout_ms / 1000:.0f} s")
+        page.wait_for_timeout(200)
+
+
 def press_slider(page, label, key):
     widget = page.locator('[data-testid="stSlider"]').filter(has_text=label).first
     shown_value = widget.locator('[data-testid="stSliderThumbValue"]')

@@ -13,7 +13,8 @@ def test_overview_shows_cached_baseline_with_charts(server, browser):
     wait_for_idle(page)
     assert_no_exception(page)
     page.get_by_text("Baseline: simple_cnn on digits").wait_for()
-    assert page.locator(".js-plotly-plot").count() >= 2
+    page.locator(".js-plotly-plot").nth(1).wait_for()  # both charts drawn (a wait, not a count: a busy machine draws late)
+    page.get_by_text("Baseline cached").first.wait_for()
     assert page.get_by_text("Baseline cached").count() == 1
     screenshot(page, "overview")
     page.close()
@@ -31,7 +32,7 @@ def test_training_a_baseline_in_the_browser_updates_the_page(tmp_path, browser):
         page.get_by_text("Baseline: simple_cnn on digits").wait_for(timeout=120_000)
         wait_for_idle(page)
         assert_no_exception(page)
-        assert page.locator(".js-plotly-plot").count() >= 2
+        page.locator(".js-plotly-plot").nth(1).wait_for()
         assert page.get_by_text("No baseline is trained").count() == 0
         screenshot(page, "overview-after-training")
         page.close()
@@ -54,6 +55,7 @@ def test_a_training_run_can_be_stopped_and_nothing_is_saved(tmp_path, browser):
         page.get_by_text("Training stopped; nothing was saved.").wait_for(timeout=60_000)
         wait_for_idle(page)
         assert_no_exception(page)
+        page.get_by_role("button", name="Train baseline").wait_for()
         assert page.get_by_text("No baseline is trained").count() == 1
         assert stop.count() == 0 and page.get_by_role("button", name="Train baseline").count() == 1
         assert not [p for p in (tmp_path / "checkpoints").rglob("*") if p.is_file()]

@@ -3,7 +3,7 @@ charts, and answers an interaction with a visible change. Screenshots land in te
 
 import pytest
 
-from tests.browser.conftest import assert_no_exception, main_text, open_page, press_slider, screenshot, wait_for_idle
+from tests.browser.conftest import wait_until, assert_no_exception, main_text, open_page, press_slider, screenshot, wait_for_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -14,8 +14,8 @@ def test_pruning_page_redraws_when_the_amount_moves(server, browser):
     before = main_text(page)
     press_slider(page, "Amount to prune", "ArrowRight")
     assert_no_exception(page)
-    assert main_text(page) != before
-    assert page.locator(".js-plotly-plot").count() >= 1
+    wait_until(page, lambda: main_text(page) != before, "the page redrawing for the new amount")
+    page.locator(".js-plotly-plot").first.wait_for()
     screenshot(page, "pruning")
     page.close()
 
@@ -26,7 +26,7 @@ def test_quantization_page_redraws_when_the_bit_width_moves(server, browser):
     before = main_text(page)
     press_slider(page, "Weight bits", "ArrowLeft")
     assert_no_exception(page)
-    assert main_text(page) != before
+    wait_until(page, lambda: main_text(page) != before, "the page redrawing for the new amount")
     screenshot(page, "quantization")
     page.close()
 
@@ -37,7 +37,7 @@ def test_distillation_page_shows_the_cached_teacher_and_races(server, browser):
     page.get_by_role("button", name="Run the race").click()
     wait_for_idle(page, timeout_ms=300_000)
     assert_no_exception(page)
-    assert page.locator(".js-plotly-plot").count() >= 2
+    page.locator(".js-plotly-plot").nth(1).wait_for()
     screenshot(page, "distillation")
     page.close()
 
