@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,9 @@ from core.datasets import DatasetSpec
 from core.workspace import Workspace
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# A private torch.compile cache per test session (inherited by the servers the browser tests start):
+# a kernel left half-written in the machine-wide cache by a killed process must not fail a test.
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="mel-test-inductor-"))
 CIFAR_ARCHIVE = REPO_ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 
 def _use_navigation_pages_only_in_apptest() -> None:

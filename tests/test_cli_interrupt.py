@@ -43,6 +43,10 @@ def test_ctrl_c_during_training_exits_130_with_one_line_and_saves_nothing(tmp_pa
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A job started in the background by a non-interactive shell (as a CI runner may start us)
+        # inherits SIGINT ignored, and then Python installs no Ctrl-C handler at all: give the
+        # child the terminal's default, as a user at a prompt has.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     lines: queue.Queue = queue.Queue()
     reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stderr], daemon=True)
