@@ -112,3 +112,19 @@ def record_prune_run(baseline: Baseline, workspace: Workspace, **config) -> int:
     from core.source import ModelSource
 
     return record(prune(ModelSource.from_baseline(baseline), PruneConfig(**config), RunContext(workspace)), workspace)
+
+
+def noise_folder(root: Path, per_class: int = 1500, side: int = 64, test_per_class: int = 10) -> Path:
+    """Two classes of random 64 x 64 RGB images (a folder dataset): 200 epochs of them are many
+    minutes of CPU work, so a run is certainly still training when a test interrupts it."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, count in (("train", per_class), ("test", test_per_class)):
+        for name in ("a", "b"):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                Image.fromarray(rng.integers(0, 255, (side, side, 3), dtype=np.uint8)).save(folder / f"{i}.bmp")
+    return root

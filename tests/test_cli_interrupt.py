@@ -9,32 +9,14 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
-
-import numpy as np
-from PIL import Image
 
 from core import history
-from tests.conftest import REPO_ROOT
-
-
-def noise_folder(root: Path, per_class: int = 500, side: int = 64) -> Path:
-    """Two classes of random 64 x 64 RGB images: 200 epochs of the teacher on them are many minutes
-    of CPU work, so the run is certainly still training when Ctrl-C arrives, however fast the
-    machine or however late this test gets the CPU (digits, at seconds for 200 epochs, was not)."""
-    rng = np.random.default_rng(0)
-    for split, count in (("train", per_class), ("test", 5)):
-        for name in ("a", "b"):
-            folder = root / split / name
-            folder.mkdir(parents=True)
-            for i in range(count):
-                Image.fromarray(rng.integers(0, 255, (side, side, 3), dtype=np.uint8)).save(folder / f"{i}.bmp")
-    return root
+from tests.conftest import REPO_ROOT, noise_folder
 
 
 def test_ctrl_c_during_training_exits_130_with_one_line_and_saves_nothing(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    images = noise_folder(tmp_path / "images")
+    images = noise_folder(tmp_path / "images", per_class=500, test_per_class=5)  # 200 teacher epochs: many minutes on any CPU
     workspace = tmp_path / "workspace"
     process = subprocess.Popen(
         [sys.executable, "-m", "core", "train", "--dataset", f"folder:{images}", "--model", "teacher", "--device", "cpu", "--epochs", "200", "--workspace", str(workspace)],

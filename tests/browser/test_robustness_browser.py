@@ -2,15 +2,13 @@
 
 import signal
 import sqlite3
-from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from core.baseline import BaselineConfig, load_cached_baseline
 from core.datasets import DatasetSpec
 from core.workspace import Workspace
+from tests.conftest import noise_folder
 from tests.browser.conftest import assert_no_exception, choose_option, open_page, press_slider, set_field, start_server, wait_for_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -33,19 +31,6 @@ def test_sessions_keep_their_own_settings(server, browser):
     for page in (first, second):
         assert_no_exception(page)
         page.context.close()
-
-
-def noise_folder(root: Path, per_class: int = 1500, side: int = 64) -> Path:
-    """Two classes of random 64 x 64 RGB images: 200 epochs of them are tens of minutes of CPU work
-    for one thread (about 6 s an epoch here), against seconds for what the other session does."""
-    rng = np.random.default_rng(0)
-    for split, count in (("train", per_class), ("test", 10)):
-        for name in ("a", "b"):
-            folder = root / split / name
-            folder.mkdir(parents=True)
-            for i in range(count):
-                Image.fromarray(rng.integers(0, 255, (side, side, 3), dtype=np.uint8)).save(folder / f"{i}.bmp")
-    return root
 
 
 def test_training_in_one_session_leaves_the_others_responsive(server, browser, tmp_path):
