@@ -37,7 +37,23 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_by_dataset ON runs(dataset, model, technique);
 CREATE INDEX IF NOT EXISTS runs_by_parent ON runs(parent_id);
+CREATE TABLE IF NOT EXISTS sweeps (
+    id TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    spec_json TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sweep_failures (
+    sweep_id TEXT NOT NULL,
+    trial_key TEXT NOT NULL,
+    point_json TEXT NOT NULL,
+    error TEXT NOT NULL,
+    finished_at REAL NOT NULL,
+    PRIMARY KEY (sweep_id, trial_key)
+);
 """
+# A sweep's finished trials are runs (params "sweep": {"id", "trial", "point"}); its failed trials,
+# which made no model, are rows of sweep_failures (core.sweep.store). Workspaces made before sweeps
+# get both tables on first open (CREATE ... IF NOT EXISTS).
 COLUMNS = "id, created_at, finished_at, technique, dataset, model, parent_id, params_json, metrics_json, artifact_path, pinned"
 BUSY_TIMEOUT_SECONDS = 30.0
 FILTER_COLUMNS = ("dataset", "model", "technique")
@@ -101,7 +117,7 @@ def _initialise(connection: sqlite3.Connection) -> None:
     while True:
         try:
             connection.execute("PRAGMA journal_mode=WAL")
-            with _transaction(connection):
+            with transaction(connection):
                 for statement in filter(None, (part.strip() for part in SCHEMA.split(";"))):
                     connection.execute(statement)
             return
@@ -112,7 +128,7 @@ def _initialise(connection: sqlite3.Connection) -> None:
 
 
 @contextmanager
-def _transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+def transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """BEGIN IMMEDIATE ... COMMIT, rolled back on any error: all of it is written, or none."""
     connection.execute("BEGIN IMMEDIATE")
     try:
@@ -130,7 +146,7 @@ def record_run(db_path: Path, technique: str, dataset: str, model: str, params: 
     params_json = json.dumps(_finite(params), sort_keys=True, default=_json_default)
     metrics_json = json.dumps(_finite(metrics), sort_keys=True, default=_json_default)
     row = (started_at if started_at is not None else now, now, technique, dataset, model, parent_id, params_json, metrics_json, str(artifact_path) if artifact_path else None)
-    with closing(connect(db_path)) as connection, _transaction(connection):
+    with closing(connect(db_path)) as connection, transaction(connection):
         if parent_id is not None and connection.execute("SELECT 1 FROM runs WHERE id = ?", (parent_id,)).fetchone() is None:
             row = (*row[:5], None, *row[6:])  # the parent was deleted meanwhile: keep the run, drop the dangling link
         cursor = connection.execute(
@@ -235,7 +251,7 @@ def descendants(db_path: Path, run_id: int) -> list[RunRecord]:
 
 def delete_run(db_path: Path, run_id: int) -> None:
     """Delete one run; its children move up to its parent, so the lineage stays connected."""
-    with closing(connect(db_path)) as connection, _transaction(connection):
+    with closing(connect(db_path)) as connection, transaction(connection):
         row = connection.execute("SELECT parent_id FROM runs WHERE id = ?", (int(run_id),)).fetchone()
         if row is None:
             return
@@ -244,13 +260,13 @@ def delete_run(db_path: Path, run_id: int) -> None:
 
 
 def set_pinned(db_path: Path, run_id: int, pinned: bool) -> None:
-    with closing(connect(db_path)) as connection, _transaction(connection):
+    with closing(connect(db_path)) as connection, transaction(connection):
         connection.execute("UPDATE runs SET pinned = ? WHERE id = ?", (int(pinned), int(run_id)))
 
 
 def set_parent(db_path: Path, run_id: int, parent_id: int | None) -> None:
     """Re-link a run (e.g. a pipeline's distilled student to the baseline it replaces); refuses cycles."""
-    with closing(connect(db_path)) as connection, _transaction(connection):
+    with closing(connect(db_path)) as connection, transaction(connection):
         if parent_id is not None:
             ancestor = int(parent_id)
             for _ in range(10_000):

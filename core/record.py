@@ -20,8 +20,9 @@ def artifact_name(result: TechniqueResult, started_at: float) -> str:
     return f"{result.technique}-{result.architecture}-{key}"
 
 
-def record(result: TechniqueResult, workspace: Workspace, started_at: float | None = None) -> int:
-    """Write the result's artifact and one history row; returns the new run id (also set on the result)."""
+def record(result: TechniqueResult, workspace: Workspace, started_at: float | None = None, extra_params: dict | None = None) -> int:
+    """Write the result's artifact and one history row; returns the new run id (also set on the result).
+    `extra_params` joins the row's params (a sweep's id, trial key and point)."""
     started_at = started_at if started_at is not None else time.time() - result.seconds
     name = artifact_name(result, started_at)
     meta = {**result.artifact.meta, "technique": result.technique, "architecture": result.architecture, "dataset": result.source.dataset_spec.as_dict(),
@@ -34,7 +35,7 @@ def record(result: TechniqueResult, workspace: Workspace, started_at: float | No
         save_checkpoint(path, result.artifact.tensors, meta)
     result.artifact.path = path
     source = result.source
-    params = {**result.config, "dataset": source.dataset_spec.as_dict(), "source_run_id": source.run_id, "lineage": list(source.lineage), "seed": source.seed}
+    params = {**result.config, "dataset": source.dataset_spec.as_dict(), "source_run_id": source.run_id, "lineage": list(source.lineage), "seed": source.seed, **(extra_params or {})}
     metrics = {**_numbers(result.details), **result.headline.as_dict(),
                "accuracy": result.headline.accuracy_after, "params": result.headline.params_after,
                "nonzero_params": result.headline.nonzero_params_after, "macs": result.headline.macs_after,

@@ -60,8 +60,11 @@ class PipelineStopped(UserError):
     """The pipeline was stopped; the steps already finished stay recorded."""
 
 
-def run_pipeline(source: ModelSource, config: PipelineConfig, context: RunContext) -> TechniqueResult:
-    """Run each step on the model the step before made (recording each), then encode the last one."""
+def run_pipeline(source: ModelSource, config: PipelineConfig, context: RunContext, record_steps: bool = True) -> TechniqueResult:
+    """Run each step on the model the step before made (recording each), then encode the last one.
+
+    `record_steps=False` keeps the intermediate models out of the history (a sweep's trial, run
+    where only the driver writes): the pipeline's result is then the one run, child of the source."""
     started = time.perf_counter()
     config.validate()
     _check_quantizable(source, config)
@@ -73,7 +76,7 @@ def run_pipeline(source: ModelSource, config: PipelineConfig, context: RunContex
             raise PipelineStopped(f"the pipeline was stopped before {step}; {index - 1} finished step(s) stay recorded")
         step_context = RunContext(context.workspace, _prefixed(context.progress, f"step {index}/{len(config.steps)} {step}", index - 1, total), context.stop)
         last = run_technique(step, current, config.config_for(step), step_context)
-        run_id = record(last, context.workspace)
+        run_id = record(last, context.workspace) if record_steps else None
         current = ModelSource.from_result(last, run_id)
         package = _package_of(last) if last.quantized else _float_package(current)
         steps.append(_weigh(step, run_id, last.source.model if last.quantized else last.model, last.headline.accuracy_after, package, source, last.seconds, last))

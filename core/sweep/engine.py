@@ -1,0 +1,171 @@
+"""The sweep's engine: Ray. A local cluster on this machine by default (`ray.init()`: no setup,
+works offline), or an existing cluster by address (`--address`, the page's field, or RAY_ADDRESS).
+
+We only ask Ray for what each trial needs (its CPUs, and a GPU when the cluster has one) and wait
+for results; Ray schedules. The dataset goes into Ray's object store once per sweep and each
+worker process unpacks it once (workers are reused across trials).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import UserError
+
+ADDRESS_ENV = "RAY_ADDRESS"
+AUTH_MODE_ENV = "RAY_AUTH_MODE"
+LOCAL_OBJECT_STORE_BYTES = 1 << 30  # holds one dataset (CIFAR-10 as uint8 is 184 MB) and the trials' results
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    address: str  # the GCS address we are connected to
+    local: bool  # a cluster this process started (ray.init() with no address)
+    cpus: int
+    gpus: int
+    startup_seconds: float  # how long connecting (or starting) took; 0 when already connected
+
+    def as_dict(self) -> dict:
+        return {"address": self.address, "local": self.local, "cpus": self.cpus, "gpus": self.gpus, "startup_seconds": self.startup_seconds}
+
+
+_connected_to: str | None = None  # the address asked for ("local" for our own cluster)
+
+
+def resolve_address(address: str | None) -> str | None:
+    """The cluster to use: the one given, else $RAY_ADDRESS, else None (a local cluster)."""
+    chosen = (address or "").strip() or os.environ.get(ADDRESS_ENV, "").strip()
+    return chosen or None
+
+
+def connect(address: str | None = None, local_cpus: int | None = None) -> ClusterInfo:
+    """Connect to (or start) the cluster; reused while the address stays the same."""
+    global _connected_to
+    import ray
+
+    target = resolve_address(address) or "local"
+    started = time.perf_counter()
+    if ray.is_initialized() and _connected_to != target:
+        ray.shutdown()
+    if not ray.is_initialized():
+        options = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING, configure_logging=True)
+        try:
+            if target == "local":
+                ray.init(address="local", num_cpus=local_cpus or os.cpu_count() or 1, object_store_memory=LOCAL_OBJECT_STORE_BYTES, **options)
+            else:
+                _use_cluster_token()
+                # The cluster's workers may be other machines: ship this package to them.
+                ray.init(address=target, runtime_env={"py_modules": [str(Path(__file__).resolve().parents[1])]}, **options)
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            if ray.is_initialized():
+                ray.shutdown()
+            raise UserError(f"cannot reach the Ray cluster at {target}: {_first_line(error)}") from None
+        _connected_to = target
+        startup = time.perf_counter() - started
+    else:
+        startup = 0.0
+    resources = ray.cluster_resources()
+    return ClusterInfo(ray.get_runtime_context().gcs_address, target == "local", int(resources.get("CPU", 0)), int(resources.get("GPU", 0)), startup)
+
+
+def shutdown() -> None:
+    global _connected_to
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    _connected_to = None
+
+
+def _use_cluster_token() -> None:
+    """A cluster started with `ray start` uses token authentication when a token exists (Ray's own
+    ~/.ray/auth_token, or $RAY_AUTH_TOKEN); a driver connecting by address must then send it."""
+    if AUTH_MODE_ENV not in os.environ and (os.environ.get("RAY_AUTH_TOKEN") or (Path.home() / ".ray" / "auth_token").is_file()):
+        os.environ[AUTH_MODE_ENV] = "token"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+# ------------------------------------------------------------------------------------- the task
+
+_datasets: dict[str, object] = {}  # per worker process: the sweep's dataset by object id
+
+
+def _trial_task(payload, dataset_box: list):
+    """Runs in a worker: the dataset once per process, then the trial."""
+    import ray
+
+    from core.sweep.worker import run_trial
+
+    reference = dataset_box[0]  # boxed so Ray hands over the reference, not a fresh copy per task
+    key = reference.hex()
+    if key not in _datasets:
+        _datasets.clear()
+        _datasets[key] = ray.get(reference)
+    return run_trial(payload, _datasets[key])
+
+
+_remote_trial = None
+
+
+def submit_trial(payload, dataset_reference, cpus: int, gpus: int):
+    global _remote_trial
+    import ray
+
+    if _remote_trial is None:
+        _remote_trial = ray.remote(_trial_task)
+    return _remote_trial.options(num_cpus=cpus, num_gpus=gpus, max_retries=0).remote(payload, [dataset_reference])
+
+
+def wait(references: list, timeout_seconds: float) -> list:
+    """The references that have finished, waiting at most `timeout_seconds` for the first."""
+    import ray
+
+    done, _ = ray.wait(references, num_returns=1, timeout=timeout_seconds)
+    if done:  # collect everything else that is already done too
+        more, _ = ray.wait([reference for reference in references if reference not in done], num_returns=len(references) - len(done), timeout=0) if len(references) > len(done) else ([], [])
+        done = [*done, *more]
+    return done
+
+
+def get(reference):
+    import ray
+
+    return ray.get(reference)
+
+
+def cancel(references: list) -> None:
+    import ray
+
+    for reference in references:
+        ray.cancel(reference, force=True)
+
+
+def put(value):
+    import ray
+
+    return ray.put(value)
+
+
+def failure_reason(error: BaseException) -> str:
+    """One line for a trial that raised: the technique's own message, not Ray's wrapping."""
+    import ray
+
+    if isinstance(error, ray.exceptions.RayTaskError):
+        cause = error.cause if getattr(error, "cause", None) is not None else None
+        if isinstance(cause, UserError):
+            return str(cause)
+        if cause is not None:
+            return f"{type(cause).__name__}: {_first_line(cause)}"
+    if isinstance(error, (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError)):
+        return "the trial's worker process died (out of memory?)"
+    if isinstance(error, ray.exceptions.OutOfMemoryError):
+        return "Ray stopped the trial: the machine ran low on memory"
+    return f"{type(error).__name__}: {_first_line(error)}"
