@@ -29,6 +29,7 @@ PAGE_FILES = [
     ("pages/pruning.py", "Pruning", ":material/content_cut:"),
     ("pages/quantization.py", "Quantization", ":material/stairs:"),
     ("pages/distillation.py", "Distillation", ":material/school:"),
+    ("pages/explore.py", "Explore", ":material/travel_explore:"),
     ("pages/compare.py", "Compare & report", ":material/leaderboard:"),
 ]
 PAGES = [st.Page(path, title=title, icon=icon, default=(i == 0)) for i, (path, title, icon) in enumerate(PAGE_FILES) if Path(path).exists()]

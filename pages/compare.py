@@ -30,6 +30,7 @@ from core.pipeline.run import run_pipeline
 from core.pruning.config import PruneConfig
 from core.quantization.config import MODES, SimulateConfig
 from core.record import record
+from ui.opened_run import show_opened_run
 from ui.metrics import delta_or_none
 from ui.source import choose_source
 from ui.state import cached_baseline, format_bytes, presentation_mode, progress_reporter, report_error, show_figure, workspace
@@ -349,6 +350,7 @@ def show_uploaded(data: bytes, name: str) -> None:
 
 st.title("Compare & report")
 st.markdown("Every run you made, side by side: what it cost in **accuracy** for what it saved in **size** and **time**.")
+show_opened_run()
 try:
     recorded_runs = history.list_runs(db())
 except UserError as error:  # e.g. runs.sqlite of a half-copied workspace

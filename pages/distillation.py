@@ -21,6 +21,7 @@ from core.errors import UserError
 from core.options import spec
 from core.record import record
 from core.training import classroom_recipe
+from ui.opened_run import show_opened_run
 from ui.metrics import delta_or_none
 from ui.source import choose_source, source_key
 from ui.state import cached_baseline, format_bytes, presentation_mode, progress_reporter, report_error, show_figure, workspace
@@ -33,6 +34,7 @@ st.markdown(
     "the same batches in the same order and the same optimiser: once on the true labels only, once also imitating "
     "the teacher's *softened* class probabilities (temperature **T**). Whatever differs at the end is distillation."
 )
+show_opened_run()
 
 source = choose_source("distill_source")
 dataset, dataset_spec = source.dataset, source.dataset_spec

@@ -28,6 +28,7 @@ from core.record import record
 from core.result import TechniqueResult
 from core.source import ModelSource
 from core.training import EpochRecord
+from ui.opened_run import show_opened_run
 from ui.latency import figures_caption, protocol_text
 from ui.source import choose_source, quick_accuracy, quick_evaluator, source_key, source_measures
 from ui.metrics import delta_or_none
@@ -235,6 +236,7 @@ st.markdown(
     "Here you see **where** the zeros go (masks), what they cost **stored sparsely**, and what "
     "**physically removing** whole channels buys in parameters, MACs and measured time."
 )
+show_opened_run()
 source = choose_source("prune_source")
 evaluator = quick_evaluator(source)
 eval_accuracy_before = quick_accuracy(source, evaluator)

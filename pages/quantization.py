@@ -27,6 +27,7 @@ from core.quantization.config import QuantizationConfig
 from core.record import record
 from core.result import TechniqueResult
 from core.source import ModelSource
+from ui.opened_run import show_opened_run
 from ui.latency import protocol_text
 from ui.metrics import delta_or_none
 from ui.source import choose_source, quick_accuracy, quick_evaluator, source_key
@@ -354,6 +355,7 @@ st.markdown(
     "the levels and the accuracy they cost; **dynamic** and **static** int8 are real integer models; "
     "**QAT** fine-tunes the model to live with its levels."
 )
+show_opened_run()
 source = choose_source("quant_source")
 evaluator = quick_evaluator(source)
 eval_accuracy_before = quick_accuracy(source, evaluator)
