@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from core.errors import UserError
 
 ADDRESS_ENV = "RAY_ADDRESS"
 AUTH_MODE_ENV = "RAY_AUTH_MODE"
+REACHABLE_TIMEOUT_SECONDS = 5.0
 LOCAL_OBJECT_STORE_BYTES = 1 << 30  # holds one dataset (CIFAR-10 as uint8 is 184 MB) and the trials' results
 
 
@@ -57,6 +59,7 @@ def connect(address: str | None = None, local_cpus: int | None = None) -> Cluste
             if target == "local":
                 ray.init(address="local", num_cpus=local_cpus or os.cpu_count() or 1, object_store_memory=LOCAL_OBJECT_STORE_BYTES, **options)
             else:
+                _check_reachable(target)
                 _use_cluster_token()
                 # The cluster's workers may be other machines: ship this package to them.
                 ray.init(address=target, runtime_env={"py_modules": [str(Path(__file__).resolve().parents[1])]}, **options)
@@ -79,6 +82,18 @@ def shutdown() -> None:
     if ray.is_initialized():
         ray.shutdown()
     _connected_to = None
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds, not minutes: Ray's own connect keeps retrying an address nobody listens on."""
+    host_port = address.split("://", 1)[-1]
+    host, _, port = host_port.rpartition(":")
+    if address == "auto" or not host or not port.isdigit():
+        return  # "auto" or a form Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=REACHABLE_TIMEOUT_SECONDS).close()
+    except OSError as error:
+        raise UserError(f"cannot reach the Ray cluster at {address}: {error.strerror or error}; start one with `ray start --head --port {port}` or leave the address empty for a local cluster") from None
 
 
 def _use_cluster_token() -> None:
