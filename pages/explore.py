@@ -100,9 +100,13 @@ for label, key, default, axes in (("Pruning", "explore_vary_prune", True, prune_
     with st.container(border=True):
         if st.checkbox(f"Vary {label.lower()}", default, key=key):
             try:
-                texts += axes()
+                chosen = [text for text in axes() if text]
             except UserError as error:
                 errors.append(str(error))
+                continue
+            if not chosen:
+                errors.append(f"{label} is ticked but varies nothing: choose at least one value, or untick it")
+            texts += chosen
 st.caption("Several techniques ticked make each trial a pipeline (distill, prune, quantize, in that order). An empty choice keeps the technique's default.")
 
 # --- how to search -------------------------------------------------------------------------------
@@ -134,7 +138,7 @@ except UserError as error:
 
 config = baseline_config()
 st.markdown("**The same sweep from a terminal**")
-st.code(cli_command(spec, config.dataset.name, config.model, None if source.run_id == getattr(cached_baseline(), "run_id", None) else source.run_id, address or None, int(cpus_per_trial), texts), language="bash")
+st.code(cli_command(spec, config.dataset.name, config.model, None if source.run_id == getattr(cached_baseline(), "run_id", None) else source.run_id, address or None, int(cpus_per_trial), texts), language="bash", wrap_lines=True)
 
 slots = expected_slots(address or None, int(cpus_per_trial))
 estimate = estimate_sweep(workspace(), preview.technique, source.dataset.name, source.architecture, preview.to_run, slots or 1)
@@ -182,7 +186,7 @@ start = buttons[0].button("Start the sweep" if preview.done == 0 else "Resume th
                           help="Runs only the trials not yet in the history")
 stop_slot = buttons[1].empty()
 if stop_requested:
-    st.warning("Sweep stopped. Every trial that had finished is recorded; press **Resume the sweep** to run the missing ones.")
+    st.warning("Sweep stopped. Every trial that had finished is recorded; press the button again to run only the missing ones.")
 message = st.session_state.pop(FINISHED_KEY, None)
 if message:
     st.success(message)

@@ -99,3 +99,21 @@ def test_a_small_sweep_is_recorded_drawn_recommended_and_opens_on_the_pruning_pa
     assert any(m.label == "Accuracy" and "→" in m.value for m in at.metric)
     at.button(key="opened_run_close").click().run()
     assert not any("(from the explorer)" in markdown.value for markdown in at.markdown)
+
+
+def test_quantization_axes_auto_mode_pipelines_and_refused_combinations(explore_home):
+    at = open_explore()
+    at.checkbox(key="explore_vary_prune").uncheck()
+    at.checkbox(key="explore_vary_quantize").check().run()
+    command = cli_text(at)
+    assert "--grid quantize.bits=8,4" in command and "quantize.mode" not in command  # auto: 8 bits real int8, fewer simulated
+    assert metric(at, "Refused combinations") == "0" and metric(at, "To run") == "2"
+    at.selectbox(key="explore_quantize_mode").set_value("static").run()
+    assert "--grid quantize.mode=static" in cli_text(at)
+    assert metric(at, "Trials planned") == "2" and metric(at, "Refused combinations") == "1" and metric(at, "To run") == "1"  # static int8 has no 4 bits
+    at.selectbox(key="explore_quantize_mode").set_value("auto")
+    at.checkbox(key="explore_vary_prune").check().run()
+    assert metric(at, "Trials planned") == "6"  # three amounts x two bit widths, each a prune -> quantize pipeline
+    assert not at.error and not at.exception
+    at.multiselect(key="explore_quantize_bits").set_value([]).run()
+    assert len(at.error) == 1 and "varies nothing" in at.error[0].value  # one line, no traceback
