@@ -319,3 +319,10 @@ def test_cli_unreachable_cluster_is_one_line(baseline_workspace):
     completed = run_cli("sweep", "--grid", "prune.amount=0.3", "--address", f"127.0.0.1:{port}", home=baseline_workspace, timeout=300)
     assert completed.returncode == 2 and "cannot reach the Ray cluster" in completed.stderr
     assert completed.stderr.strip().splitlines()[-1].startswith("error: cannot reach the Ray cluster")
+
+
+@pytest.mark.slow
+def test_cli_more_cpus_per_trial_than_the_cluster_has_is_one_line(baseline_workspace):
+    completed = run_cli("sweep", "--grid", "prune.amount=0.3", "--cpus-per-trial", "1000", home=baseline_workspace, timeout=300)
+    assert completed.returncode == 2, completed.stderr[-2000:]
+    assert completed.stderr.strip().splitlines()[-1].startswith("error: each trial asks for 1000 CPUs but the Ray cluster")

@@ -141,7 +141,9 @@ def run_sweep(source: ModelSource, spec: SweepSpec, context: RunContext, options
     try:
         if next_trials(spec.search, chosen, finished, set(), 1, spec.budget_points):
             state.cluster = engine.connect(options.address, options.local_cpus)
-            state.slots = max(1, state.cluster.cpus // options.cpus_per_trial)
+            if options.cpus_per_trial > state.cluster.cpus:
+                raise UserError(f"each trial asks for {options.cpus_per_trial} CPUs but the Ray cluster at {state.cluster.address} has {state.cluster.cpus}; lower --cpus-per-trial")
+            state.slots = state.cluster.cpus // options.cpus_per_trial
             gpus = 1 if state.cluster.gpus > 0 else 0
             _prepare_teachers(chosen, source, context)
             dataset_reference = engine.put(source.dataset)
