@@ -86,6 +86,15 @@ def test_a_small_sweep_is_recorded_drawn_recommended_and_opens_on_the_pruning_pa
     assert recommended and int(recommended.group(1)) in {run.id for run in swept}
     assert any("finished: 2 trial(s) run this time" in s.value for s in at.success)
     assert metric(at, "To run") == "0" and metric(at, "Already in the history") == "2"
+    # The download offered is the recommended run's model zip, which loads back (the compare page's format).
+    from core.compare.artifact import load_model_zip
+    from core.sweep.explore import run_download, run_download_name
+    from core.workspace import Workspace
+
+    run = history.get_run(db, int(recommended.group(1)))
+    assert run_download_name(run, Workspace.open(explore_home)) == f"model-run-{run.id}.zip"
+    model, package = load_model_zip(run_download(run, Workspace.open(explore_home)), "model.zip")
+    assert sum(parameter.numel() for parameter in model.parameters()) > 0
 
     # A fresh visit (a new session) finds the same sweep's trials in the history.
     again = open_explore()
