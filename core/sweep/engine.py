@@ -123,8 +123,33 @@ def _trial_task(payload, dataset_box: list):
     key = reference.hex()
     if key not in _datasets:
         _datasets.clear()
-        _datasets[key] = ray.get(reference)
+        _datasets[key] = _dataset_from_store(ray.get(reference))
     return run_trial(payload, _datasets[key])
+
+
+def put_dataset(dataset):
+    """The dataset into the object store with its images as NumPy arrays, which Ray's workers read
+    in place from shared memory (zero-copy) instead of each unpickling a private copy: for
+    CIFAR-10 that is 184 MB less per worker."""
+    import ray
+
+    fields = {name: getattr(dataset, name) for name in ("name", "class_names", "mean", "std", "skipped_files")}
+    splits = {split: (getattr(dataset, split).images.numpy(), getattr(dataset, split).labels.numpy()) for split in ("train", "test")}
+    return ray.put({"fields": fields, "splits": splits})
+
+
+def _dataset_from_store(stored: dict):
+    import warnings
+
+    import torch
+
+    from core.datasets import Dataset, ImageSplit
+
+    with warnings.catch_warnings():
+        # The arrays are read-only views of shared memory; nothing here writes into a dataset's images.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        splits = {split: ImageSplit(torch.from_numpy(images), torch.from_numpy(labels)) for split, (images, labels) in stored["splits"].items()}
+    return Dataset(train=splits["train"], test=splits["test"], **stored["fields"])
 
 
 _remote_trial = None
@@ -161,12 +186,6 @@ def cancel(references: list) -> None:
 
     for reference in references:
         ray.cancel(reference, force=True)
-
-
-def put(value):
-    import ray
-
-    return ray.put(value)
 
 
 def failure_reason(error: BaseException) -> str:

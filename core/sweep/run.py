@@ -146,7 +146,7 @@ def run_sweep(source: ModelSource, spec: SweepSpec, context: RunContext, options
             state.slots = state.cluster.cpus // options.cpus_per_trial
             gpus = 1 if state.cluster.gpus > 0 else 0
             _prepare_teachers(chosen, source, context)
-            dataset_reference = engine.put(source.dataset)
+            dataset_reference = engine.put_dataset(source.dataset)
             payload_source = strip_source(source)
             context.progress(Progress("sweep", 0, state.planned, f"Ray at {state.cluster.address}: {state.slots} trial(s) at a time, {options.cpus_per_trial} CPU each"))
             while True:
