@@ -34,7 +34,7 @@ STOP_KEY = "explore_stop_requested"
 FINISHED_KEY = "explore_last_message"
 TECHNIQUE_PAGES = {"prune": "pages/pruning.py", "quantize": "pages/quantization.py", "distill": "pages/distillation.py", "pipeline": "pages/compare.py"}
 OBJECTIVE_TABS = {"size": "Size", "latency": "Latency", "macs": "MACs"}
-AMOUNT_MAX = 0.99  # PruneConfig.amount is below 1.0
+AMOUNT_MAX_MARGIN = 0.01  # PruneConfig.amount is below its `below` bound (1.0: everything pruned)
 
 st.title("🧭 Explore")
 st.markdown(
@@ -53,10 +53,11 @@ def default_only(values: list, default) -> bool:
 
 def prune_axes() -> list[str]:
     amount = option_spec(PruneConfig, "amount")
+    top = round(float(amount.below if amount.below is not None else amount.maximum) - (AMOUNT_MAX_MARGIN if amount.below is not None else 0.0), 4)
     columns = st.columns(3)
-    low = columns[0].number_input("Amount from", float(amount.minimum), AMOUNT_MAX, 0.3, 0.05, format="%.2f", key="explore_amount_min", help=amount.help)
-    high = columns[1].number_input("Amount to", float(amount.minimum), AMOUNT_MAX, 0.9, 0.05, format="%.2f", key="explore_amount_max", help="inclusive")
-    step = columns[2].number_input("Amount step", 0.01, AMOUNT_MAX, 0.3, 0.05, format="%.2f", key="explore_amount_step")
+    low = columns[0].number_input("Amount from", float(amount.minimum), top, 0.3, 0.05, format="%.2f", key="explore_amount_min", help=amount.help)
+    high = columns[1].number_input("Amount to", float(amount.minimum), top, 0.9, 0.05, format="%.2f", key="explore_amount_max", help="inclusive")
+    step = columns[2].number_input("Amount step", 0.01, top, 0.3, 0.05, format="%.2f", key="explore_amount_step")
     columns = st.columns(3)
     granularity = columns[0].multiselect("Granularity", parameters["prune"]["granularity"].choices, ["unstructured"], key="explore_granularity", help=parameters["prune"]["granularity"].help)
     scope = columns[1].multiselect("Scope", parameters["prune"]["scope"].choices, ["layer"], key="explore_scope", help=parameters["prune"]["scope"].help)
