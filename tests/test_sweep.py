@@ -198,6 +198,10 @@ def test_four_trial_sweep_on_local_ray_records_runs_frontier_and_recommendation(
         assert run.parent_id == source.run_id and run.technique == "prune"
         assert run.params["sweep"]["id"] == state.sweep_id and run.params["amount"] == run.params["sweep"]["point"]["prune.amount"]
         assert sweep_workspace.resolve_artifact(run.artifact_path).exists()
+    from core.compare.runs import comparison_table, summarize, table_records
+
+    summaries = [summarize(run) for run in runs.values()]  # the compare page's table and the report's CSV name the sweep
+    assert {record["sweep_id"] for record in table_records(comparison_table(summaries, summaries[0]))} == {state.sweep_id}
     assert updates[:4] == [1, 2, 3, 4]  # the page's redraw hook saw each trial as it finished
     front = state.frontier()
     assert front and set(front) <= {outcome.run_id for outcome in state.outcomes}

@@ -188,7 +188,7 @@ def pick_reference(runs: list[RunSummary], preferred_id: int | None = None) -> R
 TABLE_COLUMNS = (
     "run_id", "created", "technique", "dataset", "model", "parent_id", "pinned", "accuracy_percent", "size_bytes", "size_measure",
     "dense_size_bytes", "compression_ratio", "params", "nonzero_params", "macs", "latency_ms", "latency_batch_size",
-    "latency_device", "latency_threads", "speedup", "speedup_basis", "accuracy_change_points", "params_json",
+    "latency_device", "latency_threads", "speedup", "speedup_basis", "accuracy_change_points", "sweep_id", "params_json",
 )
 
 
@@ -220,9 +220,16 @@ def table_records(rows: list[ComparisonRow]) -> list[dict]:
             "speedup": None if row.speedup is None else round(row.speedup, 2),
             "speedup_basis": row.speedup_basis,
             "accuracy_change_points": None if row.accuracy_change_points is None else round(row.accuracy_change_points, 2),
+            "sweep_id": sweep_id_of(run.run_params),
             "params_json": json.dumps(run.run_params, sort_keys=True, default=str),
         })
     return records
+
+
+def sweep_id_of(params: dict) -> str | None:
+    """The sweep a run was a trial of (core.sweep records params["sweep"]["id"]), else None."""
+    sweep = params.get("sweep") if isinstance(params, dict) else None
+    return sweep.get("id") if isinstance(sweep, dict) and isinstance(sweep.get("id"), str) else None
 
 
 def _float(value) -> float | None:
