@@ -105,7 +105,8 @@ def test_a_small_sweep_is_recorded_drawn_recommended_and_opens_on_the_pruning_pa
     assert not at.exception
     assert at.session_state["open_run_id"] == int(recommended.group(1))
     assert any(f"Run #{recommended.group(1)} (from the explorer)" in markdown.value for markdown in at.markdown)
-    assert any(m.label == "Accuracy" and "→" in m.value for m in at.metric)
+    assert any(markdown.value.startswith("Accuracy") and "→" in markdown.value and "points" in markdown.value for markdown in at.markdown)
+    assert any(markdown.value.startswith("Size") and "× smaller" in markdown.value for markdown in at.markdown)
     at.button(key="opened_run_close").click().run()
     assert not any("(from the explorer)" in markdown.value for markdown in at.markdown)
 
