@@ -30,8 +30,8 @@ from core.pipeline.run import run_pipeline
 from core.pruning.config import PruneConfig
 from core.quantization.config import MODES, SimulateConfig
 from core.record import record
-from ui.opened_run import show_opened_run
 from ui.metrics import delta_or_none
+from ui.opened_run import show_opened_run
 from ui.source import choose_source
 from ui.state import cached_baseline, format_bytes, presentation_mode, progress_reporter, report_error, show_figure, workspace
 

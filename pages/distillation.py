@@ -21,8 +21,8 @@ from core.errors import UserError
 from core.options import spec
 from core.record import record
 from core.training import classroom_recipe
-from ui.opened_run import show_opened_run
 from ui.metrics import delta_or_none
+from ui.opened_run import show_opened_run
 from ui.source import choose_source, source_key
 from ui.state import cached_baseline, format_bytes, presentation_mode, progress_reporter, report_error, show_figure, workspace
 

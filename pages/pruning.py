@@ -28,8 +28,8 @@ from core.record import record
 from core.result import TechniqueResult
 from core.source import ModelSource
 from core.training import EpochRecord
-from ui.opened_run import show_opened_run
 from ui.latency import figures_caption, protocol_text
+from ui.opened_run import show_opened_run
 from ui.source import choose_source, quick_accuracy, quick_evaluator, source_key, source_measures
 from ui.metrics import delta_or_none
 from ui.state import format_bytes, progress_reporter, report_error, show_figure, workspace

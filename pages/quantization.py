@@ -27,9 +27,9 @@ from core.quantization.config import QuantizationConfig
 from core.record import record
 from core.result import TechniqueResult
 from core.source import ModelSource
-from ui.opened_run import show_opened_run
 from ui.latency import protocol_text
 from ui.metrics import delta_or_none
+from ui.opened_run import show_opened_run
 from ui.source import choose_source, quick_accuracy, quick_evaluator, source_key
 from ui.state import format_bytes, progress_reporter, report_error, show_figure, workspace
 

@@ -93,7 +93,7 @@ def test_a_small_sweep_is_recorded_drawn_recommended_and_opens_on_the_pruning_pa
 
     run = history.get_run(db, int(recommended.group(1)))
     assert run_download_name(run, Workspace.open(explore_home)) == f"model-run-{run.id}.zip"
-    model, package = load_model_zip(run_download(run, Workspace.open(explore_home)), "model.zip")
+    model, _ = load_model_zip(run_download(run, Workspace.open(explore_home)), "model.zip")
     assert sum(parameter.numel() for parameter in model.parameters()) > 0
 
     # A fresh visit (a new session) finds the same sweep's trials in the history.
@@ -127,3 +127,21 @@ def test_quantization_axes_auto_mode_pipelines_and_refused_combinations(explore_
     assert not at.error and not at.exception
     at.multiselect(key="explore_quantize_bits").set_value([]).run()
     assert len(at.error) == 1 and "varies nothing" in at.error[0].value  # one line, no traceback
+
+
+@pytest.mark.parametrize("page_path", ["pages/quantization.py", "pages/distillation.py", "pages/compare.py"])
+def test_every_target_page_shows_the_opened_run_card_and_closes_it(explore_home, digits_baseline, page_path):
+    from core.workspace import Workspace
+    from tests.conftest import record_prune_run
+
+    run_id = record_prune_run(digits_baseline, Workspace.open(explore_home), amount=0.4)
+    at = open_app_page("pages/overview.py", timeout_s=600)
+    at.session_state["open_run_id"] = run_id
+    at.switch_page(page_path).run()
+    assert not at.exception
+    assert any(f"Run #{run_id} (from the explorer)" in markdown.value for markdown in at.markdown)
+    assert any(markdown.value.startswith("Accuracy") and "→" in markdown.value for markdown in at.markdown)
+    assert any("amount = 0.4" in caption.value for caption in at.caption)  # no sweep point: the run's own settings
+    at.button(key="opened_run_close").click().run()
+    assert "open_run_id" not in at.session_state
+    assert not any("(from the explorer)" in markdown.value for markdown in at.markdown)
