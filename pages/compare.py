@@ -97,7 +97,7 @@ def runs_frame(runs: list[RunSummary], reference: RunSummary) -> pd.DataFrame:
         record_["latency_ms_single"] = None if run.latency_ms_single is None else round(run.latency_ms_single, 3)
         record_["latency_runtime"] = run.latency_runtime or None
     frame = pd.DataFrame(records, columns=["run_id", "created", "technique", "dataset", "model", "parent_id", "pinned", "accuracy_percent", "accuracy_change_points", "size_bytes", "compression_ratio", "size_measure",
-                                           "latency_ms_single", "latency_ms", "latency_batch_size", "latency_runtime", "speedup", "params", "nonzero_params", "macs", "params_json"])
+                                           "latency_ms_single", "latency_ms", "latency_batch_size", "latency_runtime", "speedup", "params", "nonzero_params", "macs", "sweep_id", "params_json"])
     return frame
 
 
@@ -115,6 +115,7 @@ TABLE_CONFIG = {
     "latency_batch_size": st.column_config.NumberColumn("batch"),
     "latency_runtime": st.column_config.TextColumn("runtime", help="what the latency was timed in: torch eager, or torch.compile (inductor) for int8 kernels"),
     "speedup": st.column_config.NumberColumn("speedup", format="%.2f×"),
+    "sweep_id": st.column_config.TextColumn("sweep", help="the sweep this run was a trial of (the Explore page, python -m core sweep)"),
     "params_json": st.column_config.TextColumn("parameters", width="large"),
 }
 

@@ -23,7 +23,7 @@ from core.history import RunRecord
 from core.source import ModelSource
 from core.sweep import store
 from core.sweep.frontier import TrialOutcome
-from core.sweep.grid import _format_value
+from core.sweep.grid import format_value
 from core.sweep.run import SweepSpec, outcome_from_run, plan_sweep, sweep_id_for
 from core.sweep.search import candidates
 from core.workspace import Workspace
@@ -35,8 +35,8 @@ SOURCE_METRICS = {"size": "size_bytes_before", "latency": "latency_ms_before", "
 def range_axis(name: str, start: float, stop: float, step: float) -> str:
     """`name=start:stop:step` (one value when start equals stop)."""
     if start == stop:
-        return f"{name}={_format_value(start)}"
-    return f"{name}={_format_value(start)}:{_format_value(stop)}:{_format_value(step)}"
+        return f"{name}={format_value(start)}"
+    return f"{name}={format_value(start)}:{format_value(stop)}:{format_value(step)}"
 
 
 def list_axis(name: str, values) -> str | None:
@@ -44,7 +44,7 @@ def list_axis(name: str, values) -> str | None:
     values = list(values)
     if not values:
         return None
-    return f"{name}={','.join(_format_value(value) for value in values)}"
+    return f"{name}={','.join(format_value(value) for value in values)}"
 
 
 def parse_number_list(text: str, kind: type = float) -> list:
@@ -76,7 +76,7 @@ def cli_command(spec: SweepSpec, dataset: str, model: str, from_run: int | None 
         parts += ["--from-run", str(from_run)]
     for text in grid_texts or spec.grid.as_texts():
         parts += ["--grid", text]
-    parts += ["--search", spec.search.as_text(), "--objective", spec.objective, "--budget-points", _format_value(float(spec.budget_points)), "--seed", str(spec.seed)]
+    parts += ["--search", spec.search.as_text(), "--objective", spec.objective, "--budget-points", format_value(float(spec.budget_points)), "--seed", str(spec.seed)]
     if address:
         parts += ["--address", address]
     if cpus_per_trial != 1:
@@ -148,7 +148,7 @@ def trial_rows(outcomes: list[TrialOutcome]) -> list[dict]:
         rows.append({
             "run": outcome.run_id,
             "status": outcome.status,
-            "params": ", ".join(f"{name}={_format_value(value)}" for name, value in outcome.point.items()),
+            "params": ", ".join(f"{name}={format_value(value)}" for name, value in outcome.point.items()),
             "accuracy %": None if outcome.accuracy is None else round(100 * outcome.accuracy, 2),
             "change (points)": None if outcome.accuracy_change_points is None else round(outcome.accuracy_change_points, 2),
             "size (bytes)": outcome.size_bytes,

@@ -52,7 +52,7 @@ class GridAxis:
         return f"{self.technique}.{self.parameter}"
 
     def as_text(self) -> str:
-        return f"{self.name}={','.join(_format_value(value) for value in self.values)}"
+        return f"{self.name}={','.join(format_value(value) for value in self.values)}"
 
 
 @dataclass(frozen=True)
@@ -186,7 +186,7 @@ def _convert(text: str, kind: type, whole: str):
         raise UserError(f"--grid '{whole}': '{text}' is not {expected}") from None
 
 
-def _format_value(value) -> str:
+def format_value(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):

@@ -165,7 +165,8 @@ def run_sweep(source: ModelSource, spec: SweepSpec, context: RunContext, options
                     finished[plan.key] = _collect(reference, plan, submitted_at, source, context, sweep_id, durations)
                     state.trials_run += 1
                     _refresh(state, chosen, finished, in_flight, started, durations)
-                    context.progress(Progress("sweep", _done_count(chosen, finished), state.planned, _trial_message(finished[plan.key]), {"eta_seconds": state.eta_seconds or 0.0}))
+                    # The budget search's total shrinks as trials rule points out.
+                    context.progress(Progress("sweep", _done_count(chosen, finished), state.planned - len(state.skipped), _trial_message(finished[plan.key]), {"eta_seconds": state.eta_seconds or 0.0}))
                     if on_update is not None:
                         on_update(state)
     finally:
