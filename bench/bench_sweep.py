@@ -54,7 +54,7 @@ from core.workspace import Workspace  # noqa: E402
 TARGETS = {"parallel_ratio_max": 0.6, "size_ratio_min": 30.0, "size_budget_points": 1.0, "speedup_min": 3.0, "speed_budget_points": 2.0, "memory_gib_max": 4.0}
 PARALLEL_GRID = ["prune.amount=0.3:0.9:0.2", "prune.granularity=unstructured,channel", "prune.finetune_epochs=0,1"]  # 4 x 2 x 2 = 16
 SIZE_GRID = ["prune.amount=0.86:0.96:0.02", "prune.scope=global", "prune.finetune_epochs=1", "prune.iterative_steps=2", "quantize.bits=8,6,4"]
-SPEED_GRID = ["prune.amount=0.3:0.7:0.1", "prune.granularity=channel", "prune.method=ln", "prune.remove=true", "prune.finetune_epochs=2", "quantize.mode=static"]
+SPEED_GRID = ["prune.amount=0.4:0.7:0.1", "prune.granularity=channel", "prune.method=ln", "prune.remove=true", "prune.finetune_epochs=4,8", "quantize.mode=static"]
 
 
 class MemorySampler:

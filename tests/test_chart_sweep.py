@@ -11,7 +11,7 @@ from core.sweep.frontier import TrialOutcome, frontier
 def trial(run_id, accuracy, size, latency=None, macs=1000, status="ok") -> TrialOutcome:
     return TrialOutcome(key=f"k{run_id}", point={"prune.amount": run_id / 10}, status=status, technique="prune", run_id=run_id if status == "ok" else None,
                         accuracy=accuracy, accuracy_change_points=100 * (accuracy - 0.98) if accuracy is not None else None,
-                        size_bytes=size, latency_ms=latency, latency_batch_size=256, macs=macs)
+                        size_bytes=size, latency_ms=latency, latency_ms_before=5.0 if latency is not None else None, latency_batch_size=256, macs=macs)
 
 
 OUTCOMES = [
@@ -48,7 +48,7 @@ def test_missing_latency_leaves_the_trial_out_and_says_so():
     assert list(by_role["frontier"].customdata) == [2, 1]
     assert list(by_role["dominated"].customdata) == [4]
     assert "source" not in by_role  # no source latency known: no source point rather than a wrong one
-    assert any("1 finished trial(s) have no latency ms figure" in annotation.text for annotation in figure.layout.annotations)
+    assert any("1 finished trial(s) have no latency ratio figure" in annotation.text for annotation in figure.layout.annotations)
     assert figure.layout.xaxis.type != "log"
     assert "256" in figure.layout.xaxis.title.text
 

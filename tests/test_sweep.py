@@ -79,9 +79,10 @@ def test_search_parsing():
 # ------------------------------------------------------------------------ frontier, recommendation
 
 
-def outcome(run_id, accuracy, size, latency=1.0, change=None, status="ok", macs=100):
+def outcome(run_id, accuracy, size, latency=1.0, change=None, status="ok", macs=100, latency_before=10.0):
     return TrialOutcome(str(run_id), {"run": run_id}, status, "prune", run_id=run_id, accuracy=accuracy,
-                        accuracy_change_points=change if change is not None else 100 * (accuracy - 0.9), size_bytes=size, latency_ms=latency, macs=macs)
+                        accuracy_change_points=change if change is not None else 100 * (accuracy - 0.9), size_bytes=size, latency_ms=latency,
+                        latency_ms_before=latency_before, macs=macs)
 
 
 def test_frontier_ties_equal_sizes_and_missing_latency():
@@ -97,6 +98,16 @@ def test_frontier_ties_equal_sizes_and_missing_latency():
     assert frontier(outcomes, "size") == [6, 2, 3, 1, 5]
     assert frontier(outcomes, "latency") == [6, 3, 1, 5]
     assert frontier([], "size") == []
+
+
+def test_latency_ranks_by_each_trials_ratio_to_the_source_timed_together():
+    # Trial 2 ran beside a busy neighbour: its milliseconds are higher, but it is 4x faster than
+    # the source timed in the same trial, against trial 1's 2x.
+    fast_on_a_busy_core = outcome(2, 0.90, 500, latency=5.0, latency_before=20.0)
+    slower_on_a_quiet_core = outcome(1, 0.90, 500, latency=4.0, latency_before=8.0)
+    assert fast_on_a_busy_core.latency_ratio == 0.25 and slower_on_a_quiet_core.latency_ratio == 0.5
+    assert recommend([slower_on_a_quiet_core, fast_on_a_busy_core], "latency", 1.0).run_id == 2
+    assert outcome(3, 0.9, 1, latency=None).objective_value("latency") is None
 
 
 def test_recommendation_is_the_best_objective_within_the_budget():
@@ -330,3 +341,36 @@ def test_cli_more_cpus_per_trial_than_the_cluster_has_is_one_line(baseline_works
     completed = run_cli("sweep", "--grid", "prune.amount=0.3", "--cpus-per-trial", "1000", home=baseline_workspace, timeout=300)
     assert completed.returncode == 2, completed.stderr[-2000:]
     assert completed.stderr.strip().splitlines()[-1].startswith("error: each trial asks for 1000 CPUs but the Ray cluster")
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_keeps_its_finished_trials_and_the_rerun_runs_only_the_rest(baseline_workspace, tmp_path):
+    import signal
+    import time
+
+    from core.workspace import Workspace
+
+    home = tmp_path / "ws"
+    shutil.copytree(baseline_workspace, home)
+    args = ("sweep", "--grid", "prune.amount=0.1:0.8:0.1", "--grid", "prune.finetune_epochs=2")
+    env = {**os.environ, "MEL_HOME": str(home), "OMP_NUM_THREADS": "1"}
+    env.pop("RAY_ADDRESS", None)
+    process = subprocess.Popen([sys.executable, "-m", "core", *args], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = Workspace.open(home).history_db
+    deadline = time.monotonic() + 400
+    try:
+        while history.count_runs(db) < 2 and process.poll() is None and time.monotonic() < deadline:  # the baseline, then a first trial
+            time.sleep(0.2)
+        assert process.poll() is None, "the sweep ended before it could be killed"
+        process.send_signal(signal.SIGKILL)  # no cleanup, no finally: what a crashed server leaves
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    kept = {run.params["sweep"]["trial"]: run.id for run in history.list_runs(db) if "sweep" in run.params}
+    assert 1 <= len(kept) < 8
+    completed = run_cli(*args, home=home)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    payload = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert payload["trials_run"] == 8 - len(kept) and len(payload["trials"]) == 8
+    assert {trial["run_id"] for trial in payload["trials"] if trial["previous"]} == set(kept.values())

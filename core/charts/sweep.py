@@ -23,7 +23,8 @@ def cost_title(objective: str, batch_size: int | None = None) -> str:
     if objective == "size":
         return "size of the artifact (bytes, log scale)"
     if objective == "latency":
-        return f"latency (ms per batch of {batch_size})" if batch_size else "latency (ms per batch)"
+        batch = f" at batch {batch_size}" if batch_size else ""
+        return f"latency{batch}, relative to the source (1 = the source; each trial timed together with it)"
     return "MACs per image"
 
 
@@ -33,7 +34,7 @@ def format_cost(objective: str, value: float | None) -> str:
     if objective == "size":
         return format_bytes(value)
     if objective == "latency":
-        return f"{value:.3g} ms"
+        return f"{value:.2f}x the source's time"
     return f"{value:,.0f} MACs"
 
 
@@ -43,6 +44,8 @@ def trial_hover(outcome: TrialOutcome, objective: str) -> str:
         change = "" if outcome.accuracy_change_points is None else f" ({outcome.accuracy_change_points:+.2f} points)"
         lines.append(f"accuracy {100 * outcome.accuracy:.2f}%{change}")
     lines.append(f"{OBJECTIVES[objective][0].replace('_', ' ')}: {format_cost(objective, outcome.objective_value(objective))}")
+    if objective == "latency" and outcome.latency_ms is not None:
+        lines.append(f"{outcome.latency_ms:.3g} ms per batch of {outcome.latency_batch_size}")
     lines += [f"{name} = {value}" for name, value in outcome.point.items()]
     return "<br>".join(lines)
 

@@ -29,7 +29,7 @@ from core.sweep.search import candidates
 from core.workspace import Workspace
 
 # The history's "before" figure of each objective (every trial of a sweep shares its source).
-SOURCE_METRICS = {"size": "size_bytes_before", "latency": "latency_ms_before", "macs": "macs_before"}
+SOURCE_METRICS = {"size": "size_bytes_before", "macs": "macs_before"}  # latency: relative to the source, so the source is at 1
 
 
 def range_axis(name: str, start: float, stop: float, step: float) -> str:
@@ -137,7 +137,8 @@ def source_point(db_path: Path, outcomes: list[TrialOutcome], objective: str) ->
         run = history.get_run(db_path, outcome.run_id)
         if run is None:
             continue
-        return run.metrics.get(SOURCE_METRICS[objective]), run.metrics.get("accuracy_before")
+        cost = 1.0 if objective == "latency" else run.metrics.get(SOURCE_METRICS[objective])
+        return cost, run.metrics.get("accuracy_before")
     return None, None
 
 

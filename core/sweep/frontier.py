@@ -12,7 +12,10 @@ from core.compare.pareto import pareto_front
 
 OBJECTIVES = {
     "size": ("size_bytes", "smallest file"),
-    "latency": ("latency_ms", "lowest latency"),
+    # Relative to the source, both timed together inside the trial (interleaved rounds, one
+    # protocol): trials run side by side on a shared machine, so their absolute milliseconds are
+    # not comparable with each other, but each trial's ratio is.
+    "latency": ("latency_ratio", "lowest latency"),
     "macs": ("macs", "fewest MACs"),
 }
 BUDGET_TOLERANCE_POINTS = 1e-9  # an accuracy drop equal to the budget is within it
@@ -30,6 +33,7 @@ class TrialOutcome:
     size_bytes: int | None = None
     latency_ms: float | None = None  # one forward pass over latency_batch_size images
     latency_batch_size: int | None = None
+    latency_ms_before: float | None = None  # the source, timed together with the trial's model
     speedup: float | None = None  # source / trial, timed together in the trial
     macs: int | None = None
     compression_ratio: float | None = None
@@ -37,12 +41,19 @@ class TrialOutcome:
     error: str | None = None
     previous: bool = False  # finished by an earlier start of the sweep
 
+    @property
+    def latency_ratio(self) -> float | None:
+        """The trial's latency as a fraction of the source's (1 / speedup), timed together."""
+        if self.latency_ms is None or not self.latency_ms_before:
+            return None
+        return self.latency_ms / self.latency_ms_before
+
     def objective_value(self, objective: str) -> float | None:
         return getattr(self, OBJECTIVES[objective][0])
 
     def as_json(self) -> dict:
         """The CLI's per-trial object."""
-        return {name: value for name, value in asdict(self).items() if name not in ("key", "point")} | {"params": self.point}
+        return {name: value for name, value in asdict(self).items() if name not in ("key", "point")} | {"params": self.point, "latency_ratio": self.latency_ratio}
 
 
 @dataclass

@@ -206,7 +206,7 @@ def outcome_from_run(run: RunRecord, plan: TrialPlan | None = None, previous: bo
     return TrialOutcome(
         key=sweep.get("trial", plan.key if plan else ""), point=sweep.get("point", plan.point if plan else {}), status="ok", technique=run.technique, run_id=run.id,
         accuracy=metrics.get("accuracy"), accuracy_change_points=metrics.get("accuracy_change_points"), size_bytes=metrics.get("size_bytes_after"),
-        latency_ms=metrics.get("latency_ms_after"), latency_batch_size=metrics.get("latency_batch_size"), speedup=metrics.get("speedup"),
+        latency_ms=metrics.get("latency_ms_after"), latency_ms_before=metrics.get("latency_ms_before"), latency_batch_size=metrics.get("latency_batch_size"), speedup=metrics.get("speedup"),
         macs=metrics.get("macs_after"), compression_ratio=metrics.get("compression_ratio"), seconds=metrics.get("seconds"), previous=previous,
     )
 
