@@ -374,3 +374,18 @@ def test_a_killed_sweep_keeps_its_finished_trials_and_the_rerun_runs_only_the_re
     payload = json.loads(completed.stdout.strip().splitlines()[-1])
     assert payload["trials_run"] == 8 - len(kept) and len(payload["trials"]) == 8
     assert {trial["run_id"] for trial in payload["trials"] if trial["previous"]} == set(kept.values())
+
+
+@pytest.mark.slow
+def test_a_distillation_sweep_prepares_the_teacher_in_the_driver(sweep_workspace):
+    """Workers only read the teacher and its logits: the driver trains (or loads) them first."""
+    source = source_in(sweep_workspace)
+    spec = SweepSpec(parse_grid(["distill.temperature=2,4", "distill.teacher_epochs=2"]))
+    state = run_sweep(source, spec, RunContext(sweep_workspace), EngineOptions(local_cpus=2))
+    assert [outcome.status for outcome in state.outcomes] == ["ok", "ok"], [outcome.error for outcome in state.outcomes]
+    teachers = history.list_runs(sweep_workspace.history_db, model="teacher")
+    assert len(teachers) == 1  # trained once, by the driver, before the trials
+    for outcome in state.outcomes:
+        run = history.get_run(sweep_workspace.history_db, outcome.run_id)
+        assert run.technique == "distill" and run.params["temperature"] == outcome.point["distill.temperature"] and run.params["teacher_run_id"] == teachers[0].id
+    assert any((sweep_workspace.root / "teacher-logits").iterdir())
