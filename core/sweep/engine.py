@@ -169,9 +169,8 @@ def wait(references: list, timeout_seconds: float) -> list:
     import ray
 
     done, _ = ray.wait(references, num_returns=1, timeout=timeout_seconds)
-    if done:  # collect everything else that is already done too
-        more, _ = ray.wait([reference for reference in references if reference not in done], num_returns=len(references) - len(done), timeout=0) if len(references) > len(done) else ([], [])
-        done = [*done, *more]
+    if done:  # and whatever else is ready by now
+        done, _ = ray.wait(references, num_returns=len(references), timeout=0)
     return done
 
 

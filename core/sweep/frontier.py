@@ -6,7 +6,7 @@ Pure functions over TrialOutcome, so the page, the CLI and the tests compute the
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from core.compare.pareto import pareto_front
 

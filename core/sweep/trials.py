@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 from core.distillation.config import DistillConfig
 from core.errors import UserError
+from core.models import STUDENT_MODELS
 from core.options import from_options
-from core.pipeline.config import PipelineConfig, build_pipeline_config
+from core.pipeline.config import build_pipeline_config
 from core.pruning.config import PruneConfig
 from core.quantization.config import quantization_config
 from core.workspace import config_key
@@ -71,19 +72,5 @@ def build_trial_config(point: dict, steps: tuple[str, ...], source_architecture:
         return from_options(PruneConfig, options, seed=seed)
     if step == "quantize":
         return quantization_config(options.pop("mode"), options)
-    student = options.get("student") or (source_architecture if source_architecture in _students() else None)
+    student = options.get("student") or (source_architecture if source_architecture in STUDENT_MODELS else None)
     return from_options(DistillConfig, {**options, "student": student}, seeds=(seed,), device=device)
-
-
-def config_as_dict(config) -> dict:
-    return config.as_dict()
-
-
-def is_pipeline(config) -> bool:
-    return isinstance(config, PipelineConfig)
-
-
-def _students() -> tuple[str, ...]:
-    from core.models import STUDENT_MODELS
-
-    return STUDENT_MODELS
