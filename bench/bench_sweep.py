@@ -130,12 +130,12 @@ def fresh_workspace(source_root: Path, spec) -> tuple[Workspace, ModelSource]:
     return workspace, ModelSource.from_baseline(baseline)
 
 
-def sweep(workspace, source, grid, search, objective, budget_points, cpus=2) -> tuple[dict, dict, float]:
+def sweep(workspace, source, grid, search, objective, budget_points, cpus=2, cpus_per_trial=1) -> tuple[dict, dict, float]:
     engine.shutdown()  # a fresh cluster: its start-up is part of the measured time
     spec = SweepSpec(parse_grid(grid), parse_search(search), objective, budget_points)
     started = time.perf_counter()
     with MemorySampler() as memory:
-        state = run_sweep(source, spec, RunContext(workspace, stderr_progress(0.01)), EngineOptions(local_cpus=cpus))
+        state = run_sweep(source, spec, RunContext(workspace, stderr_progress(0.01)), EngineOptions(cpus_per_trial=cpus_per_trial, local_cpus=cpus))
     wall = time.perf_counter() - started
     engine.shutdown()
     return state.as_json(), memory.as_dict(), wall
@@ -176,12 +176,12 @@ def part_parallel(root: Path, spec) -> dict:
     }
 
 
-def part_budget(root: Path, spec, grid, objective: str, budget_points: float) -> dict:
+def part_budget(root: Path, spec, grid, objective: str, budget_points: float, cpus_per_trial: int = 1) -> dict:
     workspace, source = fresh_workspace(root, spec)
-    payload, memory, wall = sweep(workspace, source, grid, "budget", objective, budget_points)
+    payload, memory, wall = sweep(workspace, source, grid, "budget", objective, budget_points, cpus_per_trial=cpus_per_trial)
     chosen = next((trial for trial in payload["trials"] if trial["run_id"] == payload["recommended"]), None)
     return {
-        "grid": grid, "objective": objective, "budget_points": budget_points, "grid_points": len(parse_grid(grid).points()),
+        "grid": grid, "objective": objective, "budget_points": budget_points, "cpus_per_trial": cpus_per_trial, "grid_points": len(parse_grid(grid).points()),
         "trials_run": payload["trials_run"], "skipped": len(payload["skipped"]), "wall_seconds": wall, "memory": memory,
         "recommendation": payload["recommendation"], "recommended": chosen, "source_size_bytes": payload["source_size_bytes"],
         "trials": [{key: trial[key] for key in ("run_id", "status", "params", "accuracy_change_points", "size_bytes", "compression_ratio", "speedup", "latency_ms", "error")} for trial in payload["trials"]],
@@ -194,6 +194,7 @@ def main() -> None:
     add_output_option(parser, "sweep")
     parser.add_argument("--workspace", type=Path, default=Path("/tmp/mel-bench"), help="holds (or gets) the cached baseline; each part copies it")
     parser.add_argument("--only", default="parallel,size,speed")
+    parser.add_argument("--cpus-per-trial", type=int, default=1, help="for the budget searches: CPUs (torch threads) per trial; other than 1, the results go under size_N_cpus / speed_N_cpus")
     args = parser.parse_args()
     spec = dataset_spec(args)
     output = args.output or RESULTS_DIR / "sweep.json"
@@ -201,10 +202,11 @@ def main() -> None:
     parts = args.only.split(",")
     if "parallel" in parts:
         results["parallel"] = part_parallel(args.workspace, spec)
+    suffix = "" if args.cpus_per_trial == 1 else f"_{args.cpus_per_trial}_cpus"
     if "size" in parts:
-        results["size"] = part_budget(args.workspace, spec, SIZE_GRID, "size", TARGETS["size_budget_points"])
+        results["size" + suffix] = part_budget(args.workspace, spec, SIZE_GRID, "size", TARGETS["size_budget_points"], args.cpus_per_trial)
     if "speed" in parts:
-        results["speed"] = part_budget(args.workspace, spec, SPEED_GRID, "latency", TARGETS["speed_budget_points"])
+        results["speed" + suffix] = part_budget(args.workspace, spec, SPEED_GRID, "latency", TARGETS["speed_budget_points"], args.cpus_per_trial)
     results["targets"] = TARGETS
     results["dataset"] = spec.as_dict()
     results.pop("machine", None)
@@ -215,7 +217,7 @@ def main() -> None:
         summary["parallel"] = {"ray_s": round(p["ray_wall_seconds"], 1), "one_process_1_thread_s": round(p["sequential_1_thread"]["wall_seconds"], 1), "ratio": round(p["ratio_vs_1_thread"], 3),
                                "one_process_2_threads_s": round(p["sequential_2_threads"]["wall_seconds"], 1), "ratio_2": round(p["ratio_vs_2_threads"], 3),
                                "startup_s": round(p["ray_startup_seconds"], 2), "overhead_per_trial_s": round(p["ray_overhead_per_trial_seconds"], 2), "memory": p["memory"]}
-    for part in ("size", "speed"):
+    for part in [key for key in results if key.startswith(("size", "speed")) and isinstance(results[key], dict) and "recommendation" in results[key]]:
         if part in results and results[part]["recommended"]:
             chosen = results[part]["recommended"]
             summary[part] = {"run": chosen["run_id"], "params": chosen["params"], "ratio": chosen["compression_ratio"], "speedup": chosen["speedup"], "points": chosen["accuracy_change_points"],
