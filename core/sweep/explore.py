@@ -24,7 +24,7 @@ from core.source import ModelSource
 from core.sweep import store
 from core.sweep.frontier import TrialOutcome
 from core.sweep.grid import format_value
-from core.sweep.run import SweepSpec, outcome_from_run, plan_sweep, sweep_id_for
+from core.sweep.run import SweepSpec, earlier_outcomes, plan_sweep, sweep_id_for
 from core.sweep.search import candidates
 from core.workspace import Workspace
 
@@ -116,17 +116,8 @@ def preview_sweep(source: ModelSource, spec: SweepSpec, db_path: Path) -> SweepP
 def recorded_outcomes(source: ModelSource, spec: SweepSpec, db_path: Path) -> list[TrialOutcome]:
     """The sweep's finished and failed trials from the history, in grid order (what a fresh visit shows)."""
     plans = candidates(plan_sweep(source, spec), spec.search, spec.seed)
-    sweep_id = sweep_id_for(source, spec.grid, spec.seed)
-    finished = store.finished_trials(db_path, sweep_id)
-    failed = store.failed_trials(db_path, sweep_id)
-    outcomes = []
-    for plan in plans:
-        if plan.key in finished:
-            outcomes.append(outcome_from_run(finished[plan.key], plan, previous=True))
-        elif plan.key in failed:
-            point, reason = failed[plan.key]
-            outcomes.append(TrialOutcome(plan.key, point, "failed", plan.technique, error=reason, previous=True))
-    return outcomes
+    found = earlier_outcomes(db_path, sweep_id_for(source, spec.grid, spec.seed), plans)
+    return [found[plan.key] for plan in plans if plan.key in found]
 
 
 def source_point(db_path: Path, outcomes: list[TrialOutcome], objective: str) -> tuple[float | None, float | None]:

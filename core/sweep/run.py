@@ -128,7 +128,7 @@ def run_sweep(source: ModelSource, spec: SweepSpec, context: RunContext, options
     store.register_sweep(db, sweep_id, {**spec.as_dict(), "source_run_id": source.run_id, "dataset": source.dataset_spec.as_dict()})
     chosen = candidates(plans, spec.search, spec.seed)
     state = SweepState(sweep_id, spec, source.run_id, source.accuracy, source.size_bytes(), len(chosen))
-    finished = _earlier_outcomes(db, sweep_id, plans)
+    finished = earlier_outcomes(db, sweep_id, plans)
     for plan in chosen:  # combinations the configs refuse fail here, without a worker
         if plan.error is not None and plan.key not in finished:
             store.record_failure(db, sweep_id, plan.key, plan.point, plan.error)
@@ -211,7 +211,8 @@ def outcome_from_run(run: RunRecord, plan: TrialPlan | None = None, previous: bo
     )
 
 
-def _earlier_outcomes(db, sweep_id: str, plans: list[TrialPlan]) -> dict[str, TrialOutcome]:
+def earlier_outcomes(db, sweep_id: str, plans: list[TrialPlan]) -> dict[str, TrialOutcome]:
+    """The sweep's trials already in the history (finished runs and recorded failures), by trial key."""
     by_key = {plan.key: plan for plan in plans}
     outcomes: dict[str, TrialOutcome] = {}
     for key, run in store.finished_trials(db, sweep_id).items():
