@@ -52,6 +52,12 @@ def record(result: TechniqueResult, workspace: Workspace, started_at: float | No
         artifact_path=workspace.relative_artifact(path),
         started_at=started_at,
     )
+    if result.quantized and result.model is not None:
+        # An int8 graph is rebuilt from its file only approximately (fake-quantized eager layers), so
+        # the predictions a comparison reads are taken from the very model that was measured.
+        from core.diff.predictions import store_predictions
+
+        store_predictions(workspace, result.run_id, result.model, source.dataset)
     return result.run_id
 
 

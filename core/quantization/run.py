@@ -9,8 +9,10 @@ compute in fp32 and are timed eager, both sides.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 
+from core.compare.sources import input_quantization as input_quantization_of
 from core.context import RunContext
 from core.evaluation import QuickEvaluator
 from core.quantization.apply import quantize_model
@@ -46,7 +48,10 @@ def quantize(source: ModelSource, config: QuantizationConfig, context: RunContex
     )  # parameters and MACs are counted on the fp32 copy: quantization changes their width, not their number
     details = {**{key: value for key, value in report.as_dict().items() if key not in ("train_history", "size")}, "size": report.size.as_dict(),
                "train_history": [record.__dict__ for record in report.train_history], "bits": config.bits}
-    meta = {"format": ARTIFACT_FORMAT, "report": report.as_dict()}
+    # Each layer's input quantization by layer name, so the run's model can be rebuilt from its file
+    # (core.diff.predictions) even when it ran as an int8 graph whose nodes have no layer names.
+    input_quantization = {layer: dataclasses.asdict(quant) for layer, quant in input_quantization_of(result.model).items()}
+    meta = {"format": ARTIFACT_FORMAT, "report": report.as_dict(), "input_quantization": input_quantization}
     return TechniqueResult(
         technique="quantize", config=config.as_dict(), headline=headline, details=details,
         artifact=Artifact(tensors=result.artifact_tensors, meta=meta), model=result.model, architecture=source.architecture, source=source,
