@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from core import history
+from core.datasets import Dataset
 from core.diff.predictions import RunPredictions, run_predictions
 from core.errors import UserError
 from core.progress import Progress, ProgressCallback, no_progress
@@ -40,13 +41,15 @@ class ExemplarReport:
     exemplars: list[Exemplar]
     class_names: list[str]
     skipped: list[tuple[int, str]] = field(default_factory=list)  # descendants left out, with the reason
+    dataset: Dataset | None = field(default=None, repr=False)  # the test images, for the gallery
 
     def sentence(self) -> str:
         used = len(self.descendant_run_ids)
         skipped = f" ({len(self.skipped)} more left out: {self.skipped[0][1]})" if self.skipped else ""
         if not used:
             return f"Run #{self.baseline_run_id} has no compressed descendants on this test set yet{skipped}; compress it on a technique page first."
-        return (f"{len(self.exemplars):,} of the {self.test_images:,} test images that run #{self.baseline_run_id} gets right are missed by more than half "
+        right = round(self.baseline_accuracy * self.test_images)
+        return (f"{len(self.exemplars):,} of the {right:,} test images run #{self.baseline_run_id} gets right (of {self.test_images:,}) are missed by more than half "
                 f"of its {used} compressed descendant{'s' if used != 1 else ''}{skipped}.")
 
     def as_dict(self, limit: int = 100) -> dict:
@@ -81,7 +84,8 @@ def exemplars_for_baseline(workspace: Workspace, baseline_run_id: int, progress:
     from core.diff.runs import dataset_loader
 
     dataset_of = dataset_loader(workspace)
-    baseline = run_predictions(workspace, baseline_run_id, dataset_of(history.get_run(workspace.history_db, baseline_run_id)))
+    baseline_dataset = dataset_of(history.get_run(workspace.history_db, baseline_run_id))
+    baseline = run_predictions(workspace, baseline_run_id, baseline_dataset)
     used: list[RunPredictions] = []
     skipped: list[tuple[int, str]] = []
     descendants = history.descendants(workspace.history_db, baseline_run_id)
@@ -97,4 +101,4 @@ def exemplars_for_baseline(workspace: Workspace, baseline_run_id: int, progress:
             continue
         used.append(predictions)
     exemplars = find_exemplars(baseline.predicted, [p.predicted for p in used], baseline.labels)
-    return ExemplarReport(baseline_run_id, [p.run_id for p in used], len(baseline.labels), baseline.accuracy, exemplars, baseline.class_names, skipped)
+    return ExemplarReport(baseline_run_id, [p.run_id for p in used], len(baseline.labels), baseline.accuracy, exemplars, baseline.class_names, skipped, baseline_dataset)

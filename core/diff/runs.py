@@ -92,6 +92,15 @@ def diff_result(result, workspace: Workspace | None = None, with_layers: bool = 
     return RunDiff(diff, layers, reason, dataset, {"a": False, "b": cached_b}, time.perf_counter() - started)
 
 
+def layer_errors_against_source(source, package, label: str = "the result") -> LayerErrorReport:
+    """Layer errors of a model made from `source` (as a package: core.compare.artifact.package_from_model
+    for a pruned model with its lineage's removed channels, core.compare.sources.package_from_quantized
+    for a quantization) against the source: what the pages draw for a live preview."""
+    reference = package_from_model(source.model, source.architecture, source.dataset, {}, source.pruned_channels)
+    source_label = f"run #{source.run_id} ({source.technique})" if source.run_id is not None else "the source"
+    return compare_packages(reference, package, source.dataset, source_label, label)
+
+
 def result_package(result):
     """A technique result's model as a package (eager layers named as in the architecture)."""
     source = result.source
