@@ -55,7 +55,7 @@ class RunPredictions:
         return float((self.predicted == self.labels).float().mean()) if len(self.labels) else 0.0
 
 
-def test_set_id(dataset: Dataset) -> str:
+def fingerprint_test_split(dataset: Dataset) -> str:
     """A short hash of the test images and labels: two runs compare only when theirs are equal."""
     digest = hashlib.sha256()
     digest.update(str(tuple(dataset.test.images.shape)).encode())
@@ -92,14 +92,14 @@ def run_predictions(workspace: Workspace, run_id: int, dataset: Dataset | None =
     if run is None:
         raise UserError(f"no run #{run_id} in {workspace.history_db}; `python -m core runs` lists them")
     dataset = dataset or dataset_for_run(run, workspace)
-    test_id = test_set_id(dataset)
+    test_id = fingerprint_test_split(dataset)
     fingerprint = artifact_fingerprint(workspace, run)
     path = predictions_path(workspace, run.id, test_id)
     cached = _read(path, fingerprint, len(dataset.test), dataset.num_classes)
     if cached is not None:
         return RunPredictions(run.id, cached, dataset.test.labels, list(dataset.class_names), test_id, True, time.perf_counter() - started)
     model = model_for_run(workspace, run, dataset)
-    logits = test_logits(model, dataset)
+    logits = logits_on_test_split(model, dataset)
     _write(path, logits, fingerprint)
     return RunPredictions(run.id, logits, dataset.test.labels, list(dataset.class_names), test_id, False, time.perf_counter() - started)
 
@@ -108,14 +108,14 @@ def store_predictions(workspace: Workspace, run_id: int, model: nn.Module, datas
     """Predict with a model still in memory and cache it as run `run_id`'s predictions: the exact
     model a quantize run measured (its int8 graph), which its file rebuilds only approximately."""
     run = history.get_run(workspace.history_db, run_id)
-    logits = test_logits(model, dataset)
-    path = predictions_path(workspace, run_id, test_set_id(dataset))
+    logits = logits_on_test_split(model, dataset)
+    path = predictions_path(workspace, run_id, fingerprint_test_split(dataset))
     _write(path, logits, artifact_fingerprint(workspace, run))
     return path
 
 
 @torch.no_grad()
-def test_logits(model: nn.Module, dataset: Dataset, batch_size: int = 1000) -> torch.Tensor:
+def logits_on_test_split(model: nn.Module, dataset: Dataset, batch_size: int = 1000) -> torch.Tensor:
     """The model's logits on every test image, on the device its weights are on. Unlike
     core.training.predict_logits it never moves the model: an int8 model cannot be moved."""
     model.eval()

@@ -16,7 +16,7 @@ from core.compare.artifact import package_from_model
 from core.datasets import Dataset, DatasetSpec, load_dataset
 from core.diff.layers import LayerErrorReport, compare_packages
 from core.diff.pairs import PredictionDiff, diff_predictions
-from core.diff.predictions import package_for_any_run, run_predictions, test_logits
+from core.diff.predictions import package_for_any_run, run_predictions, logits_on_test_split
 from core.errors import UserError
 from core.history import RunRecord
 from core.source import recorded_dataset
@@ -73,12 +73,12 @@ def diff_result(result, workspace: Workspace | None = None, with_layers: bool = 
     started = time.perf_counter()
     source = result.source
     dataset = source.dataset
-    logits_a = test_logits(result.model, dataset)
+    logits_a = logits_on_test_split(result.model, dataset)
     if workspace is not None and source.run_id is not None:
         predictions_b = run_predictions(workspace, source.run_id, dataset)
         logits_b, cached_b = predictions_b.logits, predictions_b.from_cache
     else:
-        logits_b, cached_b = test_logits(source.model, dataset), False
+        logits_b, cached_b = logits_on_test_split(source.model, dataset), False
     label_a = f"run #{result.run_id} ({result.technique})" if result.run_id is not None else f"the {result.technique} result"
     label_b = f"run #{source.run_id} ({source.technique})" if source.run_id is not None else "the source"
     diff = diff_predictions(logits_a, logits_b, dataset.test.labels, list(dataset.class_names), label_a, label_b, result.run_id, source.run_id)
