@@ -1,7 +1,11 @@
 """Exports for presenting: the self-contained HTML report and the CSV of the run table.
 
 The report embeds plotly.js once (the offline bundle shipped inside the plotly package) and every
-chart after it reuses that copy, so the single file opens in any browser with no network.
+chart after it reuses that copy, so the single file opens in any browser with no network. Test
+images (the flipped predictions, the exemplars) are inline PNG data URIs for the same reason.
+
+build_report is pure: the per-example comparisons it shows are computed first by
+example_sections (which loads models), so the page and `python -m core report` share both.
 """
 
 from __future__ import annotations
@@ -12,11 +16,20 @@ import html
 import io
 import json
 
+from dataclasses import dataclass
+
 import plotly.graph_objects as go
 
+from core import history
 from core.charts.compare import format_bytes, latency_accuracy_figure, lineage_tree_figure, pipeline_waterfall_figure, size_accuracy_figure
 from core.compare.lineage import lineage_nodes
 from core.compare.runs import TABLE_COLUMNS, ComparisonRow, RunSummary, comparison_table, table_records, waterfall_steps
+from core.charts.diff import class_change_figure, layer_error_figure
+from core.diff.exemplars import ExemplarReport, exemplars_for_baseline
+from core.diff.gallery import DEFAULT_GALLERY_SIZE, exemplar_caption, flipped_caption, image_data_uri
+from core.diff.runs import RunDiff, diff_runs
+from core.errors import UserError
+from core.workspace import Workspace
 
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
 STYLE = """
@@ -27,7 +40,53 @@ th { background: #f0f4f8; } td.text, th.text { text-align: left; } tr.reference 
 .cards { display: flex; flex-wrap: wrap; gap: 1rem; } .card { border: 1px solid #ddd; border-radius: 8px; padding: .8rem 1.2rem; min-width: 10rem; }
 .card .value { font-size: 1.6rem; font-weight: 600; } .card .name { color: #555; }
 pre { background: #f7f7f7; padding: .8rem; overflow-x: auto; font-size: 13px; } .note { color: #555; }
+table.agreement { width: auto; } .gallery { display: flex; flex-wrap: wrap; gap: .6rem; }
+.gallery figure { margin: 0; width: 10rem; font-size: 12px; color: #444; } .gallery img { width: 96px; image-rendering: pixelated; display: block; }
+.failed { color: #9a3412; }
 """
+REPORT_GALLERY_SIZE = DEFAULT_GALLERY_SIZE  # images per gallery: enough to see a pattern, small enough to keep the file light
+
+
+@dataclass
+class ReportDiff:
+    """One chosen run compared with the report's reference, or the one line saying why it cannot be."""
+
+    run_id: int
+    reference_id: int
+    comparison: RunDiff | None
+    error: str = ""
+
+
+@dataclass
+class ExampleSections:
+    """What the report's example-by-example and layer-by-layer sections show."""
+
+    diffs: list[ReportDiff]
+    exemplars: ExemplarReport | None  # of the reference; None when it has no descendants or they failed
+    exemplars_error: str = ""
+
+
+def example_sections(workspace: Workspace, runs: list[RunSummary], reference: RunSummary) -> ExampleSections:
+    """Each chosen run (not the reference) against the reference, and the reference's exemplars.
+
+    Against the reference rather than the parent: the report's table gives every run's accuracy
+    change against the reference, and a stakeholder reads these sections as the same comparison,
+    image by image. Predictions are cached in the workspace, so a second report is quick."""
+    diffs = []
+    for run in runs:
+        if run.run_id == reference.run_id:
+            continue
+        try:
+            diffs.append(ReportDiff(run.run_id, reference.run_id, diff_runs(workspace, run.run_id, reference.run_id)))
+        except UserError as error:  # e.g. a dynamic int8 run without predictions, or another test set
+            diffs.append(ReportDiff(run.run_id, reference.run_id, None, str(error)))
+    exemplars, exemplars_error = None, ""
+    if history.descendants(workspace.history_db, reference.run_id):
+        try:
+            exemplars = exemplars_for_baseline(workspace, reference.run_id)
+        except UserError as error:
+            exemplars_error = str(error)
+    return ExampleSections(diffs, exemplars, exemplars_error)
 
 
 def runs_csv(rows: list[ComparisonRow]) -> str:
@@ -52,8 +111,10 @@ def report_figures(runs: list[RunSummary], reference: RunSummary) -> list[go.Fig
     return figures
 
 
-def build_report(runs: list[RunSummary], reference: RunSummary, title: str = "Model Efficiency Lab report", generated_at: dt.datetime | None = None) -> str:
-    """One HTML document: the baseline, the chosen runs side by side, the charts and every run's parameters."""
+def build_report(runs: list[RunSummary], reference: RunSummary, title: str = "Model Efficiency Lab report", generated_at: dt.datetime | None = None,
+                 examples: ExampleSections | None = None) -> str:
+    """One HTML document: the baseline, the chosen runs side by side, the charts, what changed
+    example by example and layer by layer (when `examples` is given) and every run's parameters."""
     generated_at = generated_at or dt.datetime.now()
     rows = comparison_table(_with_reference(runs, reference), reference)
     figures = report_figures(runs, reference)
@@ -73,6 +134,7 @@ def build_report(runs: list[RunSummary], reference: RunSummary, title: str = "Mo
         _table_html(rows, reference.run_id),
         "<h2>Charts</h2>",
         *[f'<div class="chart">{chart}</div>' for chart in chart_html],
+        *(_examples_html(examples) if examples is not None else []),
         "<h2>Parameters used</h2>",
         *[_parameters_html(run) for run in _with_reference(runs, reference)],
         "</body></html>",
@@ -130,3 +192,87 @@ def _table_html(rows: list[ComparisonRow], reference_id: int) -> str:
 def _parameters_html(run: RunSummary) -> str:
     text = json.dumps(run.run_params, indent=2, sort_keys=True, default=str)
     return f"<h3>{html.escape(run.label)} · {html.escape(run.model)} on {html.escape(run.dataset)} · {html.escape(run.created)}</h3><pre>{html.escape(text)}</pre>"
+
+
+# --------------------------------------------------------------- example by example, layer by layer
+
+
+def _figure_html(figure: go.Figure, div_id: str) -> str:
+    """A chart after the first: it reuses the plotly.js the first chart embedded."""
+    return f'<div class="chart">{figure.to_html(full_html=False, include_plotlyjs=False, config=PLOTLY_CONFIG, div_id=div_id)}</div>'
+
+
+def _examples_html(examples: ExampleSections) -> list[str]:
+    parts = [
+        "<h2>What changed, example by example</h2>",
+        '<p class="note">Each run against the reference, on every test image: the same comparison as the table\'s accuracy change, '
+        "but image by image. Two models with equal accuracy can still disagree on many images; the flipped images, worst first, "
+        "are the ones whose prediction changed, the biggest loss of confidence in the true class first.</p>",
+    ]
+    if not examples.diffs:
+        parts.append('<p class="note">No run besides the reference was chosen.</p>')
+    parts += [_run_diff_html(entry) for entry in examples.diffs]
+    if examples.exemplars is not None or examples.exemplars_error:
+        parts.append(_exemplars_html(examples.exemplars, examples.exemplars_error))
+    parts += [
+        "<h2>Where the error enters</h2>",
+        '<p class="note">Each layer\'s output error against the reference on a fixed batch of test images, in network order '
+        "(SQNR in dB: higher is better). A sharp drop marks the layer where compression costs most.</p>",
+    ]
+    parts += [_layer_html(entry) for entry in examples.diffs]
+    return parts
+
+
+def _run_diff_html(entry: ReportDiff) -> str:
+    heading = f'<h3 id="diff-{entry.run_id}">Run #{entry.run_id} against reference #{entry.reference_id}</h3>'
+    if entry.comparison is None:
+        return heading + f'<p class="failed">{html.escape(entry.error)}</p>'
+    diff = entry.comparison.predictions
+    parts = [heading, f"<p><strong>{html.escape(diff.sentence())}</strong></p>", _agreement_table_html(diff),
+             _figure_html(class_change_figure(diff), f"diff-{entry.run_id}-classes")]
+    shown = diff.flipped[:REPORT_GALLERY_SIZE]
+    parts.append(f'<p class="note">Flipped predictions, worst first: {len(diff.flipped):,} images; the first {len(shown)} shown.</p>')
+    if shown:
+        dataset = entry.comparison.dataset
+        parts.append(_gallery_html([(image.index, flipped_caption(image, diff.class_names, diff.label_a, diff.label_b)) for image in shown], dataset))
+    return "\n".join(parts)
+
+
+def _agreement_table_html(diff) -> str:
+    """The 2x2 table: who gets which test image right, as counts and shares."""
+    total = max(1, diff.test_images)
+
+    def cell(count: int) -> str:
+        return f"<td>{count:,} ({count / total:.1%})</td>"
+
+    a, b = html.escape(diff.label_a), html.escape(diff.label_b)
+    return (f'<table class="agreement"><thead><tr><th class="text">{diff.test_images:,} test images</th><th>{b} right</th><th>{b} wrong</th></tr></thead><tbody>'
+            f'<tr><th class="text">{a} right</th>{cell(diff.both_right)}{cell(diff.only_a_right)}</tr>'
+            f'<tr><th class="text">{a} wrong</th>{cell(diff.only_b_right)}{cell(diff.both_wrong)}</tr></tbody></table>'
+            f'<p class="note">Top-1 agreement {diff.agreement:.1%} · accuracy {a} {diff.accuracy_a:.1%} · {b} {diff.accuracy_b:.1%}</p>')
+
+
+def _gallery_html(entries: list[tuple[int, str]], dataset) -> str:
+    figures = [f'<figure><img src="{image_data_uri(dataset, index)}" alt="test image {index}"><figcaption>{html.escape(caption)}</figcaption></figure>' for index, caption in entries]
+    return f'<div class="gallery">{"".join(figures)}</div>'
+
+
+def _exemplars_html(report: ExemplarReport | None, error: str) -> str:
+    if report is None:
+        return f'<h3>Compression-identified exemplars</h3><p class="failed">{html.escape(error)}</p>'
+    parts = [f"<h3>Compression-identified exemplars of run #{report.baseline_run_id}</h3>", f"<p><strong>{html.escape(report.sentence())}</strong></p>"]
+    shown = report.exemplars[:REPORT_GALLERY_SIZE]
+    if shown:
+        parts.append(f'<p class="note">The first {len(shown)} of them, most failing descendants first.</p>')
+        parts.append(_gallery_html([(exemplar.index, exemplar_caption(exemplar, report.class_names)) for exemplar in shown], report.dataset))
+    return "\n".join(parts)
+
+
+def _layer_html(entry: ReportDiff) -> str:
+    heading = f"<h3>Run #{entry.run_id} against reference #{entry.reference_id}, layer by layer</h3>"
+    if entry.comparison is None:
+        return heading + f'<p class="failed">{html.escape(entry.error)}</p>'
+    if entry.comparison.layers is None:
+        return heading + f'<p class="note">{html.escape(entry.comparison.layers_reason)}</p>'
+    report = entry.comparison.layers
+    return heading + _figure_html(layer_error_figure(report, "sqnr_db"), f"layers-{entry.run_id}") + f'<p class="note">{html.escape(report.note)}</p>'

@@ -1,4 +1,4 @@
-"""Compare & report: every recorded run side by side, the Pareto front, lineage, the combined
+"""Compare & report: every recorded run side by side, the Pareto front, lineage, two runs example by example, the combined
 pipeline, and the exports for a presentation (HTML report, CSV, model zip, PNG).
 
 The run table reads the SQLite history on each rerun (milliseconds for hundreds of runs); charts
@@ -17,7 +17,7 @@ from core.charts.compare import latency_accuracy_figure, lineage_sunburst_figure
 from core.compare.artifact import evaluate_package, load_model_zip, write_model_zip
 from core.compare.lineage import lineage_nodes
 from core.charts.png import figure_png, png_export_status
-from core.report import build_report, runs_csv
+from core.report import build_report, example_sections, runs_csv
 from core.compare.runs import RunSummary, WaterfallStep, comparison_table, summarize, table_records, waterfall_steps
 from core.compare.sources import package_for_run
 from core.context import RunContext
@@ -31,11 +31,12 @@ from core.pruning.config import PruneConfig
 from core.quantization.config import MODES, SimulateConfig
 from core.record import record
 from ui.metrics import delta_or_none
+from ui.diff_view import exemplars, run_diff, show_exemplars, show_run_diff
 from ui.opened_run import show_opened_run
 from ui.source import choose_source
 from ui.state import cached_baseline, format_bytes, presentation_mode, progress_reporter, report_error, show_figure, workspace
 
-TABS = ["Runs", "Charts", "Pipeline", "Export & import"]
+TABS = ["Runs", "Charts", "Example by example", "Pipeline", "Export & import"]
 CUSTOM = "custom"
 # Pipeline widgets by option dest (as the CLI's flags name them), each with its session key and the
 # technique config option it sets: its default, range and choices are the widget's.
@@ -169,6 +170,61 @@ def charts_tab(runs: list[RunSummary], reference: RunSummary, all_runs: dict[int
         show_figure(pipeline_waterfall_figure(waterfall_steps(latest), title=f"Pipeline {latest.label}: size after each step"), key="compare_waterfall_history")
 
 
+# ---------------------------------------------------------------------------- example by example
+
+
+def default_run_a(all_runs: dict[int, RunSummary], reference: RunSummary) -> int:
+    """The first selected run, else the newest run that is not a baseline (else the newest run)."""
+    selected = st.session_state.get("compare_selected", [])
+    if selected:
+        return selected[0]
+    compressed = [run_id for run_id, run in all_runs.items() if run.technique != "train" and run_id != reference.run_id]
+    return max(compressed or all_runs)
+
+
+def default_run_b(all_runs: dict[int, RunSummary], run_a: int, reference: RunSummary) -> int:
+    """Run A's parent (what it was made from), else the reference."""
+    parent = all_runs[run_a].parent_id
+    return parent if parent in all_runs else reference.run_id
+
+
+def reset_run_b(all_runs: dict[int, RunSummary], reference: RunSummary) -> None:
+    # A new run A is compared with its own parent until the user picks another B.
+    st.session_state["compare_diff_b"] = default_run_b(all_runs, st.session_state["compare_diff_a"], reference)
+
+
+def examples_tab(all_runs: dict[int, RunSummary], reference: RunSummary) -> None:
+    ids = sorted(all_runs, reverse=True)  # newest first
+    if st.session_state.get("compare_diff_a") not in all_runs:
+        st.session_state["compare_diff_a"] = default_run_a(all_runs, reference)
+    if st.session_state.get("compare_diff_b") not in all_runs:
+        st.session_state["compare_diff_b"] = default_run_b(all_runs, st.session_state["compare_diff_a"], reference)
+    st.caption("Two runs on every test image: how often they agree, who got which image right, which classes lost, and the images whose prediction flipped.")
+    left, right = st.columns(2)
+    run_a = left.selectbox("Run A (the model under study)", ids, key="compare_diff_a", format_func=lambda run_id: all_runs[run_id].label,
+                           on_change=reset_run_b, args=(all_runs, reference))
+    run_b = right.selectbox("Run B (compared with; default: A's parent)", ids, key="compare_diff_b", format_func=lambda run_id: all_runs[run_id].label)
+    comparison = run_diff(run_a, run_b)
+    if comparison is not None:
+        show_run_diff(comparison, key="compare_diff")
+    exemplars_section(all_runs, reference)
+
+
+def exemplars_section(all_runs: dict[int, RunSummary], reference: RunSummary) -> None:
+    st.subheader("Compression-identified exemplars")
+    st.caption("Test images a baseline gets right and most of its compressed descendants get wrong (Hooker et al. 2019): where compression hurts, whatever the technique.")
+    baselines = sorted((run_id for run_id, run in all_runs.items() if run.technique == "train"), reverse=True)
+    if not baselines:
+        st.info("No baseline (train run) in the history yet.")
+        return
+    if st.session_state.get("compare_exemplar_baseline") not in baselines:
+        st.session_state["compare_exemplar_baseline"] = reference.run_id if reference.run_id in baselines else baselines[0]
+    baseline_id = st.selectbox("Baseline", baselines, key="compare_exemplar_baseline", format_func=lambda run_id: all_runs[run_id].label)
+    report = exemplars(baseline_id)
+    if report is not None:
+        show_exemplars(report, key="compare_exemplars")
+
+
 # --------------------------------------------------------------------------------- the pipeline
 
 
@@ -280,7 +336,7 @@ def export_tab(runs: list[RunSummary], reference: RunSummary) -> None:
     st.markdown(f"**Report and table** of the {len(runs)} run(s) shown (select runs in the Runs tab to narrow it down).")
     left, right = st.columns(2)
     # Built on click (in a worker thread), so a large report never slows the page down.
-    left.download_button("⬇️ HTML report", data=lambda: report_html(chosen_ids, reference.run_id), file_name=f"model-efficiency-report-{stamp}.html", mime="text/html", key="compare_download_report", help="One self-contained file: plotly.js embedded once, opens offline")
+    left.download_button("⬇️ HTML report", data=lambda: report_html(chosen_ids, reference.run_id), file_name=f"model-efficiency-report-{stamp}.html", mime="text/html", key="compare_download_report", help="One self-contained file: plotly.js embedded once, images inline, opens offline; includes each run against the reference, example by example and layer by layer")
     right.download_button("⬇️ CSV of the run table", data=runs_csv(comparison_table(runs, reference)), file_name=f"runs-{stamp}.csv", mime="text/csv", key="compare_download_csv")
 
     st.markdown("**Model zip** (safetensors + JSON metadata, the honest compressed artifact)")
@@ -306,7 +362,8 @@ def export_tab(runs: list[RunSummary], reference: RunSummary) -> None:
 def report_html(run_ids: list[int], reference_id: int) -> str:
     runs = [summarize(run) for run in history.list_runs(db(), run_ids=run_ids)]
     reference = summarize(history.get_run(db(), reference_id))
-    return build_report(runs, reference)
+    # The same sections as `python -m core report`: each run against the reference, image by image and layer by layer.
+    return build_report(runs, reference, examples=example_sections(workspace(), runs, reference))
 
 
 def model_zip(run_id: int) -> bytes:
@@ -377,13 +434,16 @@ if reference is None:
 if not runs:
     st.info("No runs match these filters.")
 
-runs_tab_, charts_tab_, pipeline_tab_, export_tab_ = st.tabs(TABS, key="compare_tab", on_change="rerun", default="Charts" if presentation_mode() else None)
+runs_tab_, charts_tab_, examples_tab_, pipeline_tab_, export_tab_ = st.tabs(TABS, key="compare_tab", on_change="rerun", default="Charts" if presentation_mode() else None)
 if runs_tab_.open:
     with runs_tab_:
         runs_tab(runs, reference)
 if charts_tab_.open:
     with charts_tab_:
         charts_tab(chosen, reference, all_runs)
+if examples_tab_.open:
+    with examples_tab_:
+        examples_tab(all_runs, reference)
 if pipeline_tab_.open:
     with pipeline_tab_:
         if cached_baseline() is None:
