@@ -21,6 +21,7 @@ from core.errors import UserError
 from core.options import spec
 from core.record import record
 from core.training import classroom_recipe
+from ui.diff_view import run_diff, show_run_diff
 from ui.metrics import delta_or_none
 from ui.opened_run import show_opened_run
 from ui.source import choose_source, source_key
@@ -144,7 +145,7 @@ if st.button("Run the race", key="distill_run", type="primary"):
     except UserError as error:
         report_error(error)
         st.stop()
-    st.session_state[REPORT_KEY] = (source_key(source), result.report)
+    st.session_state[REPORT_KEY] = (source_key(source), result.report, run_id)  # the run id: what "What changed" compares
     live_chart.empty()
     st.success(f"Race finished in {time.perf_counter() - started:.0f} s. Saved as run {run_id}: the first seed's distilled student, which replaces run #{source.run_id}.")
 
@@ -152,7 +153,7 @@ stored = st.session_state.get(REPORT_KEY)
 if stored is None or stored[0] != source_key(source):
     st.info("Press **Run the race** to train both students and compare them.")
     st.stop()
-report = stored[1]
+report, recorded_run_id = stored[1], stored[2]
 if report.config != config:
     st.warning("These results are from the last race; the settings above have changed since. Press **Run the race** to update them.")
 
@@ -179,3 +180,12 @@ with right:
     show_figure(agreement_figure(report.class_names, hard_agreement, distilled_agreement), key="distill_agreement")
 if len(report.gains) > 1:
     show_figure(gain_per_seed_figure(list(report.config.seeds), report.gains), key="distill_gains")
+
+# --- what changed: the recorded student against the run it replaces -----------------------------
+# A lazy expander: the whole-test-set comparison runs only when someone opens it.
+what_changed = st.expander(f"What changed: run #{recorded_run_id}, the distilled student, against the run it replaces", key="distill_diff_open", on_change="rerun")
+if what_changed.open:
+    with what_changed:
+        comparison = run_diff(recorded_run_id)
+        if comparison is not None:
+            show_run_diff(comparison, key="distill_diff")

@@ -16,18 +16,23 @@ import streamlit as st
 
 from core.charts.pruning import accuracy_vs_sparsity_figure, sensitivity_figure, size_speed_figure, sparsity_bars_figure, weight_heatmaps_figure, weight_histogram_figure
 from core.charts.training import learning_curve_figure
+from core.compare.artifact import ModelPackage, package_from_model
+from core.diff.layers import LayerErrorReport
+from core.diff.runs import layer_errors_against_source
 from core.context import RunContext
 from core.errors import UserError
 from core.evaluation import QuickEvaluator
 from core.latency import THROUGHPUT_BATCH_SIZE, LatencyFigures, measure_latencies
+from core.models import build_model
 from core.options import spec
 from core.pruning import METHODS, PruneConfig, PrunedModels, PruneSnapshot, accuracy_sweep, all_weights, layer_shapes, preview_pruning, prune, sensitivity_scan, source_layers, weight_view
 from core.pruning.masks import unstructured_layers
-from core.pruning.stats import architecture_rows
+from core.pruning.stats import architecture_rows, output_channels
 from core.record import record
 from core.result import TechniqueResult
-from core.source import ModelSource
+from core.source import ModelSource, compose_removed_channels
 from core.training import EpochRecord
+from ui.diff_view import run_diff, show_layer_errors, show_run_diff
 from ui.latency import figures_caption, protocol_text
 from ui.opened_run import show_opened_run
 from ui.source import choose_source, quick_accuracy, quick_evaluator, source_key, source_measures
@@ -48,6 +53,23 @@ def cached_layers(key: str, granularity: str, _source: ModelSource) -> list[str]
 @st.cache_resource(max_entries=64, show_spinner=False)
 def cached_preview(key: str, config_json: str, _source: ModelSource, _config: PruneConfig, _evaluator: QuickEvaluator) -> tuple[PrunedModels, PruneSnapshot]:
     return preview_pruning(_source, _config, _evaluator)
+
+
+def preview_package(source: ModelSource, pruned: PrunedModels) -> ModelPackage:
+    """The preview as a package: the channel-removed copy when there is one, with every channel its
+    lineage removed as indices of the full architecture (what the package rebuilds it from), else
+    the masked copy, which keeps the source's shapes."""
+    if pruned.removed is None:
+        return package_from_model(pruned.masked, source.architecture, source.dataset, {}, source.pruned_channels)
+    dataset = source.dataset
+    full_counts = output_channels(build_model(source.architecture, dataset.channels, dataset.image_size, dataset.num_classes))
+    lineage_removed = compose_removed_channels(source.pruned_channels, pruned.pruned_channels, full_counts)
+    return package_from_model(pruned.removed, source.architecture, dataset, {}, lineage_removed)
+
+
+@st.cache_resource(max_entries=16, show_spinner="Running both models layer by layer…")
+def cached_preview_layer_errors(key: str, config_json: str, _source: ModelSource, _pruned: PrunedModels) -> LayerErrorReport:
+    return layer_errors_against_source(_source, preview_package(_source, _pruned), "this setting")
 
 
 def config_json(config: PruneConfig) -> str:
@@ -187,6 +209,24 @@ def sensitivity_tab(source: ModelSource, config: PruneConfig, evaluator: QuickEv
         st.rerun()
 
 
+def what_changed_tab(source: ModelSource, pruned: PrunedModels, config: PruneConfig) -> None:
+    """Layer by layer for the slider's setting (no fine-tuning); example by example for the last saved run."""
+    st.subheader("This setting, layer by layer (before fine-tuning)")
+    try:
+        report, reason = cached_preview_layer_errors(source_key(source), config_json(config), source, pruned), ""
+    except UserError as error:
+        report, reason = None, str(error)
+    show_layer_errors(report, reason, key="prune_preview_layers")
+    st.subheader("The last saved run, example by example")
+    result: TechniqueResult | None = st.session_state.get("prune_last_result")
+    if result is None:
+        st.caption("Nothing saved yet: press **Prune, fine-tune and save** below to compare the fine-tuned model with its source on the whole test set.")
+        return
+    comparison = run_diff(result.run_id)
+    if comparison is not None:
+        show_run_diff(comparison, key="prune_diff")
+
+
 def number_bounds(name: str) -> dict:
     """min, max and default of an integer PruneConfig option, for st.number_input."""
     option_spec = spec(PruneConfig, name)
@@ -246,11 +286,11 @@ try:
 except UserError as error:
     report_error(error)
     pruned = snapshot = None
-TABS = ["Weights", "Per layer", "Size & speed", "Architecture", "Accuracy vs sparsity", "Sensitivity"]
+TABS = ["Weights", "Per layer", "Size & speed", "Architecture", "Accuracy vs sparsity", "Sensitivity", "What changed"]
 if snapshot is not None:
     show_metrics(source, snapshot, eval_accuracy_before)
-    # Lazy tabs: only the open one is drawn, so a slider move redraws one tab, not six.
-    weights, per_layer, size_speed, architecture, accuracy, sensitivity = st.tabs(TABS, key="prune_tab", on_change="rerun")
+    # Lazy tabs: only the open one is drawn, so a slider move redraws one tab, not seven.
+    weights, per_layer, size_speed, architecture, accuracy, sensitivity, what_changed = st.tabs(TABS, key="prune_tab", on_change="rerun")
     if weights.open:
         with weights:
             weights_tab(source, pruned)
@@ -273,3 +313,7 @@ if snapshot is not None:
         with sensitivity:
             sensitivity_tab(source, config, evaluator)
     run_section(source, config)
+    # Filled after the run section, so a run saved on this very rerun is already the one compared.
+    if what_changed.open:
+        with what_changed:
+            what_changed_tab(source, pruned, config)

@@ -15,7 +15,10 @@ import json
 import pandas as pd
 import streamlit as st
 
-from core.charts.quantization import LayerErrorRow, VariantCost, accuracy_vs_bits_figure, layer_error_figure, size_latency_figure, weight_histogram_figure
+from core.charts.quantization import SCHEMES, LayerErrorRow, VariantCost, accuracy_vs_bits_figure, layer_error_figure, scheme_label, size_latency_figure, weight_histogram_figure
+from core.compare.sources import package_from_quantized
+from core.diff.layers import LayerErrorReport
+from core.diff.runs import layer_errors_against_source
 from core.charts.training import learning_curve_figure
 from core.context import RunContext
 from core.errors import UserError
@@ -31,12 +34,13 @@ from ui.latency import protocol_text
 from ui.metrics import delta_or_none
 from ui.opened_run import show_opened_run
 from ui.source import choose_source, quick_accuracy, quick_evaluator, source_key
+from ui.diff_view import run_diff, show_layer_errors, show_run_diff
 from ui.state import format_bytes, progress_reporter, report_error, show_figure, workspace
 
 MODE_LABELS = {"simulate": "Simulate (2–8 bits)", "dynamic": "Dynamic int8", "static": "Static int8", "qat": "Quantization-aware training"}
 VARIANT_LABELS = {"dynamic": "dynamic int8", "static": "static int8"}
 OBSERVER_LABELS = {"histogram": "histogram (backend default)", "minmax": "min/max", "moving_average": "moving-average min/max"}
-TABS = ["Levels", "Per-layer error", "Accuracy vs bits", "Size & latency", "Layers"]
+TABS = ["Levels", "Per-layer error", "Accuracy vs bits", "Size & latency", "Layers", "What changed"]
 
 
 def config_json(config: QuantizationConfig) -> str:
@@ -62,9 +66,16 @@ def cached_granularity_errors(key: str, bits: int, symmetric: bool, _source: Mod
     return error_by_granularity(_source.model, bits, symmetric)
 
 
-@st.cache_resource(max_entries=16, show_spinner="Post-training accuracy at 8 down to 2 bits…")
+@st.cache_resource(max_entries=32, show_spinner="Post-training accuracy at 8 down to 2 bits…")
 def cached_bit_sweep(key: str, per_channel: bool, symmetric: bool, activations: bool, _source: ModelSource, _evaluator: QuickEvaluator) -> dict[int, float]:
     return accuracy_by_bits(_source.model, _source.dataset, _evaluator.split, per_channel, symmetric, activations)
+
+
+@st.cache_resource(max_entries=16, show_spinner="Running both models layer by layer…")
+def cached_layer_errors(key: str, result_key: str, _source: ModelSource, _result: QuantizationResult) -> LayerErrorReport:
+    """The shown quantization's layer errors against its source (UserError for dynamic int8, which no package reproduces)."""
+    package = package_from_quantized(_source.model, _result, _source.architecture, _source.dataset, {}, _source.pruned_channels)
+    return layer_errors_against_source(_source, package, f"{_result.report.mode} {_result.report.config['bits']}-bit")
 
 
 # ---- controls ----------------------------------------------------------------------------------------
@@ -139,10 +150,14 @@ def error_tab(source: ModelSource, bits: int, symmetric: bool) -> None:
 def accuracy_tab(source: ModelSource, evaluator: QuickEvaluator, accuracy_before: float, per_channel: bool, symmetric: bool, activations: bool) -> None:
     key = source_key(source)
     setting = f"{per_channel}:{symmetric}:{activations}"
-    post_training = cached_bit_sweep(key, per_channel, symmetric, activations, source, evaluator)
+    # All four weight schemes at the current activations setting, so per-channel against per-tensor reads off one chart.
+    post_training = {scheme: cached_bit_sweep(key, *scheme, activations, source, evaluator) for scheme in SCHEMES}
     qat_points = session_dict("quant_qat_points", key, setting)
-    scheme = f"{'per-channel' if per_channel else 'per-tensor'} {'symmetric' if symmetric else 'affine'}{', activations too' if activations else ''}"
-    show_figure(accuracy_vs_bits_figure(post_training, dict(qat_points), accuracy_before, f"Accuracy versus bit width ({scheme})"), key="quant_accuracy_bits")
+    activations_text = "weights and activations" if activations else "weights only"
+    title = f"Accuracy versus bit width ({activations_text}; thick line: your {scheme_label(per_channel, symmetric)})"
+    show_figure(accuracy_vs_bits_figure(post_training, dict(qat_points), accuracy_before, title, current=(per_channel, symmetric)), key="quant_accuracy_bits")
+    st.caption(f"Post-training lines on the {evaluator.images:,}-image test subset. One scale per output channel keeps narrow channels fine-grained; "
+               "one scale per tensor must cover the widest channel, and the gap opens as the bits drop.")
     if not qat_points:
         st.caption("Run quantization-aware training with this scheme to add its points; at 4 bits the gap to post-training is usually largest.")
 
@@ -221,9 +236,33 @@ def layers_tab(result: QuantizationResult) -> None:
     st.caption(f"Method: {result.report.method}. Activations quantized: {result.report.activations_quantized}.")
 
 
+def what_changed_tab(source: ModelSource, result: QuantizationResult, run: TechniqueResult | None, mode: str) -> None:
+    """Layer by layer for the shown quantization; example by example for the last recorded run of this mode."""
+    st.subheader("The model shown, layer by layer")
+    result_key = f"run {run.run_id}" if run is not None else config_json_of(result)
+    try:
+        report, reason = cached_layer_errors(source_key(source), result_key, source, result), ""
+    except UserError as error:
+        report, reason = None, str(error)
+    show_layer_errors(report, reason, key="quant_preview_layers")
+    st.subheader("The last recorded run, example by example")
+    recorded: TechniqueResult | None = session_dict("quant_recorded", source_key(source)).get(mode)
+    if recorded is None:
+        st.caption("Nothing recorded in this mode yet: " + ("press **Save this simulated model to the run history**" if mode == "simulate" else "press the run button above") + " to compare it with its source on the whole test set.")
+        return
+    comparison = run_diff(recorded.run_id)
+    if comparison is not None:
+        show_run_diff(comparison, key="quant_diff")
+
+
+def config_json_of(result: QuantizationResult) -> str:
+    """A simulation's cache key: the settings it was made with."""
+    return json.dumps(result.report.config, sort_keys=True, default=str)
+
+
 def result_tabs(source: ModelSource, result: QuantizationResult, run: TechniqueResult | None, evaluator: QuickEvaluator, accuracy_before: float, mode: str, per_channel: bool, symmetric: bool, activations: bool) -> None:
     bits = result.report.config["bits"]
-    levels, errors, accuracy, size_latency, layers = st.tabs(TABS, key="quant_tab", on_change="rerun")
+    levels, errors, accuracy, size_latency, layers, what_changed = st.tabs(TABS, key="quant_tab", on_change="rerun")
     # Lazy tabs: only the open one is drawn, so a slider move redraws one chart, not five.
     if levels.open:
         with levels:
@@ -240,6 +279,9 @@ def result_tabs(source: ModelSource, result: QuantizationResult, run: TechniqueR
     if layers.open:
         with layers:
             layers_tab(result)
+    if what_changed.open:
+        with what_changed:
+            what_changed_tab(source, result, run, mode)
 
 
 # ---- the four modes ---------------------------------------------------------------------------------------
@@ -259,6 +301,7 @@ def run_quantization(source: ModelSource, config: QuantizationConfig) -> Techniq
     except UserError as error:
         report_error(error)
         return None
+    session_dict("quant_recorded", source_key(source))[config.mode] = result  # what the "What changed" tab compares
     return result
 
 
@@ -293,9 +336,10 @@ def simulate_mode(source: ModelSource, evaluator: QuickEvaluator, accuracy_befor
         report_error(error)
         return
     show_metrics(result)
-    result_tabs(source, result, None, evaluator, accuracy_before, "simulate", per_channel, symmetric, activations)
+    # Saved before the tabs are drawn, so the "What changed" tab already compares the run it records.
     if st.button("Save this simulated model to the run history", key="quant_save_simulated", help="Measures it on the full test set and times it (eager, as it computes in fp32), then records it"):
         run_quantization(source, config)
+    result_tabs(source, result, None, evaluator, accuracy_before, "simulate", per_channel, symmetric, activations)
 
 
 def run_int8_mode(source: ModelSource, config, label: str, evaluator: QuickEvaluator, accuracy_before: float) -> None:

@@ -12,7 +12,7 @@ import torch
 from pathlib import Path
 
 from core import history
-from core.charts.quantization import LayerErrorRow, VariantCost, accuracy_vs_bits_figure, layer_error_figure, size_latency_figure, weight_histogram_figure
+from core.charts.quantization import SCHEMES, LayerErrorRow, VariantCost, accuracy_vs_bits_figure, layer_error_figure, size_latency_figure, weight_histogram_figure
 from core.cli import main
 from core.context import RunContext
 from core.latency import COMPILED, EAGER, THROUGHPUT_BATCH_SIZE, measure_latencies
@@ -397,13 +397,25 @@ def test_weight_histogram_bins_levels_too_many_to_draw_one_by_one(digits_baselin
     assert sum(figure.data[1].y) == pytest.approx(1.0)
 
 
+def test_accuracy_vs_bits_draws_four_schemes_and_highlights_the_current_one():
+    lines = {scheme: {8: 0.98, 4: 0.9 - 0.1 * index, 2: 0.3} for index, scheme in enumerate(SCHEMES)}
+    figure = accuracy_vs_bits_figure(lines, {4: 0.95}, 0.98, current=(False, False))
+    post_training = [trace for trace in figure.data if trace.name.startswith("post-training")]
+    assert [trace.name for trace in post_training] == ["post-training, per-channel symmetric", "post-training, per-channel affine", "post-training, per-tensor symmetric", "post-training, per-tensor affine"]
+    assert len({trace.line.color for trace in post_training}) == 4  # each scheme its own colour
+    widths = {trace.name: trace.line.width for trace in post_training}
+    assert widths["post-training, per-tensor affine"] > max(width for name, width in widths.items() if name != "post-training, per-tensor affine")
+    assert [list(trace.y) for trace in post_training][2] == [98.0, 70.0, 30.0]  # 8, 4 and 2 bits, in %
+    assert [trace.name for trace in figure.data][-1] == "quantization-aware training"
+
+
 def test_layer_error_accuracy_and_cost_charts(digits_baseline):
     rows = [LayerErrorRow(r.layer, r.per_tensor_sqnr_db, r.per_channel_sqnr_db) for r in error_by_granularity(digits_baseline.model, 4)]
     errors = layer_error_figure(rows, "sqnr_db", 4)
     assert [trace.name for trace in errors.data] == ["per-tensor", "per-channel"] and list(errors.data[0].x) == ["conv1", "conv2", "fc1", "fc2", "fc3"]
     with pytest.raises(ValueError):
         layer_error_figure(rows, "psnr", 4)
-    accuracy = accuracy_vs_bits_figure({8: 0.98, 4: 0.97, 2: 0.5}, {4: 0.975}, 0.98)
+    accuracy = accuracy_vs_bits_figure({(True, True): {8: 0.98, 4: 0.97, 2: 0.5}}, {4: 0.975}, 0.98)
     assert list(accuracy.data[0].x) == [8, 4, 2] and list(accuracy.data[1].y) == [97.5]
     costs = size_latency_figure([VariantCost("fp32", 1000, 1100, 2.0), VariantCost("QAT 4-bit", 200, 500, None, "simulated")])
     assert list(costs.data[2].text) == ["2.00", "simulated"]

@@ -61,8 +61,10 @@ def test_per_layer_error_and_accuracy_charts_draw(page):
     page.radio(key="quant_error_metric").set_value("mse").run()
     assert "MSE, lower is better" in json.dumps(chart(page, "Weight error at 8 bits")["layout"])
     open_tab(page, "Accuracy vs bits")
-    curve = chart(page, "Accuracy versus bit width")["data"][0]
-    assert curve["name"] == "post-training" and len(curve["x"]) == 7
+    curves = chart(page, "Accuracy versus bit width")["data"]
+    assert [curve["name"] for curve in curves] == ["post-training, per-channel symmetric", "post-training, per-channel affine", "post-training, per-tensor symmetric", "post-training, per-tensor affine"]
+    assert all(len(curve["x"]) == 7 for curve in curves)
+    assert curves[0]["line"]["width"] > curves[2]["line"]["width"]  # the page's default scheme, per-channel symmetric, is the thick line
 
 
 def test_static_int8_run_quantizes_convolutions_and_is_recorded(page, session_workspace, digits_baseline):

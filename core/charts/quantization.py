@@ -69,12 +69,31 @@ def layer_error_figure(rows: list[LayerErrorRow], metric: str, bits: int) -> go.
     return styled(figure, f"Weight error at {bits} bits (SQNR, higher is better)", x_title="layer", y_title="SQNR (dB)")
 
 
-def accuracy_vs_bits_figure(post_training: dict[int, float], qat: dict[int, float], fp32_accuracy: float, title: str = "Accuracy versus bit width") -> go.Figure:
-    """Accuracy in % at each bit width (8 down to 2), post-training and QAT, with the fp32 line."""
+# The four weight schemes the accuracy-versus-bits chart draws side by side, as (per_channel, symmetric),
+# each with a colour of its own that stays the same whichever scheme is highlighted.
+SCHEMES = ((True, True), (True, False), (False, True), (False, False))
+SCHEME_COLOURS = {(True, True): PALETTE[0], (True, False): PALETTE[5], (False, True): PALETTE[3], (False, False): PALETTE[1]}
+
+
+def scheme_label(per_channel: bool, symmetric: bool) -> str:
+    return f"{'per-channel' if per_channel else 'per-tensor'} {'symmetric' if symmetric else 'affine'}"
+
+
+def accuracy_vs_bits_figure(post_training: dict[tuple[bool, bool], dict[int, float]], qat: dict[int, float], fp32_accuracy: float, title: str = "Accuracy versus bit width", current: tuple[bool, bool] | None = None) -> go.Figure:
+    """Accuracy in % at each bit width (8 down to 2): one post-training line per weight scheme
+    (`post_training` maps (per_channel, symmetric) to {bits: accuracy}), the QAT points and the fp32 line.
+
+    The `current` scheme's line is thick; the others stay visible but thin, so the gap between
+    per-channel and per-tensor scales reads off one chart without changing a setting."""
     figure = go.Figure()
-    if post_training:
-        bits = sorted(post_training, reverse=True)
-        figure.add_trace(go.Scatter(x=bits, y=[100 * post_training[b] for b in bits], mode="lines+markers", name="post-training", line={"color": PALETTE[1]}, marker={"size": 10}))
+    for scheme, accuracies in post_training.items():
+        if not accuracies:
+            continue
+        highlighted = scheme == current
+        bits = sorted(accuracies, reverse=True)
+        figure.add_trace(go.Scatter(x=bits, y=[100 * accuracies[b] for b in bits], mode="lines+markers", name=f"post-training, {scheme_label(*scheme)}",
+                                    line={"color": SCHEME_COLOURS.get(scheme, PALETTE[7]), "width": 5 if highlighted else 1.5}, marker={"size": 10 if highlighted else 6},
+                                    opacity=1.0 if highlighted or current is None else 0.6))
     if qat:
         bits = sorted(qat, reverse=True)
         figure.add_trace(go.Scatter(x=bits, y=[100 * qat[b] for b in bits], mode="lines+markers", name="quantization-aware training", line={"color": PALETTE[2]}, marker={"size": 12, "symbol": "diamond"}))
