@@ -162,6 +162,12 @@ def class_balanced_subset(split: ImageSplit, size: int | None, num_classes: int,
     """`size` examples with classes as equal as the data allows, chosen reproducibly from `seed`."""
     if size is None or size >= len(split):
         return split
+    chosen = class_balanced_indices(split, size, num_classes, seed, split_name)
+    return ImageSplit(split.images[chosen], split.labels[chosen])
+
+
+def class_balanced_indices(split: ImageSplit, size: int, num_classes: int, seed: int, split_name: str) -> torch.Tensor:
+    """The positions class_balanced_subset picks (all of them, shuffled, when `size` covers the split)."""
     if size < num_classes:
         raise UserError(f"{split_name} size {size} is smaller than the {num_classes} classes; use at least {num_classes}")
     generator = torch.Generator().manual_seed(seed)
@@ -180,8 +186,7 @@ def class_balanced_subset(split: ImageSplit, size: int | None, num_classes: int,
         if not progressed:
             break
     chosen = torch.cat([per_class[c][: quota[c]] for c in range(num_classes)])
-    chosen = chosen[torch.randperm(len(chosen), generator=generator)]
-    return ImageSplit(split.images[chosen], split.labels[chosen])
+    return chosen[torch.randperm(len(chosen), generator=generator)]
 
 
 def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:

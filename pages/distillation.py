@@ -16,11 +16,10 @@ from core.charts.distillation import agreement_figure, gain_per_seed_figure, rac
 from core.charts.style import scale_for_presentation
 from core.context import RunContext
 from core.distillation import DISTILLED, HARD, DistillConfig, available_teachers, check_teacher_not_smaller, distill, get_teacher, soft_label_examples, student_recipe, teacher_config
-from core.distillation.config import MAX_SEEDS
+from core.distillation.config import DEFAULT_PRESET, DISTILL_PRESETS, MAX_SEEDS, labelled_images
 from core.errors import UserError
 from core.options import spec
 from core.record import record
-from core.training import classroom_recipe
 from ui.diff_view import run_diff, show_run_diff
 from ui.metrics import delta_or_none
 from ui.opened_run import show_opened_run
@@ -41,6 +40,11 @@ source = choose_source("distill_source")
 dataset, dataset_spec = source.dataset, source.dataset_spec
 
 
+def without_value(widget_bounds: dict) -> dict:
+    """Bounds for a widget whose value the preset puts in session state (Streamlit refuses both)."""
+    return {key: value for key, value in widget_bounds.items() if key != "value"}
+
+
 def bounds(name: str, default=None) -> dict:
     """min, max and default of a DistillConfig option for a number widget (`default` where the option's is None: the preset's)."""
     option_spec = spec(DistillConfig, name)
@@ -54,13 +58,35 @@ students = list(spec(DistillConfig, "student").choices)
 default_student = source.architecture if source.architecture in students else spec(DistillConfig, "student").default
 teachers = available_teachers()
 default_teacher = spec(DistillConfig, "teacher").default
+LABELLED_CHOICES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)  # shares of the training set; 1.0 = every image (no subset)
+
+
+def apply_preset() -> None:
+    """Set the preset's widgets (T, alpha, labelled share); the user can move any of them after."""
+    chosen = DISTILL_PRESETS[st.session_state["distill_preset"]]
+    st.session_state["distill_temperature"] = chosen.temperature
+    st.session_state["distill_alpha"] = chosen.alpha
+    st.session_state["distill_labelled"] = chosen.labelled_fraction or 1.0
+
+
+if "distill_preset" not in st.session_state:
+    st.session_state["distill_preset"] = DEFAULT_PRESET
+    apply_preset()
 with st.container(border=True):
-    columns = st.columns(4)
+    preset_name = st.selectbox("Preset", list(DISTILL_PRESETS), format_func=lambda name: DISTILL_PRESETS[name].title, key="distill_preset", on_change=apply_preset,
+                               help="A starting point for T, alpha and how many labelled images the students see")
+    st.caption(DISTILL_PRESETS[preset_name].why)
+    columns = st.columns(5)
     teacher_name = columns[0].selectbox("Teacher", teachers, index=teachers.index(default_teacher) if default_teacher in teachers else 0, key="distill_teacher", help="'teacher' is the lab's small ResNet; resnet18 is torchvision's, adapted to small images")
     student_name = columns[1].selectbox("Student", students, index=students.index(default_student), key="distill_student", help="The architecture that replaces the source (default: the source's own, when it is a student)")
-    temperature = columns[2].number_input("Temperature T", **{**bounds("temperature"), "help": "Higher T spreads the teacher's probability over the wrong-but-plausible classes"}, step=0.5, format="%.2f", key="distill_temperature")
-    alpha = columns[3].slider("Weight of the teacher (alpha)", step=0.05, key="distill_alpha", **{**bounds("alpha"), "help": "alpha × T² × KL(teacher ‖ student) + (1 − alpha) × cross-entropy with the true labels"})
-    preset = classroom_recipe(dataset, student_name)
+    temperature = columns[2].number_input("Temperature T", **{**without_value(bounds("temperature")), "help": "Higher T spreads the teacher's probability over the wrong-but-plausible classes"}, step=0.5, format="%.2f", key="distill_temperature")
+    alpha = columns[3].slider("Weight of the teacher (alpha)", step=0.05, key="distill_alpha", **{**without_value(bounds("alpha")), "help": "alpha × T² × KL(teacher ‖ student) + (1 − alpha) × cross-entropy with the true labels"})
+    labelled_share = columns[4].select_slider(
+        "Labelled images", LABELLED_CHOICES, key="distill_labelled",
+        format_func=lambda share: f"{share:.0%} ({labelled_images(DistillConfig(labelled_fraction=None if share >= 1.0 else share), dataset):,})",
+        help="Both students learn from the same class-balanced share of the training images; the teacher saw them all")
+    labelled_fraction = None if labelled_share >= 1.0 else float(labelled_share)
+    preset = student_recipe(DistillConfig(student=student_name, labelled_fraction=labelled_fraction), dataset)
     columns = st.columns(4)
     epochs = columns[0].number_input("Student epochs", **{**bounds("epochs", preset.epochs), "help": "Both students get exactly this budget (default: the classroom preset)"}, key="distill_epochs")
     learning_rate = columns[1].number_input("Learning rate", **bounds("learning_rate", float(preset.learning_rate)), step=1e-4, format="%.4f", key="distill_learning_rate")
@@ -73,6 +99,7 @@ with st.container(border=True):
         teacher_epochs = st.number_input("Teacher epochs (empty = classroom preset)", **{**bounds("teacher_epochs"), "help": "Used when the teacher has to be trained"}, placeholder="preset", key="distill_teacher_epochs")
 
 config = DistillConfig(
+    labelled_fraction=labelled_fraction,
     teacher=teacher_name,
     student=student_name,
     temperature=float(temperature),
@@ -124,7 +151,7 @@ st.caption("At T = 1 the teacher is nearly certain; at higher T the small probab
 # --- the race ---------------------------------------------------------------------------------
 st.subheader("The race")
 st.caption(
-    f"Both students: {recipe.epochs} epochs, batch {recipe.batch_size}, {recipe.optimizer} at peak learning rate {recipe.learning_rate:g}, "
+    f"Both students: {labelled_images(config, dataset):,} labelled training images, {recipe.epochs} epochs, batch {recipe.batch_size}, {recipe.optimizer} at peak learning rate {recipe.learning_rate:g}, "
     f"augmentation '{recipe.augment}', seeds {', '.join(map(str, config.seeds))}."
 )
 if st.button("Run the race", key="distill_run", type="primary"):

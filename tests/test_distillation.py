@@ -25,6 +25,7 @@ from core.datasets import DatasetSpec, load_dataset
 from core.distillation import DistillConfig, distill, get_teacher, kd_loss, run_race
 from core.distillation import race as race_module
 from core.distillation import teacher_logits, teachers
+from core.distillation.config import DISTILL_PRESETS, labelled_images, student_dataset, student_recipe
 from core.distillation.teacher_logits import TeacherLogitCache, build_teacher_logit_cache
 from core.distillation.soft_labels import soft_label_examples
 from core.errors import UserError
@@ -414,3 +415,60 @@ def test_digits_dataset_subsets_keep_the_teacher_and_students_on_the_same_images
     teacher = get_teacher(quick_config(), spec, session_workspace)
     assert teacher.from_cache and len(teacher.dataset.train) == 300
     assert report.teacher_metrics.accuracy == teacher.metrics.accuracy
+
+
+# --- few labels: the preset where distillation shows -------------------------------------------
+
+
+def test_few_labels_students_learn_from_one_class_balanced_subset_with_its_own_teacher_logits(session_workspace, digits_teacher, monkeypatch):
+    dataset = digits_teacher.dataset
+    config = quick_config(labelled_fraction=0.1, alpha=1.0)
+    subset, kept = student_dataset(config, dataset)
+    assert len(subset.train) == labelled_images(config, dataset) == round(0.1 * len(dataset.train))
+    counts = torch.bincount(subset.train.labels, minlength=dataset.num_classes)
+    assert int(counts.max() - counts.min()) <= 1  # class-balanced
+    assert torch.equal(subset.train.images, dataset.train.images[kept]) and len(set(kept.tolist())) == len(kept)
+    assert subset.test is dataset.test  # accuracies stay comparable with every other run
+    preset_epochs = student_recipe(dataclasses.replace(config, epochs=None), dataset).epochs
+    assert preset_epochs >= student_recipe(dataclasses.replace(config, epochs=None, labelled_fraction=None), dataset).epochs  # fewer images, at least as many passes over them
+
+    # Every batch the distilled student sees gets the teacher's logits of exactly those images.
+    checked = []
+    real_loss = race_module.distillation_loss
+
+    def checking_loss(source, *args):
+        loss = real_loss(source, *args)
+
+        def wrapped(logits, batch):
+            expected = predict_logits(digits_teacher.model, dataset, type(dataset.train)(subset.train.images[batch.indices], subset.train.labels[batch.indices]), torch.device("cpu"))
+            assert torch.allclose(source.logits_for(batch), expected, atol=1e-4)
+            checked.append(len(batch.indices))
+            return loss(logits, batch)
+
+        return wrapped
+
+    monkeypatch.setattr(race_module, "distillation_loss", checking_loss)
+    report = run_race(dataclasses.replace(config, epochs=1), DIGITS, session_workspace)
+    assert sum(checked) == len(subset.train)  # one epoch over the subset, every batch checked
+    assert f"same {len(subset.train):,} labelled images" in report.teacher_note
+
+
+def test_the_cli_preset_sets_what_the_page_s_preset_sets_and_flags_win(tmp_path):
+    from core.cli import build_parser
+    from core.distillation.cli import config_from_args
+
+    args = build_parser().parse_args(["distill", "--workspace", str(tmp_path), "--preset", "few-labels"])
+    config = config_from_args(args, "simple_cnn")
+    preset = DISTILL_PRESETS["few-labels"]
+    assert (config.temperature, config.alpha, config.labelled_fraction) == (preset.temperature, preset.alpha, preset.labelled_fraction)
+    args = build_parser().parse_args(["distill", "--workspace", str(tmp_path), "--preset", "few-labels", "--temperature", "3", "--labelled-fraction", "0.2"])
+    config = config_from_args(args, "simple_cnn")
+    assert (config.temperature, config.alpha, config.labelled_fraction) == (3.0, preset.alpha, 0.2)
+    plain = config_from_args(build_parser().parse_args(["distill", "--workspace", str(tmp_path)]), "simple_cnn")
+    assert plain.labelled_fraction is None  # without a preset every label is used, as in a pipeline's distill step
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.5])
+def test_a_labelled_fraction_out_of_range_is_one_line(fraction):
+    with pytest.raises(UserError, match="--labelled-fraction"):
+        quick_config(labelled_fraction=fraction).validate()

@@ -11,6 +11,7 @@ from core import history
 from core.baseline import BaselineConfig, get_baseline
 from core.datasets import DatasetSpec
 from core.distillation import DistillConfig
+from core.distillation.config import DEFAULT_PRESET, DISTILL_PRESETS
 from core.options import spec
 from tests.conftest import REPO_ROOT, open_app_page
 
@@ -60,11 +61,20 @@ def test_distillation_page_trains_teacher_races_and_keeps_results_on_slider_chan
     assert metric_value(at, "Student, distilled") == f"{distilled:.1f}%"
 
 
-def test_distillation_widgets_take_their_ranges_and_defaults_from_the_config(digits_baseline):
+def test_distillation_widgets_take_their_ranges_from_the_config_and_defaults_from_the_preset(digits_baseline):
     at = open_page()
+    preset = DISTILL_PRESETS[DEFAULT_PRESET]
     for key, name in (("distill_temperature", "temperature"), ("distill_alpha", "alpha")):
         widget, option = (at.number_input if name == "temperature" else at.slider)(key=key), spec(DistillConfig, name)
-        assert (widget.min, widget.max, widget.value) == (option.minimum, option.maximum, option.default), key
+        assert (widget.min, widget.max, widget.value) == (option.minimum, option.maximum, getattr(preset, name)), key
+    assert at.select_slider(key="distill_labelled").value == preset.labelled_fraction
+    assert preset.why in [caption.value for caption in at.caption]
+    # Another preset puts its own values in the widgets.
+    at.selectbox(key="distill_preset").set_value("all-labels").run()
+    assert not at.exception
+    other = DISTILL_PRESETS["all-labels"]
+    assert (at.number_input(key="distill_temperature").value, at.slider(key="distill_alpha").value) == (other.temperature, other.alpha)
+    assert at.select_slider(key="distill_labelled").value == 1.0  # every training image
     for key, name in (("distill_epochs", "epochs"), ("distill_learning_rate", "learning_rate"), ("distill_teacher_epochs", "teacher_epochs")):
         widget, option = at.number_input(key=key), spec(DistillConfig, name)
         assert (widget.min, widget.max) == (option.minimum, option.maximum), key

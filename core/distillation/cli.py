@@ -8,11 +8,11 @@ import argparse
 from core.baseline import get_baseline
 from core.cli import add_source_option, baseline_config_from_args, context_from_args, source_from_args, workspace_from_args
 from core.datasets import load_dataset
-from core.distillation.config import MAX_SEEDS, DistillConfig, check_teacher_not_smaller
+from core.distillation.config import DISTILL_PRESETS, MAX_SEEDS, DistillConfig, check_teacher_not_smaller
 from core.distillation.run import distill
 from core.errors import UserError
 from core.models import STUDENT_MODELS
-from core.options import add_arguments, from_options
+from core.options import add_arguments, from_options, given
 from core.progress import stderr_progress
 from core.record import record
 from core.source import ModelSource
@@ -29,6 +29,8 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     )
     add_source_option(parser)
     add_arguments(parser, DistillConfig)
+    parser.add_argument("--preset", choices=list(DISTILL_PRESETS), help="start from a named setting (the page's presets; flags given beside it win): "
+                        + "; ".join(f"{name}: T={p.temperature:g}, alpha={p.alpha:g}, labelled fraction {p.labelled_fraction or 'all'}" for name, p in DISTILL_PRESETS.items()))
     parser.add_argument("--seeds", type=int, default=1, help=f"race this many seeds (--seed, --seed + 1, ...), 1..{MAX_SEEDS}, and report the gain's mean and spread (default: 1)")
     parser.set_defaults(handler=run_distill)
 
@@ -38,7 +40,8 @@ def config_from_args(args: argparse.Namespace, source_architecture: str) -> Dist
         raise UserError(f"--seeds must be between 1 and {MAX_SEEDS}, got {args.seeds}")
     student = args.student or (source_architecture if source_architecture in STUDENT_MODELS else None)
     overrides = {"student": student} if student else {}
-    return from_options(DistillConfig, args, **overrides, epochs=args.epochs, seeds=tuple(range(args.seed, args.seed + args.seeds)), device=args.device)
+    preset = {name: value for name, value in DISTILL_PRESETS[args.preset].config_fields().items() if name not in given(args, DistillConfig)} if args.preset else {}
+    return from_options(DistillConfig, args, **preset, **overrides, epochs=args.epochs, seeds=tuple(range(args.seed, args.seed + args.seeds)), device=args.device)
 
 
 def run_distill(args: argparse.Namespace) -> dict:

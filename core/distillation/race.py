@@ -11,7 +11,7 @@ from torch import nn
 
 from core.baseline import Baseline, TrainingStopped, get_baseline
 from core.datasets import Dataset, DatasetSpec, load_dataset
-from core.distillation.config import DISTILLED, HARD, DistillConfig, check_teacher_not_smaller, student_recipe, teacher_config
+from core.distillation.config import DISTILLED, HARD, DistillConfig, check_teacher_not_smaller, student_dataset, student_recipe, teacher_config
 from core.distillation.loss import distillation_loss
 from core.distillation.report import DistillReport, StudentRun
 from core.distillation.teacher_logits import TeacherLogitCache, teacher_logit_source, teacher_test_logits
@@ -53,6 +53,13 @@ def run_race(
     source, note = teacher_logit_source(teacher, dataset, recipe, device, workspace)
     teacher_logits_seconds = time.perf_counter() - logits_start if isinstance(source, TeacherLogitCache) else 0.0
     teacher_test_predictions = teacher_test_logits(teacher, dataset, device, workspace).argmax(1)
+    full_dataset = dataset
+    dataset, kept = student_dataset(config, dataset)
+    if kept is not None:
+        # The teacher's cached logits cover every training image; the students' batches index their subset.
+        if isinstance(source, TeacherLogitCache):
+            source = TeacherLogitCache(source.plain[kept.to(source.plain.device)], None if source.flipped is None else source.flipped[kept.to(source.flipped.device)])
+        note += f" Both students train on the same {len(kept):,} labelled images ({len(kept) / len(full_dataset.train):.0%} of the training set); the teacher saw all {len(full_dataset.train):,}."
 
     hard_runs, distilled_runs = [], []
     first_distilled: nn.Module | None = None
