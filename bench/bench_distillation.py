@@ -3,10 +3,12 @@
     .venv/bin/python bench/bench_distillation.py [--cifar-dir /tmp/cifar/cifar10] [--workspace /tmp/mel-bench]
     .venv/bin/python bench/bench_distillation.py --dataset digits --epochs 2 --seeds 2 --workspace /tmp/mel-smoke --output /tmp/distillation.json   # smoke run
 
-Targets (issue 5): teacher >= 10 points above the plain student; the distilled simple_cnn beats the
-hard-label simple_cnn by >= 1 point, mean over 3 seeds at the same epochs (spread reported);
-distillation epoch time <= 1.3x plain epoch time with cached teacher logits. The teacher comes from
-the workspace cache (trained there once when missing).
+Targets: teacher >= 10 points above the plain student (issue 5); in the page's default preset (few
+labels: both students learn from the same 5% of the training images, T = 4, alpha = 0.9) the
+distilled simple_cnn beats the hard-label one by >= 3 points, mean over 3 seeds, with each
+student's training <= 90 s (issue 13); distillation epoch time <= 1.3x plain epoch time with cached
+teacher logits (issue 5). The teacher comes from the workspace cache (trained there once when
+missing). --preset all-labels measures the every-label race instead.
 
 The race runs as the technique every page and command uses, `distill(source, config, context)`,
 whose source is the classroom baseline of the student's architecture (the model the distilled
@@ -32,7 +34,8 @@ from bench.common import add_dataset_options, add_output_option, dataset_spec, w
 from core.baseline import BaselineConfig, get_baseline  # noqa: E402
 from core.context import RunContext  # noqa: E402
 from core.datasets import ImageSplit, load_dataset  # noqa: E402
-from core.distillation import DistillConfig, TeacherLogitCache, distill, distillation_loss, get_teacher, teacher_logit_source  # noqa: E402
+from core.distillation.config import DEFAULT_PRESET, DISTILL_PRESETS, labelled_images, preset_config  # noqa: E402
+from core.distillation import TeacherLogitCache, distill, distillation_loss, get_teacher, teacher_logit_source  # noqa: E402
 from core.models import build_model  # noqa: E402
 from core.progress import stderr_progress  # noqa: E402
 from core.record import record  # noqa: E402
@@ -62,8 +65,10 @@ def parse_args() -> argparse.Namespace:
     add_dataset_options(parser)
     parser.add_argument("--workspace", default="/tmp/mel-bench", help="workspace holding the cached teacher")
     parser.add_argument("--student", default="simple_cnn")
-    parser.add_argument("--temperature", type=float, default=DistillConfig.temperature)
-    parser.add_argument("--alpha", type=float, default=DistillConfig.alpha)
+    parser.add_argument("--preset", default=DEFAULT_PRESET, choices=list(DISTILL_PRESETS), help=f"the page's preset whose T, alpha and labelled share are measured (default: {DEFAULT_PRESET}, the page's default)")
+    parser.add_argument("--temperature", type=float, help="override the preset's T")
+    parser.add_argument("--alpha", type=float, help="override the preset's alpha")
+    parser.add_argument("--labelled-fraction", type=float, help="override the preset's share of labelled training images")
     parser.add_argument("--epochs", type=int, help="student epochs (default: the classroom preset)")
     parser.add_argument("--learning-rate", type=float, help="student peak learning rate (default: the classroom preset)")
     parser.add_argument("--seeds", type=int, default=3)
@@ -82,7 +87,8 @@ def main() -> None:
     spec = dataset_spec(args)
     progress = stderr_progress(0.25)
     dataset = load_dataset(spec, workspace, progress)
-    config = DistillConfig(student=args.student, temperature=args.temperature, alpha=args.alpha, epochs=args.epochs, learning_rate=args.learning_rate, seeds=tuple(range(args.seeds)), teacher_epochs=args.teacher_epochs, device="cpu")
+    overrides = {name: value for name, value in (("temperature", args.temperature), ("alpha", args.alpha), ("labelled_fraction", args.labelled_fraction)) if value is not None}
+    config = preset_config(args.preset, **overrides, student=args.student, epochs=args.epochs, learning_rate=args.learning_rate, seeds=tuple(range(args.seeds)), teacher_epochs=args.teacher_epochs, device="cpu")
 
     teacher_started = time.perf_counter()
     teacher = get_teacher(config, spec, workspace, progress, dataset=dataset)
@@ -107,9 +113,12 @@ def main() -> None:
     seconds_per_epoch_distilled = summary["distilled_seconds_per_epoch"]
     with_cache_amortised = (seconds_per_epoch_distilled * epochs * args.seeds + report.teacher_logits_seconds) / (seconds_per_epoch_plain * epochs * args.seeds)
     plain_student_accuracy = source.accuracy
+    student_seconds = [run.train_seconds for run in report.hard_runs + report.distilled_runs]
     teacher_margin = report.teacher_accuracy - plain_student_accuracy
     race_margin = report.teacher_accuracy - report.student_accuracy
     results = {
+        "preset": args.preset,
+        "labelled_images": labelled_images(config, dataset),
         "dataset": dataset.summary(),
         "teacher": {"model": config.teacher, "checkpoint": str(teacher.checkpoint), "run_id": teacher.run_id, "from_cache": teacher.from_cache, "recipe": teacher.recipe.as_dict(), **teacher.metrics.as_dict()},
         "classroom_baseline_accuracy": source.accuracy,
@@ -126,7 +135,9 @@ def main() -> None:
         },
         "targets": {
             "teacher_margin_points": {"value": 100 * teacher_margin, "over": "classroom baseline", "over_race_hard_student": 100 * race_margin, "target": ">= 10", "met": teacher_margin >= 0.10},
-            "gain_points": {"value": 100 * report.gain, "spread_points": 100 * report.gain_std, "seeds": args.seeds, "target": ">= 1 (mean over 3 seeds)", "met": report.gain >= 0.01},
+            "gain_points": {"value": 100 * report.gain, "spread_points": 100 * report.gain_std, "seeds": args.seeds, "preset": args.preset,
+                            "target": ">= 3 (mean over 3 seeds, the page's default preset)", "met": report.gain >= 0.03},
+            "student_train_seconds": {"value": max(student_seconds), "each": student_seconds, "target": "<= 90 per student", "met": max(student_seconds) <= 90},
             "epoch_time_ratio": {
                 "value": timing["median_ratio"] if timing else report.epoch_time_ratio,
                 "race_value": report.epoch_time_ratio,

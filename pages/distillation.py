@@ -18,6 +18,7 @@ from core.context import RunContext
 from core.distillation import DISTILLED, HARD, DistillConfig, available_teachers, check_teacher_not_smaller, distill, get_teacher, soft_label_examples, student_recipe, teacher_config
 from core.distillation.config import DEFAULT_PRESET, DISTILL_PRESETS, MAX_SEEDS, labelled_images
 from core.errors import UserError
+from core.evaluation import EVAL_SUBSET_SIZE
 from core.options import spec
 from core.record import record
 from ui.diff_view import run_diff, show_run_diff
@@ -198,6 +199,8 @@ st.caption(
 )
 
 show_figure(race_curves_figure([r.history for r in report.hard_runs], [r.history for r in report.distilled_runs], report.teacher_accuracy, report.recipe.epochs), key="distill_curves")
+if len(dataset.test) > EVAL_SUBSET_SIZE:
+    st.caption(f"The curves: accuracy on {EVAL_SUBSET_SIZE:,} class-balanced test images after each epoch (quick); the metrics above: all {len(dataset.test):,} test images.")
 left, right = st.columns(2)
 with left:
     show_figure(size_accuracy_figure(report), key="distill_size_accuracy")

@@ -16,21 +16,19 @@ import streamlit as st
 
 from core.charts.pruning import accuracy_vs_sparsity_figure, sensitivity_figure, size_speed_figure, sparsity_bars_figure, weight_heatmaps_figure, weight_histogram_figure
 from core.charts.training import learning_curve_figure
-from core.compare.artifact import ModelPackage, package_from_model
 from core.diff.layers import LayerErrorReport
-from core.diff.runs import layer_errors_against_source
+from core.diff.runs import layer_errors_against_source, pruned_preview_package
 from core.context import RunContext
 from core.errors import UserError
 from core.evaluation import QuickEvaluator
 from core.latency import THROUGHPUT_BATCH_SIZE, LatencyFigures, measure_latencies
-from core.models import build_model
 from core.options import spec
 from core.pruning import METHODS, PruneConfig, PrunedModels, PruneSnapshot, accuracy_sweep, all_weights, layer_shapes, preview_pruning, prune, sensitivity_scan, source_layers, weight_view
 from core.pruning.masks import unstructured_layers
-from core.pruning.stats import architecture_rows, output_channels
+from core.pruning.stats import architecture_rows
 from core.record import record
 from core.result import TechniqueResult
-from core.source import ModelSource, compose_removed_channels
+from core.source import ModelSource
 from core.training import EpochRecord
 from ui.diff_view import run_diff, show_layer_errors, show_run_diff
 from ui.latency import figures_caption, protocol_text
@@ -55,21 +53,9 @@ def cached_preview(key: str, config_json: str, _source: ModelSource, _config: Pr
     return preview_pruning(_source, _config, _evaluator)
 
 
-def preview_package(source: ModelSource, pruned: PrunedModels) -> ModelPackage:
-    """The preview as a package: the channel-removed copy when there is one, with every channel its
-    lineage removed as indices of the full architecture (what the package rebuilds it from), else
-    the masked copy, which keeps the source's shapes."""
-    if pruned.removed is None:
-        return package_from_model(pruned.masked, source.architecture, source.dataset, {}, source.pruned_channels)
-    dataset = source.dataset
-    full_counts = output_channels(build_model(source.architecture, dataset.channels, dataset.image_size, dataset.num_classes))
-    lineage_removed = compose_removed_channels(source.pruned_channels, pruned.pruned_channels, full_counts)
-    return package_from_model(pruned.removed, source.architecture, dataset, {}, lineage_removed)
-
-
 @st.cache_resource(max_entries=16, show_spinner="Running both models layer by layer…")
 def cached_preview_layer_errors(key: str, config_json: str, _source: ModelSource, _pruned: PrunedModels) -> LayerErrorReport:
-    return layer_errors_against_source(_source, preview_package(_source, _pruned), "this setting")
+    return layer_errors_against_source(_source, pruned_preview_package(_source, _pruned), "this setting")
 
 
 def config_json(config: PruneConfig) -> str:

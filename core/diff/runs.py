@@ -1,9 +1,9 @@
-"""Two recorded runs (or a technique's live result and its source), compared example by example and
+"""Two recorded runs (or a live preview and its source), compared example by example and
 layer by layer: the one function the pages, `python -m core diff` and the report call.
 
     comparison = diff_runs(workspace, run_a=7)           # against its parent
     comparison = diff_runs(workspace, run_a=7, run_b=3)
-    comparison = diff_result(result)                     # a result not recorded yet, against its source
+    report = layer_errors_against_source(source, pruned_preview_package(source, pruned))   # a live preview
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from core.compare.artifact import package_from_model
 from core.datasets import Dataset, DatasetSpec, load_dataset
 from core.diff.layers import LayerErrorReport, compare_packages
 from core.diff.pairs import PredictionDiff, diff_predictions
-from core.diff.predictions import package_for_any_run, run_predictions, logits_on_test_split
+from core.diff.predictions import package_for_any_run, run_predictions
 from core.errors import UserError
 from core.history import RunRecord
 from core.source import recorded_dataset
@@ -67,31 +67,6 @@ def diff_runs(workspace: Workspace, run_a: int, run_b: int | None = None, with_l
     return RunDiff(diff, layers, reason, datasets[0], {"a": predictions_a.from_cache, "b": predictions_b.from_cache}, time.perf_counter() - started)
 
 
-def diff_result(result, workspace: Workspace | None = None, with_layers: bool = True) -> RunDiff:
-    """A technique's result (core.result.TechniqueResult, recorded or not) against its source, on
-    the full test set. The source's predictions come from the cache when it is a recorded run."""
-    started = time.perf_counter()
-    source = result.source
-    dataset = source.dataset
-    logits_a = logits_on_test_split(result.model, dataset)
-    if workspace is not None and source.run_id is not None:
-        predictions_b = run_predictions(workspace, source.run_id, dataset)
-        logits_b, cached_b = predictions_b.logits, predictions_b.from_cache
-    else:
-        logits_b, cached_b = logits_on_test_split(source.model, dataset), False
-    label_a = f"run #{result.run_id} ({result.technique})" if result.run_id is not None else f"the {result.technique} result"
-    label_b = f"run #{source.run_id} ({source.technique})" if source.run_id is not None else "the source"
-    diff = diff_predictions(logits_a, logits_b, dataset.test.labels, list(dataset.class_names), label_a, label_b, result.run_id, source.run_id)
-    layers, reason = None, "not asked for"
-    if with_layers:
-        try:
-            layers = compare_packages(package_from_model(source.model, source.architecture, dataset, {}, source.pruned_channels), result_package(result), dataset, label_b, label_a)
-            reason = ""
-        except UserError as error:
-            reason = str(error)
-    return RunDiff(diff, layers, reason, dataset, {"a": False, "b": cached_b}, time.perf_counter() - started)
-
-
 def layer_errors_against_source(source, package, label: str = "the result") -> LayerErrorReport:
     """Layer errors of a model made from `source` (as a package: core.compare.artifact.package_from_model
     for a pruned model with its lineage's removed channels, core.compare.sources.package_from_quantized
@@ -101,16 +76,13 @@ def layer_errors_against_source(source, package, label: str = "the result") -> L
     return compare_packages(reference, package, source.dataset, source_label, label)
 
 
-def result_package(result):
-    """A technique result's model as a package (eager layers named as in the architecture)."""
-    source = result.source
-    if result.technique == "quantize":
-        from core.compare.sources import package_from_quantized
+def pruned_preview_package(source, pruned):
+    """A pruning preview (core.pruning.masks.PrunedModels) as a package: the channel-removed copy
+    with every channel its lineage removed, else the masked copy, which keeps the source's shapes."""
+    from core.pruning.run import lineage_removed_channels
 
-        return package_from_quantized(source.model, result.report, source.architecture, source.dataset, {}, source.pruned_channels)
-    if result.architecture != source.architecture:
-        raise UserError(f"the result is a {result.architecture} and its source a {source.architecture}: layer by layer, only the same architecture compares")
-    return package_from_model(result.model, result.architecture, source.dataset, {}, result.pruned_channels)
+    model = pruned.removed if pruned.removed is not None else pruned.masked
+    return package_from_model(model, source.architecture, source.dataset, {}, lineage_removed_channels(source, pruned))
 
 
 def _run(workspace: Workspace, run_id: int) -> RunRecord:

@@ -15,6 +15,7 @@ from core.distillation.config import DISTILLED, HARD, DistillConfig, check_teach
 from core.distillation.loss import distillation_loss
 from core.distillation.report import DistillReport, StudentRun
 from core.distillation.teacher_logits import TeacherLogitCache, teacher_logit_source, teacher_test_logits
+from core.evaluation import EVAL_SUBSET_SIZE, evaluation_subset
 from core.metrics import measure_model
 from core.models import build_model
 from core.progress import Progress, ProgressCallback, StopFlag, no_progress
@@ -83,7 +84,11 @@ def _train_student(kind, seed, config, dataset, recipe, device, loss_fn, teacher
     torch.manual_seed(seed)  # both students of a seed start from the same weights
     model = build_model(config.student, dataset.channels, dataset.image_size, dataset.num_classes)
     label = f"{'hard-label' if kind == HARD else 'distilled'} student, seed {seed}"
-    result = train_model(model, dataset, recipe, device, seed, _epoch_watcher(_renamed(progress, kind, label), kind, seed, on_epoch), stop, loss_fn=loss_fn, stage=kind)
+    # The learning curve is drawn on the quick evaluator's class-balanced subset: a few-labels race
+    # runs 40 short epochs, and 40 passes over a 10,000-image test set would double its time. The
+    # final accuracy below is on the full test split.
+    curve_dataset = evaluation_subset(dataset) if len(dataset.test) > EVAL_SUBSET_SIZE else dataset
+    result = train_model(model, curve_dataset, recipe, device, seed, _epoch_watcher(_renamed(progress, kind, label), kind, seed, on_epoch), stop, loss_fn=loss_fn, stage=kind)
     if result.stopped:
         raise TrainingStopped(f"the race was stopped during the {label}; nothing was saved")
     logits = predict_logits(model, dataset, dataset.test, device)

@@ -64,6 +64,17 @@ def finetune_recipe(recipe: TrainRecipe, epochs: int) -> TrainRecipe:
     return replace(recipe, epochs=epochs, learning_rate=recipe.learning_rate * FINETUNE_LR_FACTOR)
 
 
+def lineage_removed_channels(source: ModelSource, pruned: PrunedModels) -> dict[str, list[int]]:
+    """Every channel removed along the lineage, this pruning's included, as indices of the full
+    architecture (what a package rebuilds the smaller model from)."""
+    removed_now = pruned.pruned_channels if pruned.removed is not None else {}
+    if not removed_now:
+        return dict(source.pruned_channels)
+    dataset = source.dataset
+    full_counts = output_channels(build_model(source.architecture, dataset.channels, dataset.image_size, dataset.num_classes))
+    return compose_removed_channels(source.pruned_channels, removed_now, full_counts)
+
+
 def prune(source: ModelSource, config: PruneConfig, context: RunContext) -> TechniqueResult:
     """Prune, fine-tune, measure. Accuracies are on the source's full test split."""
     started = time.perf_counter()
@@ -113,16 +124,14 @@ def prune(source: ModelSource, config: PruneConfig, context: RunContext) -> Tech
     snapshot = measure_snapshot(pruned, source, accuracy_after, len(dataset.test), final, safetensors_bytes({k: v.cpu() for k, v in tensors.items()}))
     timed = {"before": source.model, "after": final, "masked": pruned.masked} if pruned.removed is not None else {"before": source.model, "after": final}
     latencies, _ = measure_latencies(timed, example)
-    removed_now = pruned.pruned_channels if pruned.removed is not None else {}
-    full_counts = output_channels(build_model(source.architecture, dataset.channels, dataset.image_size, dataset.num_classes))
-    lineage_removed = compose_removed_channels(source.pruned_channels, removed_now, full_counts) if removed_now else dict(source.pruned_channels)
+    lineage_removed = lineage_removed_channels(source, pruned)
     report = PruneReport(
         **snapshot.as_dict(),
         accuracy_oneshot=accuracy_oneshot,
         latency_ms_masked=latencies.get("masked", latencies["after"]).throughput_ms,
         layer_shapes_before=[shape.as_dict() for shape in layer_shapes(source.model)],
         layer_shapes_after=[shape.as_dict() for shape in layer_shapes(final)],
-        pruned_channels=removed_now,
+        pruned_channels=pruned.pruned_channels if pruned.removed is not None else {},
         finetune_history=[asdict(record) for record in history],
         schedule_points=[asdict(point) for point in points],
         finetune_seconds=finetune_seconds,
