@@ -114,6 +114,27 @@ def record_prune_run(baseline: Baseline, workspace: Workspace, **config) -> int:
     return record(prune(ModelSource.from_baseline(baseline), PruneConfig(**config), RunContext(workspace)), workspace)
 
 
+@pytest.fixture(scope="session")
+def random_prune_run(digits_baseline, session_workspace) -> int:
+    """70% random pruning of the digits baseline, no fine-tuning: plenty of images change their prediction."""
+    return record_prune_run(digits_baseline, session_workspace, amount=0.7, method="random")
+
+
+@pytest.fixture(scope="session")
+def subset_test_run(digits_baseline, session_workspace) -> int:
+    """A digits baseline on a 100-image test subset, made by the CLI: another test set than the default baseline's."""
+    import contextlib
+    import io
+    import json
+
+    from core.cli import main
+
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        assert main(["train", "--workspace", str(session_workspace.root), "--test-size", "100", "--epochs", "1"]) == 0
+    return json.loads(output.getvalue().strip().splitlines()[-1])["run_id"]
+
+
 def noise_folder(root: Path, per_class: int = 1500, side: int = 64, test_per_class: int = 10) -> Path:
     """Two classes of random 64 x 64 RGB images (a folder dataset): 200 epochs of them are many
     minutes of CPU work, so a run is certainly still training when a test interrupts it."""

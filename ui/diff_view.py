@@ -31,7 +31,7 @@ def _artifact_stamps(run_ids: tuple[int, ...]) -> tuple:
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def _cached_diff(workspace_root: str, run_a: int, run_b: int | None, _stamps: tuple, stamps_key: str) -> RunDiff:
+def _cached_diff(workspace_root: str, run_a: int, run_b: int | None, stamps_key: str) -> RunDiff:
     return diff_runs(workspace(), run_a, run_b)
 
 
@@ -41,7 +41,7 @@ def run_diff(run_a: int, run_b: int | None = None) -> RunDiff | None:
         ids = (run_a,) if run_b is None else (run_a, run_b)
         stamps = _artifact_stamps(ids)
         with st.spinner("Comparing predictions on the whole test set…"):
-            return _cached_diff(str(workspace().root), run_a, run_b, stamps, repr(stamps))
+            return _cached_diff(str(workspace().root), run_a, run_b, repr(stamps))
     except UserError as error:
         report_error(error)
         return None

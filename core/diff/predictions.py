@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch import nn
 
@@ -128,8 +128,6 @@ def _read(path: Path, fingerprint: str, images: int, classes: int) -> torch.Tens
     if not path.is_file():
         return None
     try:
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as handle:
             stamp = handle.metadata() or {}
         if stamp.get("artifact_sha256") != fingerprint or stamp.get("version") != CACHE_VERSION:
