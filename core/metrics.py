@@ -82,17 +82,27 @@ def measure_latency(model: nn.Module, example_input: torch.Tensor, batch_size: i
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    for _ in range(warmup):
-        model(batch)
-    synchronize()
-    timings: list[float] = []
-    deadline = time.perf_counter() + budget_seconds
-    while len(timings) < min_repeats or (time.perf_counter() < deadline and len(timings) < 200):
-        start = time.perf_counter()
+    def forward() -> None:
         model(batch)
         synchronize()
+
+    milliseconds, repeats = median_call_ms(forward, warmup, min_repeats, budget_seconds)
+    return Latency(milliseconds, batch_size, str(device), torch.get_num_threads(), repeats)
+
+
+def median_call_ms(call, warmup: int = 3, min_repeats: int = 5, budget_seconds: float = 0.5, max_repeats: int = 200) -> tuple[float, int]:
+    """Median wall time of `call()` in milliseconds (and how many timed calls it took): warm-up
+    calls first, then at least `min_repeats`, more while the budget lasts. Any runtime's forward
+    pass (torch, ONNX Runtime, OpenVINO) is timed by this one function."""
+    for _ in range(warmup):
+        call()
+    timings: list[float] = []
+    deadline = time.perf_counter() + budget_seconds
+    while len(timings) < min_repeats or (time.perf_counter() < deadline and len(timings) < max_repeats):
+        start = time.perf_counter()
+        call()
         timings.append(time.perf_counter() - start)
-    return Latency(statistics.median(timings) * 1000.0, batch_size, str(device), torch.get_num_threads(), len(timings))
+    return statistics.median(timings) * 1000.0, len(timings)
 
 
 @dataclass

@@ -150,9 +150,11 @@ def model_for_run(workspace: Workspace, run: RunRecord, dataset: Dataset) -> nn.
     return package_for_any_run(workspace, run, dataset).build_model().eval()
 
 
-def package_for_any_run(workspace: Workspace, run: RunRecord, dataset: Dataset) -> ModelPackage:
+def package_for_any_run(workspace: Workspace, run: RunRecord, dataset: Dataset, allow_dynamic: bool = False) -> ModelPackage:
     """package_for_run, and also for a quantize run's checkpoint (int8 or low-bit codes, scales,
-    each layer's input quantization): its parent's model with the codes in place of the weights."""
+    each layer's input quantization): its parent's model with the codes in place of the weights.
+    A dynamic int8 run is refused unless `allow_dynamic` (its weights, without the per-call
+    activation quantization, are what an ONNX export starts from)."""
     if run.technique != "quantize":
         return package_for_run(run, workspace, dataset)
     path = workspace.resolve_artifact(run.artifact_path)
@@ -161,7 +163,7 @@ def package_for_any_run(workspace: Workspace, run: RunRecord, dataset: Dataset) 
         raise UserError(f"run #{run.id}: {path} holds no complete checkpoint (missing or changed files)")
     tensors, meta = loaded
     mode = (meta.get("report") or {}).get("mode")
-    if mode == "dynamic":
+    if mode == "dynamic" and not allow_dynamic:
         raise UserError(f"run #{run.id} is dynamic int8, which quantizes activations afresh on every call: its file cannot reproduce its predictions")
     parent = history.get_run(workspace.history_db, run.parent_id) if run.parent_id is not None else None
     if parent is None:
