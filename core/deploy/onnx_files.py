@@ -46,7 +46,13 @@ def float_onnx(model: nn.Module, example_input: torch.Tensor) -> bytes:
             model, (batch,), None, dynamo=True, external_data=False, verbose=False, opset_version=OPSET,
             input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_shapes=({0: torch.export.Dim("batch")},),
         )
-    return program.model_proto.SerializeToString()
+    proto = program.model_proto
+    for node in proto.graph.node:
+        # The exporter notes each node's Python stack trace and module path: local file paths that
+        # a shipped file should not carry, and most of a small model's graph bytes.
+        del node.metadata_props[:]
+        node.doc_string = ""
+    return proto.SerializeToString()
 
 
 def attach_exportable_input_quantization(model: nn.Module, quantization: dict[str, ActivationQuant]) -> None:
@@ -110,10 +116,13 @@ def _quiet_root_logger():
 
 
 def with_metadata(onnx_bytes: bytes, metadata: dict[str, str]) -> bytes:
-    """The file with `metadata` as its metadata_props (what Netron and onnx.load show) and the lab as producer."""
+    """The file with `metadata` as its metadata_props (what Netron and onnx.load show) and the lab
+    as producer, without the intermediate shape annotations (value_info): optional in ONNX, every
+    runtime infers them again, and in a small int8 model they are a tenth of the bytes."""
     import onnx
 
     proto = onnx.load_from_string(onnx_bytes)
+    del proto.graph.value_info[:]
     del proto.metadata_props[:]
     for key, value in sorted(metadata.items()):
         entry = proto.metadata_props.add()
