@@ -5,7 +5,8 @@ chart after it reuses that copy, so the single file opens in any browser with no
 images (the flipped predictions, the exemplars) are inline PNG data URIs for the same reason.
 
 build_report is pure: the per-example comparisons it shows are computed first by
-example_sections (which loads models), so the page and `python -m core report` share both.
+example_sections (which loads models), and the deployment runtimes by runtime_sections (which only
+reads saved measurements, never times anything), so the page and `python -m core report` share them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import html
 import io
 import json
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import plotly.graph_objects as go
 
@@ -24,11 +25,14 @@ from core import history
 from core.charts.compare import format_bytes, latency_accuracy_figure, lineage_tree_figure, pipeline_waterfall_figure, size_accuracy_figure
 from core.compare.lineage import lineage_nodes
 from core.compare.runs import TABLE_COLUMNS, ComparisonRow, RunSummary, comparison_table, table_records, waterfall_steps
+from core.charts.deploy import runtime_latency_figure
 from core.charts.diff import class_change_figure, layer_error_figure
+from core.deploy.runtimes import RuntimeReport, baseline_figure, cached_runtime_report, default_runs, table_rows
 from core.diff.exemplars import ExemplarReport, exemplars_for_baseline
 from core.diff.gallery import DEFAULT_GALLERY_SIZE, exemplar_caption, flipped_caption, image_data_uri
 from core.diff.runs import RunDiff, diff_runs
 from core.errors import UserError
+from core.latency import BATCH_SIZES, EAGER
 from core.workspace import Workspace
 
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
@@ -89,6 +93,56 @@ def example_sections(workspace: Workspace, runs: list[RunSummary], reference: Ru
     return ExampleSections(diffs, exemplars, exemplars_error)
 
 
+@dataclass
+class RuntimeMeasurement:
+    """One saved runtime measurement: the runs measured together (default_runs of each report run
+    in `for_runs`) and what was measured."""
+
+    run_ids: list[int]
+    for_runs: list[int]
+    report: RuntimeReport
+
+
+@dataclass
+class RuntimeSections:
+    """What the report's deployment runtimes section shows."""
+
+    measured: list[RuntimeMeasurement]  # one per distinct default_runs list, in report order
+    unmeasured: list[int]  # report runs with no saved measurement of theirs, and in none shown
+    errors: list[tuple[int, str]] = field(default_factory=list)  # report runs whose default set cannot be named
+
+
+def runtime_sections(workspace: Workspace, runs: list[RunSummary], reference: RunSummary) -> RuntimeSections:
+    """The saved runtime measurement of each report run's default set (the run and its source, as
+    the Deploy tab and `python -m core runtimes --run N` measure it), each distinct set once.
+
+    Reads only what was saved (cached_runtime_report): measuring takes a minute, and a report is
+    built in seconds. A run with no measurement of its own whose model is in one shown (a baseline
+    beside the run it was pruned into) is not listed as unmeasured."""
+    measured: dict[tuple[int, ...], RuntimeMeasurement] = {}
+    missing: list[int] = []
+    errors: list[tuple[int, str]] = []
+    for run in _with_reference(runs, reference):
+        try:
+            run_ids = default_runs(workspace, run.run_id)
+        except UserError as error:
+            errors.append((run.run_id, str(error)))
+            continue
+        key = tuple(run_ids)
+        if key in measured:
+            if run.run_id not in measured[key].for_runs:
+                measured[key].for_runs.append(run.run_id)
+            continue
+        report = cached_runtime_report(workspace, run_ids)
+        if report is None:
+            missing.append(run.run_id)
+        else:
+            measured[key] = RuntimeMeasurement(list(run_ids), [run.run_id], report)
+    covered = {run_id for entry in measured.values() for run_id in (*entry.report.run_ids, *(f.run_id for f in entry.report.figures))}
+    unmeasured = list(dict.fromkeys(run_id for run_id in missing if run_id not in covered))
+    return RuntimeSections(list(measured.values()), unmeasured, errors)
+
+
 def runs_csv(rows: list[ComparisonRow]) -> str:
     """The run table as CSV: one row per run, columns as on the page."""
     buffer = io.StringIO()
@@ -112,9 +166,10 @@ def report_figures(runs: list[RunSummary], reference: RunSummary) -> list[go.Fig
 
 
 def build_report(runs: list[RunSummary], reference: RunSummary, title: str = "Model Efficiency Lab report", generated_at: dt.datetime | None = None,
-                 examples: ExampleSections | None = None) -> str:
+                 examples: ExampleSections | None = None, runtimes: RuntimeSections | None = None) -> str:
     """One HTML document: the baseline, the chosen runs side by side, the charts, what changed
-    example by example and layer by layer (when `examples` is given) and every run's parameters."""
+    example by example and layer by layer (when `examples` is given), the deployment runtimes
+    (when `runtimes` is given) and every run's parameters."""
     generated_at = generated_at or dt.datetime.now()
     rows = comparison_table(_with_reference(runs, reference), reference)
     figures = report_figures(runs, reference)
@@ -135,6 +190,7 @@ def build_report(runs: list[RunSummary], reference: RunSummary, title: str = "Mo
         "<h2>Charts</h2>",
         *[f'<div class="chart">{chart}</div>' for chart in chart_html],
         *(_examples_html(examples) if examples is not None else []),
+        *(_runtimes_html(runtimes) if runtimes is not None else []),
         "<h2>Parameters used</h2>",
         *[_parameters_html(run) for run in _with_reference(runs, reference)],
         "</body></html>",
@@ -276,3 +332,92 @@ def _layer_html(entry: ReportDiff) -> str:
         return heading + f'<p class="note">{html.escape(entry.comparison.layers_reason)}</p>'
     report = entry.comparison.layers
     return heading + _figure_html(layer_error_figure(report, "sqnr_db"), f"layers-{entry.run_id}") + f'<p class="note">{html.escape(report.note)}</p>'
+
+
+
+# ------------------------------------------------------------------------------ deployment runtimes
+
+
+RUNTIME_COLUMNS = (
+    ("model", "text"), ("runtime", "text"), ("precision", "text"), ("latency (ms)", ""), ("per image (ms)", ""),
+    ("speed-up vs fp32 torch eager", ""), ("int8 speed-up, same runtime", ""), ("accuracy", ""), ("status", "text"),
+)
+
+
+def _runtimes_html(sections: RuntimeSections) -> list[str]:
+    parts = [
+        '<h2 id="deployment-runtimes">Deployment runtimes</h2>',
+        '<p class="note">The same models in the runtimes people deploy with (torch eager, torch.compile, ONNX Runtime, OpenVINO), fp32 and int8, '
+        "one thread count for all, interleaved rounds (each runner keeps its best round's median) and each runner's accuracy on the whole test set. "
+        "Speed-ups are per image, above 1 when faster: against fp32 torch eager of the first model, and int8 against fp32 in the same runtime. "
+        "These are saved measurements; building a report never times anything.</p>",
+    ]
+    for entry in sections.measured:
+        parts.append(_runtime_measurement_html(entry))
+    for run_id, error in sections.errors:
+        parts.append(f'<p class="failed runtimes-error">Runtimes of run #{run_id} cannot be looked up: {html.escape(error)}</p>')
+    if sections.unmeasured:
+        names = _join([f"#{run_id}" for run_id in sections.unmeasured])
+        commands = _join([f"<code>python -m core runtimes --run {run_id}</code>" for run_id in sections.unmeasured])
+        parts.append(f'<p class="note unmeasured">No saved runtime measurement for run{"s" if len(sections.unmeasured) > 1 else ""} {names}: '
+                     f"measure with {commands}, or on the Compare page's Deploy tab, then build the report again.</p>")
+    elif not sections.measured and not sections.errors:
+        parts.append('<p class="note">No run to show.</p>')
+    return parts
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _runtime_measurement_html(entry: RuntimeMeasurement) -> str:
+    report = entry.report
+    slug = "-".join(str(run_id) for run_id in entry.run_ids)
+    runs = _join([f"#{run_id}" for run_id in entry.for_runs])
+    parts = [f'<h3 id="runtimes-{slug}">{html.escape(_join(report.models) or "no models")} · the default set for run{"s" if len(entry.for_runs) > 1 else ""} {runs}</h3>',
+             f'<p class="note">{html.escape(_runtime_caption(report))}</p>']
+    rows = table_rows(report)
+    sizes = sorted({row["batch_size"] for row in rows} | set(BATCH_SIZES), reverse=True)  # the throughput batch first
+    for size in sizes:
+        shown = [row for row in rows if row["batch_size"] == size]
+        if not shown:
+            continue
+        reference = baseline_figure(report, size)
+        against = "" if reference is None else f" · speed-ups against fp32 {EAGER} of {reference.model}"
+        parts.append(f"<h4>Batch {size}{html.escape(against)}</h4>")
+        parts.append(_figure_html(runtime_latency_figure(report, size), f"runtimes-{slug}-batch-{size}"))
+        parts.append(_runtime_table_html(shown))
+    return "\n".join(parts)
+
+
+def _runtime_caption(report: RuntimeReport) -> str:
+    machine = report.machine
+    features = [name for name, key in (("VNNI", "vnni"), ("AVX-512", "avx512"), ("AMX", "amx")) if machine.get(key)]
+    cpu = str(machine.get("cpu_model") or "unknown CPU")
+    if machine.get("cores"):
+        cpu += f", {machine['cores']} cores"
+    if features:
+        cpu += ", " + "/".join(features)
+    versions = ", ".join(f"{name} {version}" for name, version in report.versions.items())
+    sources = "; ".join(f"int8 of {model}: {source}" for model, source in report.int8_sources.items())
+    return (f"{report.threads} thread{'s' if report.threads != 1 else ''} for every runtime · CPU: {cpu} · measured {report.measured_at} · "
+            f"{report.rounds} interleaved round{'s' if report.rounds != 1 else ''} · accuracy on {report.test_images:,} test images · {versions}"
+            + (f" · {sources}" if sources else ""))
+
+
+def _runtime_table_html(rows: list[dict]) -> str:
+    head = "".join(f'<th class="{kind}">{html.escape(name)}</th>' for name, kind in RUNTIME_COLUMNS)
+    body = []
+    for row in rows:
+        cells = [
+            row["model"], row["runtime"], row["precision"],
+            "—" if row["latency_ms"] is None else f"{row['latency_ms']:.3g}",
+            "—" if row["per_image_ms"] is None else f"{row['per_image_ms']:.3g}",
+            "—" if row["speedup_vs_fp32_eager"] is None else f"{row['speedup_vs_fp32_eager']:.2f}×",
+            "—" if row["int8_speedup_same_runtime"] is None else f"{row['int8_speedup_same_runtime']:.2f}×",
+            "—" if row["accuracy"] is None else f"{100 * row['accuracy']:.2f}%",
+            row["status"],
+        ]
+        css = ' class="failed"' if row["status"] != "available" else ""
+        body.append(f"<tr{css}>" + "".join(f'<td class="{kind}">{html.escape(cell)}</td>' for cell, (_, kind) in zip(cells, RUNTIME_COLUMNS)) + "</tr>")
+    return f'<table class="runtimes"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'

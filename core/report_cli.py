@@ -10,7 +10,7 @@ from core.cli import workspace_from_args
 from core.compare.cli import history_options
 from core.compare.selection import baseline_for, load_summaries, parse_run_ids
 from core.errors import UserError
-from core.report import build_report, example_sections
+from core.report import build_report, example_sections, runtime_sections
 from core.workspace import atomic_write_bytes
 
 
@@ -19,7 +19,8 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     report = subparsers.add_parser(
         "report", parents=[history_common], help="write the self-contained HTML report of chosen runs",
         description="Write one HTML file (plotly.js embedded once, works offline) with the baseline, the chosen runs side by side, the charts, "
-        "what changed example by example and layer by layer (each run against the reference), and the parameters used.",
+        "what changed example by example and layer by layer (each run against the reference), the deployment runtimes "
+        "(the saved measurement of each run and its source: `python -m core runtimes --run N`; nothing is timed here), and the parameters used.",
     )
     report.add_argument("--out", required=True, help="the HTML file to write")
     report.add_argument("--runs", help="comma-separated run ids, e.g. 3,5,8 (default: every run, filtered by --dataset/--model/--technique when given)")
@@ -39,8 +40,10 @@ def run_report(args: argparse.Namespace) -> dict:
     if not summaries:
         raise UserError(f"no runs to report in {workspace.history_db}; run a technique first, or check the filters")
     reference = baseline_for(workspace.history_db, summaries, args.reference)
-    # The same sections the Compare page's report download holds: each run against the reference.
-    document = build_report(summaries, reference, title=args.title, examples=example_sections(workspace, summaries, reference))
+    # The same sections the Compare page's report download holds: each run against the reference,
+    # and the saved runtime measurements (read, never measured here).
+    document = build_report(summaries, reference, title=args.title, examples=example_sections(workspace, summaries, reference),
+                            runtimes=runtime_sections(workspace, summaries, reference))
     try:
         atomic_write_bytes(out.resolve(), document.encode())
     except OSError as error:
