@@ -13,7 +13,7 @@ from core import history
 from core.cli import main
 from core.compare.runs import summarize
 from core.diff.runs import diff_runs
-from core.report import REPORT_GALLERY_SIZE, build_report, example_sections
+from core.report import REPORT_GALLERY_SIZE, build_report, example_sections, runtime_sections
 
 
 def summary(workspace, run_id):
@@ -84,9 +84,10 @@ def test_the_cli_writes_the_report_the_page_builds(digits_baseline, session_work
     chosen = f"{random_prune_run},{subset_test_run}"
     assert main(["report", "--workspace", str(session_workspace.root), "--runs", chosen, "--reference", str(digits_baseline.run_id), "--out", str(out)]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["run_ids"] == sorted([random_prune_run, subset_test_run])  # history order, whatever the fixtures' ids
-    # What the page's download calls: the same runs, the reference, example_sections (see pages/compare.py report_html).
+    # What the page's download calls: the same runs, the reference, example_sections and runtime_sections (see pages/compare.py report_html).
     runs = [summarize(run) for run in history.list_runs(session_workspace.history_db, run_ids=[random_prune_run, subset_test_run])]
-    page_document = build_report(runs, summary(session_workspace, digits_baseline.run_id), examples=example_sections(session_workspace, runs, summary(session_workspace, digits_baseline.run_id)))
+    reference = summary(session_workspace, digits_baseline.run_id)
+    page_document = build_report(runs, reference, examples=example_sections(session_workspace, runs, reference), runtimes=runtime_sections(session_workspace, runs, reference))
 
     def without_timestamp(document: str) -> str:
         return re.sub(r"Generated \d{4}-\d\d-\d\d \d\d:\d\d", "Generated", document)
