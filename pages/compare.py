@@ -31,12 +31,13 @@ from core.pruning.config import PruneConfig
 from core.quantization.config import MODES, SimulateConfig
 from core.record import record
 from ui.metrics import delta_or_none
+from ui.deploy_view import deploy_tab
 from ui.diff_view import exemplars, run_diff, show_exemplars, show_run_diff
 from ui.opened_run import show_opened_run
 from ui.source import choose_source
 from ui.state import cached_baseline, format_bytes, presentation_mode, progress_reporter, report_error, show_figure, workspace
 
-TABS = ["Runs", "Charts", "Example by example", "Pipeline", "Export & import"]
+TABS = ["Runs", "Charts", "Example by example", "Pipeline", "Deploy", "Export & import"]
 CUSTOM = "custom"
 # Pipeline widgets by option dest (as the CLI's flags name them), each with its session key and the
 # technique config option it sets: its default, range and choices are the widget's.
@@ -434,7 +435,7 @@ if reference is None:
 if not runs:
     st.info("No runs match these filters.")
 
-runs_tab_, charts_tab_, examples_tab_, pipeline_tab_, export_tab_ = st.tabs(TABS, key="compare_tab", on_change="rerun", default="Charts" if presentation_mode() else None)
+runs_tab_, charts_tab_, examples_tab_, pipeline_tab_, deploy_tab_, export_tab_ = st.tabs(TABS, key="compare_tab", on_change="rerun", default="Charts" if presentation_mode() else None)
 if runs_tab_.open:
     with runs_tab_:
         runs_tab(runs, reference)
@@ -450,6 +451,9 @@ if pipeline_tab_.open:
             st.info("The pipeline starts from the sidebar's baseline (or a run made from one); press **Train baseline** in the sidebar first.")
         else:
             pipeline_tab(choose_source("compare_source"))
+if deploy_tab_.open:
+    with deploy_tab_:
+        deploy_tab(all_runs, chosen, default_run_a(all_runs, reference))  # the runtimes of one run and its source; an ONNX file per shown run
 if export_tab_.open:
     with export_tab_:
         export_tab(chosen, reference)
