@@ -61,7 +61,7 @@ def test_the_onnx_download_is_the_exported_file(pruned_run, server, browser, tmp
     from core.workspace import Workspace
 
     page = open_deploy_tab(browser, server, pruned_run)
-    page.locator(f".st-key-compare_deploy_export_{pruned_run} button").click()
+    page.locator(f".st-key-compare_deploy_export_{pruned_run}").get_by_role("button", name="Export to ONNX").click()
     wait_for_idle(page, timeout_ms=300_000)
     assert_no_exception(page)
     download_button = page.locator(f".st-key-compare_deploy_download_{pruned_run} button")
