@@ -61,7 +61,7 @@ def runtimes_section(all_runs: dict[int, RunSummary], default_run: int) -> None:
     st.caption("Timed together: " + ", ".join(all_runs[rid].label if rid in all_runs else f"#{rid}" for rid in run_ids)
                + (" (the run and the model it was made from)" if len(run_ids) > 1 else ""))
     report = None
-    if right.button("⏱️ Measure runtimes", key="compare_deploy_measure", type="primary", disabled=not chosen):
+    if right.button("Measure runtimes", key="compare_deploy_measure", type="primary", disabled=not chosen):
         try:
             report = measure_runtimes(ws, run_ids, rounds=int(rounds), runtimes=tuple(r for r in RUNTIMES if r in chosen), progress=progress_reporter("Measuring runtimes"))
         except UserError as error:
