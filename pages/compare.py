@@ -17,7 +17,7 @@ from core.charts.compare import latency_accuracy_figure, lineage_sunburst_figure
 from core.compare.artifact import evaluate_package, load_model_zip, write_model_zip
 from core.compare.lineage import lineage_nodes
 from core.charts.png import figure_png, png_export_status
-from core.report import build_report, example_sections, runs_csv
+from core.report import build_report, example_sections, runs_csv, runtime_sections
 from core.compare.runs import RunSummary, WaterfallStep, comparison_table, summarize, table_records, waterfall_steps
 from core.compare.sources import package_for_run
 from core.context import RunContext
@@ -363,8 +363,9 @@ def export_tab(runs: list[RunSummary], reference: RunSummary) -> None:
 def report_html(run_ids: list[int], reference_id: int) -> str:
     runs = [summarize(run) for run in history.list_runs(db(), run_ids=run_ids)]
     reference = summarize(history.get_run(db(), reference_id))
-    # The same sections as `python -m core report`: each run against the reference, image by image and layer by layer.
-    return build_report(runs, reference, examples=example_sections(workspace(), runs, reference))
+    # The same sections as `python -m core report`: each run against the reference, image by image and layer by layer,
+    # and the saved runtime measurements of each run and its source (read, never measured here).
+    return build_report(runs, reference, examples=example_sections(workspace(), runs, reference), runtimes=runtime_sections(workspace(), runs, reference))
 
 
 def model_zip(run_id: int) -> bytes:
