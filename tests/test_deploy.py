@@ -18,7 +18,7 @@ from core.baseline import BaselineConfig, get_baseline
 from core.cli import main
 from core.context import RunContext
 from core.datasets import DatasetSpec
-from core.deploy.export import FP32_AGREEMENT_MIN, INT8_ACCURACY_TOLERANCE, onnx_for_run
+from core.deploy.export import FP32_AGREEMENT_MIN, cached_export, INT8_ACCURACY_TOLERANCE, onnx_for_run
 from core.deploy.onnx_files import INPUT_NAME, operator_counts, ort_session, read_metadata
 from core.deploy.runtimes import ONNXRUNTIME, OPENVINO, PRECISIONS, cached_runtime_report, default_runs, measure_runtimes, table_rows
 from core.diff.predictions import model_for_run, run_predictions
@@ -136,7 +136,9 @@ def test_a_changed_artifact_is_exported_again(runs, tmp_path):
     workspace, run_id = runs["workspace"], runs["ids"]["masked"]
     first = onnx_for_run(workspace, run_id)
     cached_file = workspace.root / "exports" / f"run-{run_id}.onnx"
+    assert cached_export(workspace, run_id).onnx_bytes == first.onnx_bytes  # what the page offers without exporting
     cached_file.write_bytes(b"not an onnx file")  # damaged since: the sha256 no longer matches
+    assert cached_export(workspace, run_id) is None
     again = onnx_for_run(workspace, run_id)
     assert not again.from_cache and again.onnx_bytes == first.onnx_bytes
 

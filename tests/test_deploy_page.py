@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 import core.deploy.runtimes
 import ui.deploy_view
-from core.deploy.export import file_name, onnx_for_run
+from core.deploy.export import EXPORTS_DIR, file_name, onnx_for_run
 from core.deploy.runtimes import ONNXRUNTIME, OPENVINO, cached_runtime_report, default_runs
 from core.history import get_run
 from core.latency import EAGER
@@ -148,6 +148,8 @@ def test_a_runtime_that_is_not_installed_is_named_with_its_reason(digits_baselin
 
 
 def test_the_onnx_download_serves_the_bytes_the_cli_writes(digits_baseline, session_workspace, random_prune_run, media_managers, tmp_path):
+    for cached in (session_workspace.root / EXPORTS_DIR).glob(f"run-{random_prune_run}.*"):
+        cached.unlink()  # not exported yet, whatever ran before: the Export button is offered
     at = open_deploy_tab(selected=[random_prune_run])
     caption = captions(at)
     assert "fp32 weights and compute, as the run's model." in caption  # deploy_form's note, before any export
@@ -166,6 +168,11 @@ def test_the_onnx_download_serves_the_bytes_the_cli_writes(digits_baseline, sess
                                cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr
     assert out.read_bytes() == data
+    # Another session finds the file exported already: the download is offered without an Export click.
+    again = open_deploy_tab(selected=[random_prune_run])
+    assert not [b for b in again.button if b.proto.id.endswith(f"compare_deploy_export_{random_prune_run}")]
+    button = next(b for b in again.get("download_button") if b.proto.id.endswith(f"compare_deploy_download_{random_prune_run}"))
+    assert downloaded(media_managers[-1], button)[0] == data
 
 
 def test_a_run_that_cannot_be_exported_or_measured_says_why_in_one_line(digits_baseline, session_workspace, random_prune_run, monkeypatch):

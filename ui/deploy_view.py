@@ -10,7 +10,7 @@ import streamlit as st
 from core import history
 from core.charts.deploy import runtime_latency_figure
 from core.compare.runs import RunSummary
-from core.deploy.export import deploy_form, file_name, onnx_for_run
+from core.deploy.export import cached_export, deploy_form, file_name, onnx_for_run
 from core.deploy.runtimes import RUNTIMES, RuntimeReport, cached_runtime_report, default_runs, measure_runtimes, table_rows
 from core.errors import UserError
 from core.latency import ROUNDS, SINGLE_BATCH_SIZE, THROUGHPUT_BATCH_SIZE
@@ -141,6 +141,9 @@ def downloads_section(shown: list[RunSummary]) -> None:
             left.markdown(f"**{summary.label}** · {form.kind}")
             left.caption(form.note)
             result = results.get(run.id)
+            if result is None:  # exported before (another session, the CLI): offered straight away
+                cached = cached_export(ws, run.id)
+                result = cached.summary() if cached is not None else None
             if result is None:
                 if right.button("Export to ONNX", key=f"compare_deploy_export_{run.id}", help="exported, checked against torch and cached (seconds for a small model)"):
                     results[run.id] = export_summary(run.id)

@@ -122,6 +122,27 @@ def onnx_for_run(workspace: Workspace, run_id: int, dataset: Dataset | None = No
     return exported
 
 
+def cached_export(workspace: Workspace, run_id: int) -> OnnxExport | None:
+    """The run's checked file if one is cached for its current artifact, without exporting or
+    loading its dataset (a page lists many runs); None otherwise. onnx_for_run also checks the
+    test set's fingerprint, so a dataset changed on disk is exported again when downloaded."""
+    run = history.get_run(workspace.history_db, run_id)
+    if run is None:
+        return None
+    try:
+        artifact = artifact_fingerprint(workspace, run)
+    except UserError:
+        return None
+    _, json_path = _cache_paths(workspace, run.id)
+    try:
+        stamp = json.loads(json_path.read_text()).get("stamp") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    if stamp.get("artifact_sha256") != artifact or stamp.get("version") != EXPORT_VERSION:
+        return None
+    return _read_cache(workspace, run.id, stamp)
+
+
 def export_run(workspace: Workspace, run_id: int, out_path: Path) -> dict:
     """Write the run's ONNX file to `out_path`; its summary with the path."""
     exported = onnx_for_run(workspace, run_id)
