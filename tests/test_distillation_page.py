@@ -38,6 +38,9 @@ def test_distillation_page_trains_teacher_races_and_keeps_results_on_slider_chan
     assert len(at.get("plotly_chart")) == 1  # the soft labels, before any race
     assert any("Run the race" in info.value for info in at.info)
 
+    # Every label: the page's default preset keeps 5% of them, and two epochs on 72 digits images
+    # leave the students near chance, where an "above chance" check depends on the CPU's rounding.
+    at.select_slider(key="distill_labelled").set_value(1.0)
     at.number_input(key="distill_epochs").set_value(2)
     at.slider(key="distill_seeds").set_value(2)
     at.number_input(key="distill_temperature").set_value(3.0)
