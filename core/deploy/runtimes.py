@@ -27,6 +27,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
@@ -198,17 +199,16 @@ def default_runs(workspace: Workspace, run_id: int) -> list[int]:
 # ----------------------------------------------------------------------------------- the runners
 
 
-class Runner:
-    """One model in one runtime and precision: timing calls per batch size, and predictions."""
+class Runner(Protocol):
+    """One model in one runtime and precision: a timing call per batch (the input prepared once,
+    outside the timed call), and class predictions for the accuracy."""
 
-    def call_for(self, batch: torch.Tensor):
-        raise NotImplementedError
+    def call_for(self, batch: torch.Tensor) -> Callable[[], object]: ...
 
-    def predict(self, images: torch.Tensor) -> np.ndarray:
-        raise NotImplementedError
+    def predict(self, images: torch.Tensor) -> np.ndarray: ...
 
 
-class TorchEagerRunner(Runner):
+class TorchEagerRunner:
     def __init__(self, model: nn.Module):
         self.model = model.eval()
 
@@ -223,7 +223,7 @@ class TorchEagerRunner(Runner):
         return torch.cat([self.model(chunk).argmax(1) for chunk in images.split(PREDICT_BATCH)]).numpy()
 
 
-class TorchCompiledRunner(Runner):
+class TorchCompiledRunner:
     """One compiled graph per batch size (as core.latency compiles), freezing on."""
 
     def __init__(self, model: nn.Module, example: torch.Tensor):
@@ -251,7 +251,7 @@ class TorchCompiledRunner(Runner):
         return compiled_predictions(self.compiled[PREDICT_BATCH], images, PREDICT_BATCH).numpy()
 
 
-class OnnxRuntimeRunner(Runner):
+class OnnxRuntimeRunner:
     def __init__(self, onnx_bytes: bytes, threads: int):
         try:
             self.session = ort_session(onnx_bytes, threads, spinning=False)
@@ -269,7 +269,7 @@ class OnnxRuntimeRunner(Runner):
         return np.concatenate([self.session.run(None, {INPUT_NAME: np.ascontiguousarray(array[i:i + PREDICT_BATCH])})[0].argmax(1) for i in range(0, len(array), PREDICT_BATCH)])
 
 
-class OpenVinoRunner(Runner):
+class OpenVinoRunner:
     """The ONNX file read by OpenVINO and compiled for the CPU once per batch shape, fp32 inference
     precision asked for explicitly (on CPUs with bf16 it would otherwise compute fp32 models in bf16)."""
 
