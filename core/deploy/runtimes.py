@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 import platform
 import tempfile
 import time
@@ -409,7 +410,7 @@ def machine_summary() -> dict:
         pass
     from core.quantization.pt2e import cpu_has_vnni
 
-    return {"cpu_model": model or platform.processor() or platform.machine(), "cores": __import__("os").cpu_count(), "vnni": cpu_has_vnni(),
+    return {"cpu_model": model or platform.processor() or platform.machine(), "cores": os.cpu_count(), "vnni": cpu_has_vnni(),
             "avx512": "avx512f" in flags, "amx": "amx_int8" in flags}
 
 
