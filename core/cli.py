@@ -23,7 +23,7 @@ from core.training import MAX_EPOCHS
 from core.workspace import DATA_DIR_ENV, Workspace
 
 # Each module adds its own subcommand with register(subparsers, common_options).
-COMMAND_MODULES: list[str] = ["core.distillation.cli", "core.pruning.cli", "core.quantization.cli", "core.pipeline.cli", "core.sweep.cli", "core.compare.cli", "core.diff.cli", "core.deploy.cli", "core.report_cli"]
+COMMAND_MODULES: list[str] = ["core.distillation.cli", "core.pruning.cli", "core.quantization.cli", "core.pipeline.cli", "core.sweep.cli", "core.compare.cli", "core.diff.cli", "core.deploy.cli", "core.jobs.cli", "core.report_cli"]
 
 
 def common_options() -> argparse.ArgumentParser:

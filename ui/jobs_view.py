@@ -1,0 +1,71 @@
+"""The sidebar's queued training (a classroom server: MEL_CLASSROOM=1): "Train baseline" asks the
+server's one job queue, and the sidebar follows the job (place, progress, ETA) until it is done.
+
+The job is found by its configuration, so a session that reloads the page, or another student who
+picks the same settings, sees the same job instead of starting another.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+
+import streamlit as st
+
+from core.jobs.queue import JobQueue
+from core.jobs.store import ACTIVE_STATES, DONE, job_id_for
+
+CLASSROOM_ENV = "MEL_CLASSROOM"
+JOB_KIND = "baseline"
+REFRESH_SECONDS = 1.0
+
+
+def classroom_mode() -> bool:
+    return os.environ.get(CLASSROOM_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@st.cache_resource(show_spinner=False)
+def job_queue(workspace_root: str) -> JobQueue:
+    """One queue per server process and workspace, shared by every session."""
+    from core.workspace import Workspace
+
+    return JobQueue(Workspace.open(workspace_root))
+
+
+def session_id() -> str:
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    context = get_script_run_ctx()
+    return context.session_id if context is not None else "no-session"
+
+
+def queued_baseline_training(config, workspace_root: str) -> None:
+    """The "Train baseline" button and, while a job for these settings exists, its status."""
+    queue = job_queue(workspace_root)
+    job_config = asdict(config)
+    job_id = job_id_for(JOB_KIND, job_config)
+    status = queue.status(job_id)
+    if status is None or status.state not in ACTIVE_STATES:
+        if status is not None and status.state != DONE:
+            st.sidebar.warning(f"Last training for these settings: {status.line()}")
+        if st.sidebar.button("Train baseline", key="sidebar_train", type="primary", help="Queued on the server: at most one training per spare core at once; identical settings train once"):
+            queue.submit(JOB_KIND, job_config, session_id())
+            st.rerun()
+        return
+    with st.sidebar:
+        _follow_job(workspace_root, job_id)
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def _follow_job(workspace_root: str, job_id: str) -> None:
+    queue = job_queue(workspace_root)
+    status = queue.status(job_id)
+    if status is None or status.state not in ACTIVE_STATES:
+        st.rerun(scope="app")  # done (the cache now holds the baseline), failed or cancelled: the whole sidebar redraws
+    asked = len(status.record.asked_by)
+    st.progress(status.fraction, text=status.line())
+    st.caption(f"Job {job_id} · asked by {asked} session{'s' if asked != 1 else ''} · at most {queue.max_running} at once")
+    # A student can cancel only a job nobody else asked for; the instructor cancels any job with
+    # `python -m core jobs --cancel ID` on the server.
+    if status.record.asked_by == [session_id()] and st.button("Cancel this training", key="sidebar_cancel_job"):
+        queue.cancel(job_id)
