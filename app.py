@@ -18,6 +18,7 @@ from core.errors import UserError
 from core.models import available_models
 from core.progress import Progress
 from core.training import MAX_EPOCHS, resolve_device
+from ui.presentation import apply_presentation_mode
 from ui.state import CONFIG_KEY, PRESENTATION_KEY, TRAINING_STOP_KEY, SessionStopFlag, cached_baseline, cap_torch_threads, dataset_for, ensure_navigation_mode, format_bytes, presentation_mode, report_error, workspace
 
 ensure_navigation_mode()
@@ -164,8 +165,7 @@ def baseline_status_and_training(config: BaselineConfig, live_area) -> None:
 
 config = sidebar_config()
 st.session_state[CONFIG_KEY] = config
-if presentation_mode():
-    st.markdown("<style>html, body, [class*='st-'] {font-size: 1.25rem;}</style>", unsafe_allow_html=True)
+apply_presentation_mode()  # larger text, sidebar hidden, a button back (ui/presentation.py); nothing in normal mode
 live_area = st.empty()
 baseline_status_and_training(config, live_area)
 st.navigation(PAGES).run()

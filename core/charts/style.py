@@ -34,7 +34,11 @@ def scale_for_presentation(figure: go.Figure, presentation: bool) -> go.Figure:
     """Bigger fonts and taller charts for projecting; a no-op otherwise."""
     if not presentation:
         return figure
-    figure.update_layout(font={"size": PRESENTATION_FONT_SIZE}, height=int((figure.layout.height or 420) * 1.3))
+    figure.update_layout(font={"size": PRESENTATION_FONT_SIZE}, height=int((figure.layout.height or 420) * 1.3), legend={"font": {"size": PRESENTATION_FONT_SIZE - 2}})
+    # Streamlit's chart theme sets tick, axis-title and legend fonts of its own (12-14 px), which
+    # win over layout.font; only sizes set on the axes and the legend themselves show on the page.
+    figure.update_xaxes(tickfont={"size": PRESENTATION_FONT_SIZE - 2}, title_font={"size": PRESENTATION_FONT_SIZE})
+    figure.update_yaxes(tickfont={"size": PRESENTATION_FONT_SIZE - 2}, title_font={"size": PRESENTATION_FONT_SIZE})
     if figure.layout.title and figure.layout.title.text:
         figure.update_layout(title={"font": {"size": PRESENTATION_FONT_SIZE + 6}})
     return figure
