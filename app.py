@@ -81,6 +81,9 @@ def ensure_dataset_available(name: str) -> str:
 
 def sidebar_config() -> BaselineConfig:
     st.sidebar.title("Model Efficiency Lab")
+    from ui import share  # the share link (ui/share.py): the URL's settings into the widget keys first
+
+    share.apply_sidebar_link(available_models(), available_devices())
     name = ensure_dataset_available(dataset_name_from_sidebar())
     try:
         validate_dataset_name(name)
@@ -92,6 +95,7 @@ def sidebar_config() -> BaselineConfig:
     epochs = st.sidebar.number_input("Epochs (empty = classroom preset)", min_value=0, max_value=MAX_EPOCHS, value=None, placeholder="preset", key="sidebar_epochs")
     seed = st.sidebar.number_input("Seed", min_value=0, value=0, key="sidebar_seed")
     device = st.sidebar.selectbox("Device", available_devices(), key="sidebar_device")
+    share.write_sidebar_link()  # the current values back into the URL, and the Share expander
     st.sidebar.toggle("Presentation mode", key=PRESENTATION_KEY, help="Larger fonts and charts, controls tucked away: for projecting")
     spec = DatasetSpec(name, int(train_size) or None, None, 0)
     return BaselineConfig(spec, model, None if epochs is None else int(epochs), int(seed), device)

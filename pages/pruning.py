@@ -31,6 +31,7 @@ from core.result import TechniqueResult
 from core.source import ModelSource
 from core.training import EpochRecord
 from ui.diff_view import run_diff, show_layer_errors, show_run_diff
+from ui import share
 from ui.latency import figures_caption, protocol_text
 from ui.opened_run import show_opened_run
 from ui.source import choose_source, quick_accuracy, quick_evaluator, source_key, source_measures
@@ -262,11 +263,13 @@ st.markdown(
     "Here you see **where** the zeros go (masks), what they cost **stored sparsely**, and what "
     "**physically removing** whole channels buys in parameters, MACs and measured time."
 )
+share.apply_page_link("pruning", methods=METHODS_FOR)  # a share link's settings, before the widgets
 show_opened_run()
 source = choose_source("prune_source")
 evaluator = quick_evaluator(source)
 eval_accuracy_before = quick_accuracy(source, evaluator)
 config = choose_config(source)
+share.write_page_link("pruning", config)  # the current settings back into the URL
 try:
     pruned, snapshot = cached_preview(source_key(source), config_json(config), source, config, evaluator)
 except UserError as error:

@@ -1,0 +1,132 @@
+"""The share link: CLI-named query parameters in, widget values out, and back; refusals are one line each."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.options import spec
+from core.pruning import PruneConfig
+from core.share_link import config_params, read_params, settle_conflicts, sidebar_params
+from tests.conftest import REPO_ROOT
+
+PRUNE_FIELDS = ("granularity", "scope", "method", "amount", "remove")
+
+
+# The parsing and checks (no Streamlit) ------------------------------------------------------------
+
+
+def test_an_amount_outside_the_options_range_falls_back_with_one_line_naming_it():
+    params = config_params(PruneConfig, PRUNE_FIELDS)
+    reading = read_params(params, {"amount": "1.5", "scope": "global"})
+    amount_spec = spec(PruneConfig, "amount")
+    assert reading.values == {"amount": amount_spec.default, "scope": "global"}
+    assert reading.warnings == [f"Link: amount=1.5 is outside {amount_spec.describe_range()}; using 0.5"]
+    assert reading.warnings == ["Link: amount=1.5 is outside [0, 1); using 0.5"]
+
+
+def test_choices_types_and_the_clis_baseline_checks_refuse_alike():
+    reading = read_params(config_params(PruneConfig, PRUNE_FIELDS), {"granularity": "foo", "remove": "maybe", "amount": "nan"})
+    assert reading.values == {"granularity": "unstructured", "remove": False, "amount": 0.5}
+    assert reading.warnings[0] == "Link: granularity=foo is not one of unstructured, channel; using unstructured"
+    assert reading.warnings[1].startswith("Link: amount=nan is refused (--amount must be a finite number")
+    assert reading.warnings[2] == "Link: remove=maybe is not true or false; using false"
+    sidebar = read_params(sidebar_params(), {"seed": "-1", "epochs": "2", "dataset": "nope", "device": "tpu", "train-size": "0"})
+    assert sidebar.values == {"dataset": "digits", "epochs": 2, "seed": 0, "device": "auto", "train-size": None}
+    assert any(line.startswith("Link: seed=-1 is refused (--seed must be 0 or more") and line.endswith("; using 0") for line in sidebar.warnings)
+    assert any(line.startswith("Link: dataset=nope is refused (unknown dataset") for line in sidebar.warnings)
+    assert "Link: device=tpu is not one of auto, cpu, cuda, mps; using auto" in sidebar.warnings
+    assert any(line.startswith("Link: train-size=0 is refused (--train-size must be at least 1") for line in sidebar.warnings)
+    assert len(sidebar.warnings) == 4
+
+
+def test_the_machines_devices_narrow_the_clis_choices():
+    reading = read_params(sidebar_params(devices=["auto", "cpu"]), {"device": "cuda"})
+    assert reading.warnings == ["Link: device=cuda is not one of auto, cpu; using auto"]
+
+
+def test_a_combination_the_config_refuses_drops_the_dependent_value():
+    params = config_params(PruneConfig, PRUNE_FIELDS)
+    query = {"method": "ln", "remove": "true"}
+    given = read_params(params, query).values
+    warnings = settle_conflicts(PruneConfig, params, given, {"granularity": "unstructured"}, ("remove", "method"), query)
+    assert given == {"method": "l1", "remove": False}
+    assert len(warnings) == 2 and warnings[0].startswith("Link: remove=true does not fit the rest (removal needs --granularity channel")
+    assert warnings[1].startswith("Link: method=ln does not fit the rest (method 'ln' ranks whole channels") and warnings[1].endswith("; using l1")
+
+
+def test_the_qr_code_is_a_png_drawn_locally():
+    import segno
+
+    from ui.share import qr_png
+
+    link = "http://localhost:8501/pruning?dataset=digits&seed=0&granularity=channel&amount=0.7"
+    png = qr_png(link)
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert segno.make(link, error="m").version >= 1
+
+
+# The app (AppTest) ----------------------------------------------------------------------------------
+
+
+def open_link(page_path: str | None, **query) -> AppTest:
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=180)
+    at.query_params.update(query)
+    if page_path is not None:
+        at.switch_page(page_path)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def shown_link(at: AppTest) -> str:
+    return at.sidebar.code[-1].value
+
+
+def test_a_pruning_link_sets_the_widgets_and_the_url_follows_the_widgets(digits_baseline):
+    at = open_link("pages/pruning.py", dataset="digits", seed="0", granularity="channel", amount="0.7")
+    assert not at.warning
+    assert at.slider(key="prune_amount").value == pytest.approx(0.7)
+    assert at.radio(key="prune_granularity").value == "channel"
+    assert at.sidebar.number_input(key="sidebar_seed").value == 0
+    assert at.query_params == {"dataset": "digits", "seed": "0", "granularity": "channel", "amount": "0.7"}
+    assert shown_link(at) == "/pruning?dataset=digits&seed=0&granularity=channel&amount=0.7"
+    assert at.sidebar.expander[0].label == "Share this setup" and at.sidebar.get("image"), "the Share expander draws the link's QR code"
+    at.slider(key="prune_amount").set_value(0.9).run()
+    at.radio(key="prune_scope").set_value("global").run()
+    assert not at.exception
+    assert at.slider(key="prune_amount").value == pytest.approx(0.9), "the URL's older 0.7 must not win over the slider"
+    assert at.query_params == {"dataset": "digits", "seed": "0", "granularity": "channel", "amount": "0.9", "scope": "global"}
+    assert shown_link(at) == "/pruning?dataset=digits&seed=0&granularity=channel&scope=global&amount=0.9"
+    at.selectbox(key="prune_method_channel").set_value("random").run()
+    at.checkbox(key="prune_remove").check().run()
+    assert at.query_params["method"] == "random" and at.query_params["remove"] == "true"
+
+
+def test_a_sidebar_link_sets_the_seed_and_the_epochs(session_workspace):
+    at = open_link(None, dataset="digits", seed="3", epochs="2")
+    assert not at.warning
+    assert at.sidebar.number_input(key="sidebar_seed").value == 3
+    assert at.sidebar.number_input(key="sidebar_epochs").value == 2
+    at.sidebar.number_input(key="sidebar_seed").set_value(5).run()
+    assert at.query_params == {"dataset": "digits", "seed": "5", "epochs": "2"}
+    assert at.sidebar.number_input(key="sidebar_seed").value == 5
+
+
+def test_bad_values_are_one_line_each_and_the_rest_of_the_link_applies(digits_baseline):
+    at = open_link("pages/pruning.py", dataset="digits", seed="-1", granularity="foo", amount="1.5", scope="global", colour="red")
+    lines = [warning.value for warning in at.warning]
+    assert sorted(lines) == sorted([
+        "Link: unknown parameter colour=red ignored",
+        "Link: seed=-1 is refused (--seed must be 0 or more, got -1); using 0",
+        "Link: granularity=foo is not one of unstructured, channel; using unstructured",
+        "Link: amount=1.5 is outside [0, 1); using 0.5",
+    ])
+    assert all("\n" not in line for line in lines)
+    assert at.sidebar.number_input(key="sidebar_seed").value == 0
+    assert at.radio(key="prune_granularity").value == "unstructured"
+    assert at.slider(key="prune_amount").value == pytest.approx(0.5)
+    assert at.radio(key="prune_scope").value == "global"
+    assert at.query_params == {"dataset": "digits", "seed": "0", "scope": "global"}
+    at.run()
+    assert not at.warning, "a refusal is said once, when the link is opened"

@@ -1,0 +1,251 @@
+"""The share link: the sidebar's and the page's settings in the address bar, and back.
+
+Before the widgets are made, a value the URL holds that this session has not applied yet (a link
+just opened) goes into st.session_state under the widget's key; after them, the current values are
+written back into st.query_params under the CLI's names (core/share_link.py), so the address bar
+always holds the current setup and a later rerun does not overwrite a widget with a stale URL. A
+refused value is one st.warning line naming it and the default used. The "Share this setup"
+expander shows the link and its QR code, drawn here with segno (no network).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from io import BytesIO
+from typing import Any
+
+import streamlit as st
+
+from core.datasets import FOLDER_PREFIX
+from core.share_link import LinkParam, config_params, query_text, read_params, settle_conflicts, sidebar_params
+
+APPLIED_KEY = "share_link_applied"  # CLI name -> the URL text last applied or written by this session
+PLACEHOLDER_KEY = "share_link_placeholder"
+FOLDER_CHOICE = "folder…"
+
+SIDEBAR_KEYS = {"dataset": "sidebar_dataset", "model": "sidebar_model", "train-size": "sidebar_train_size", "epochs": "sidebar_epochs", "seed": "sidebar_seed", "device": "sidebar_device"}
+PRUNE_FIELDS = ("granularity", "scope", "method", "amount", "remove")
+
+
+def _prune_params() -> dict[str, LinkParam]:
+    from core.pruning import PruneConfig
+
+    return config_params(PruneConfig, PRUNE_FIELDS)
+
+
+PAGE_PARAMS = {"pruning": _prune_params}
+_page_options: dict[str, dict] = {}  # what a page told apply_page_link (e.g. the methods each granularity offers)
+
+
+def _names_of(page: str) -> set[str]:
+    return {param.name for param in PAGE_PARAMS[page]().values()}
+
+
+def _known_names() -> set[str]:
+    names = set(SIDEBAR_KEYS)
+    for page in PAGE_PARAMS:
+        names |= _names_of(page)
+    return names
+
+
+def _applied() -> dict[str, str | None]:
+    return st.session_state.setdefault(APPLIED_KEY, {})
+
+
+def _fresh_query(names: set[str]) -> dict[str, str]:
+    """The URL's values for `names` that this session has not applied yet; marked applied now."""
+    applied, fresh = _applied(), {}
+    for name in names:
+        text = st.query_params.get(name)
+        if text is not None and applied.get(name) != text:
+            fresh[name] = text
+            applied[name] = text
+    return fresh
+
+
+def _write(wanted: dict[str, str | None], owned: set[str]) -> None:
+    """Make st.query_params hold `wanted` for the names in `owned` (None: left out), touching only what differs."""
+    applied = _applied()
+    for name in owned:
+        text = wanted.get(name)
+        if text is None:
+            if name in st.query_params:
+                del st.query_params[name]
+        elif st.query_params.get(name) != text:
+            st.query_params[name] = text
+        applied[name] = text
+
+
+def _warn(lines: list[str]) -> None:
+    for line in lines:
+        st.warning(line, icon=":material/link:")
+
+
+# The sidebar --------------------------------------------------------------------------------------
+
+
+def apply_sidebar_link(models: list[str], devices: list[str]) -> None:
+    """Before the sidebar's widgets: a link's baseline settings into their widget keys; unknown parameters named once."""
+    params = sidebar_params(models, devices)
+    applied, warnings = _applied(), []
+    known = _known_names()
+    for name, text in st.query_params.items():
+        if name not in known and applied.get(f"unknown:{name}") != text:
+            applied[f"unknown:{name}"] = text
+            warnings.append(f"Link: unknown parameter {name}={text} ignored")
+    reading = read_params(params, _fresh_query(set(params)))
+    for name, value in reading.values.items():
+        if name == "dataset":
+            if str(value).startswith(FOLDER_PREFIX):
+                st.session_state["sidebar_dataset"] = FOLDER_CHOICE
+                st.session_state["sidebar_folder"] = str(value)[len(FOLDER_PREFIX):]
+            else:
+                st.session_state["sidebar_dataset"] = value
+        elif name == "train-size":
+            st.session_state["sidebar_train_size"] = value or 0  # the sidebar's 0 is the CLI's "all"
+        else:
+            st.session_state[SIDEBAR_KEYS[name]] = value
+    _warn(warnings + reading.warnings)
+
+
+def sidebar_values() -> dict[str, Any]:
+    """The sidebar's widgets as the CLI names them."""
+    state = st.session_state
+    dataset = state.get("sidebar_dataset")
+    if dataset == FOLDER_CHOICE:
+        folder = str(state.get("sidebar_folder") or "").strip()
+        dataset = f"{FOLDER_PREFIX}{folder}" if folder else None
+    train_size = state.get("sidebar_train_size")
+    return {"dataset": dataset, "model": state.get("sidebar_model"), "train-size": int(train_size) if train_size else None,
+            "epochs": None if state.get("sidebar_epochs") is None else int(state["sidebar_epochs"]),
+            "seed": None if state.get("sidebar_seed") is None else int(state["sidebar_seed"]), "device": state.get("sidebar_device")}
+
+
+def write_sidebar_link() -> None:
+    """After the sidebar's widgets: their values into the URL (unknown parameters dropped), and the Share expander."""
+    params = sidebar_params()
+    values = sidebar_values()
+    _write({name: params[name].text(value) for name, value in values.items()}, set(params))
+    known = _known_names()
+    for name in [name for name in st.query_params if name not in known]:
+        del st.query_params[name]
+    with st.sidebar.expander("Share this setup", icon=":material/share:"):
+        st.session_state[PLACEHOLDER_KEY] = st.empty()
+    show_link(None)
+
+
+# A page ---------------------------------------------------------------------------------------------
+
+
+def apply_page_link(page: str, **options) -> None:
+    """Before a page's widgets: the link's values for its main settings into their widget keys.
+    Pruning takes `methods`, the ranking methods each granularity offers (the first is its default)."""
+    _page_options[page] = options
+    if page == "pruning":
+        _apply_pruning(options["methods"])
+
+
+def write_page_link(page: str, config) -> None:
+    """After a page's widgets: the settings its `config` holds into the URL, and the link shown."""
+    others = set().union(*(_names_of(other) for other in PAGE_PARAMS if other != page)) - _names_of(page)
+    for name in [name for name in st.query_params if name in others]:
+        del st.query_params[name]
+    if page == "pruning":
+        _write_pruning(config, _page_options.get(page, {}).get("methods"))
+    show_link(page)
+
+
+def _apply_pruning(methods: dict[str, list[str]]) -> None:
+    from core.pruning import PruneConfig
+
+    params = _prune_params()
+    query = _fresh_query({param.name for param in params.values()})
+    reading = read_params(params, query)
+    given = dict(reading.values)
+    granularity = given.get("granularity", st.session_state.get("prune_granularity", params["granularity"].default))
+    warnings = reading.warnings + settle_conflicts(PruneConfig, params, given, {"granularity": granularity}, ("remove", "method"), query, {"method": methods[granularity][0]})
+    if "method" in given and given["method"] not in methods[granularity]:
+        given["method"] = methods[granularity][0]
+    top = _slider_top()
+    for name, value in given.items():
+        if name == "method":
+            st.session_state[f"prune_method_{granularity}"] = value
+        elif name == "amount":
+            st.session_state["prune_amount"] = min(round(float(value), 2), top)
+        else:
+            st.session_state[f"prune_{name}"] = value
+    _warn(warnings)
+
+
+def _slider_top() -> float:
+    """The page's slider end: the amount's maximum, or the last 0.01 step below its exclusive bound."""
+    from core.options import spec
+    from core.pruning import PruneConfig
+
+    amount_spec = spec(PruneConfig, "amount")
+    return amount_spec.maximum if amount_spec.maximum is not None else round(amount_spec.below - 0.01, 2)
+
+
+def _write_pruning(config, methods: dict[str, list[str]] | None) -> None:
+    params = _prune_params()
+    wanted = {params[name].name: params[name].text(getattr(config, name)) for name in PRUNE_FIELDS}
+    wanted["amount"] = params["amount"].text(round(config.amount, 2))
+    if methods and config.method == methods[config.granularity][0]:
+        wanted["method"] = None  # the page's own default for this granularity
+    if config.granularity != "channel":
+        wanted["remove"] = None
+    _write(wanted, set(wanted))
+
+
+# The link itself -----------------------------------------------------------------------------------
+
+
+def _page_paths() -> list[str]:
+    try:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        return [page.get("url_pathname", "") for page in get_script_run_ctx().pages_manager.get_pages().values()]
+    except Exception:  # noqa: BLE001 - no page registry (a bare script): no page path to trim
+        return []
+
+
+def link_for(page: str | None) -> str:
+    """The full URL of the current setup: st.context.url's base (a relative path without one), the
+    page's navigation path, then the query parameters."""
+    try:
+        url = st.context.url or ""
+    except Exception:  # noqa: BLE001 - outside a browser session
+        url = ""
+    url = url.rstrip("/")
+    if page is not None:
+        for path in sorted(filter(None, _page_paths()), key=len, reverse=True):
+            if url.endswith("/" + path):
+                url = url[: -len(path) - 1]
+                break
+        url = f"{url}/{page}"
+    elif not url:
+        url = "/"
+    order = [*SIDEBAR_KEYS, *(param.name for other in PAGE_PARAMS for param in PAGE_PARAMS[other]().values())]
+    values = dict(st.query_params.items())
+    query = query_text({name: values[name] for name in sorted(values, key=lambda name: order.index(name) if name in order else len(order))})
+    return f"{url}?{query}" if query else url
+
+
+@lru_cache(maxsize=64)
+def qr_png(text: str) -> bytes:
+    """A QR code of `text` as PNG bytes, drawn locally by segno."""
+    import segno
+
+    buffer = BytesIO()
+    segno.make(text, error="m").save(buffer, kind="png", scale=4, border=2)
+    return buffer.getvalue()
+
+
+def show_link(page: str | None) -> None:
+    placeholder = st.session_state.get(PLACEHOLDER_KEY)
+    if placeholder is None:
+        return
+    link = link_for(page)
+    with placeholder.container():
+        st.code(link, language=None, wrap_lines=True)
+        st.image(qr_png(link), caption="Scan to open this setup", width=180)
