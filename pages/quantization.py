@@ -34,6 +34,7 @@ from ui.latency import protocol_text
 from ui.metrics import delta_or_none
 from ui.opened_run import show_opened_run
 from ui.source import choose_source, quick_accuracy, quick_evaluator, source_key
+from ui import share
 from ui.diff_view import run_diff, show_layer_errors, show_run_diff
 from ui.state import format_bytes, progress_reporter, report_error, show_figure, workspace
 
@@ -399,9 +400,11 @@ st.markdown(
     "the levels and the accuracy they cost; **dynamic** and **static** int8 are real integer models; "
     "**QAT** fine-tunes the model to live with its levels."
 )
+share.apply_page_link("quantization")  # a share link's settings, before the widgets
 show_opened_run()
 source = choose_source("quant_source")
 evaluator = quick_evaluator(source)
 eval_accuracy_before = quick_accuracy(source, evaluator)
 chosen_mode = st.radio("Mode", list(MODE_LABELS), key="quant_mode", format_func=MODE_LABELS.get, horizontal=True)
 {"simulate": simulate_mode, "dynamic": dynamic_mode, "static": static_mode, "qat": qat_mode}[chosen_mode](source, evaluator, eval_accuracy_before)
+share.write_page_link("quantization")  # the current settings back into the URL

@@ -130,3 +130,32 @@ def test_bad_values_are_one_line_each_and_the_rest_of_the_link_applies(digits_ba
     assert at.query_params == {"dataset": "digits", "seed": "0", "scope": "global"}
     at.run()
     assert not at.warning, "a refusal is said once, when the link is opened"
+
+
+def test_a_quantization_link_sets_the_mode_and_its_settings(digits_baseline):
+    at = open_link("pages/quantization.py", dataset="digits", seed="0", mode="qat", bits="3", **{"per-channel": "false", "qat-epochs": "1"})
+    assert not at.warning
+    assert at.radio(key="quant_mode").value == "qat"
+    assert at.slider(key="quant_qat_bits").value == 3
+    assert at.radio(key="quant_qat_granularity").value == "per-tensor"
+    assert at.number_input(key="quant_qat_epochs").value == 1
+    assert at.query_params == {"dataset": "digits", "seed": "0", "mode": "qat", "bits": "3", "qat-epochs": "1", "per-channel": "false"}
+    assert shown_link(at) == "/quantization?dataset=digits&seed=0&mode=qat&bits=3&per-channel=false&qat-epochs=1"
+    at.radio(key="quant_qat_scheme").set_value("affine").run()
+    assert at.query_params["symmetric"] == "false" and at.slider(key="quant_qat_bits").value == 3
+
+
+def test_a_quantization_link_refuses_with_the_modes_own_range(digits_baseline):
+    at = open_link("pages/quantization.py", dataset="digits", seed="0", bits="9", observer="minmax")
+    lines = [warning.value for warning in at.warning]
+    assert lines == ["Link: bits=9 is outside 2..8; using 8", "Link: observer=minmax is not a setting of mode simulate; ignored"]
+    assert at.radio(key="quant_mode").value == "simulate" and at.slider(key="quant_bits").value == 8
+    assert at.query_params == {"dataset": "digits", "seed": "0"}
+
+
+def test_the_link_parsing_needs_no_streamlit():
+    import subprocess
+    import sys
+
+    code = "import sys, core.share_link as s; s.sidebar_params(); print('streamlit' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip() == "False"

@@ -33,7 +33,38 @@ def _prune_params() -> dict[str, LinkParam]:
     return config_params(PruneConfig, PRUNE_FIELDS)
 
 
-PAGE_PARAMS = {"pruning": _prune_params}
+# Each quantization mode's widgets, by config field: (widget key, the radio's labels for True and False, or None).
+QUANT_WIDGETS = {
+    "simulate": {"bits": ("quant_bits", None), "per_channel": ("quant_granularity", ("per-channel", "per-tensor")),
+                 "symmetric": ("quant_scheme", ("symmetric", "affine")), "activations": ("quant_activations", None)},
+    "dynamic": {},
+    "static": {"observer": ("quant_observer", None)},
+    "qat": {"bits": ("quant_qat_bits", None), "epochs": ("quant_qat_epochs", None), "per_channel": ("quant_qat_granularity", ("per-channel", "per-tensor")),
+            "symmetric": ("quant_qat_scheme", ("symmetric", "affine")), "activations": ("quant_qat_activations", None)},
+}
+
+
+def _mode_param() -> LinkParam:
+    from core.quantization.config import MODES
+
+    return LinkParam("mode", MODES[0], str, choices=MODES)
+
+
+def _quant_params(mode: str) -> dict[str, LinkParam]:
+    from core.quantization.config import CONFIG_CLASSES
+
+    return config_params(CONFIG_CLASSES[mode], QUANT_WIDGETS[mode])
+
+
+def _all_quant_params() -> dict[str, LinkParam]:
+    found = {"mode": _mode_param()}
+    for mode in QUANT_WIDGETS:
+        for param in _quant_params(mode).values():
+            found.setdefault(param.name, param)
+    return found
+
+
+PAGE_PARAMS = {"pruning": _prune_params, "quantization": _all_quant_params}
 _page_options: dict[str, dict] = {}  # what a page told apply_page_link (e.g. the methods each granularity offers)
 
 
@@ -143,15 +174,20 @@ def apply_page_link(page: str, **options) -> None:
     _page_options[page] = options
     if page == "pruning":
         _apply_pruning(options["methods"])
+    elif page == "quantization":
+        _apply_quantization()
 
 
-def write_page_link(page: str, config) -> None:
-    """After a page's widgets: the settings its `config` holds into the URL, and the link shown."""
+def write_page_link(page: str, config=None) -> None:
+    """After a page's widgets: its settings (the Pruning page's `config`; the Quantization page's
+    widget values) into the URL, and the link shown."""
     others = set().union(*(_names_of(other) for other in PAGE_PARAMS if other != page)) - _names_of(page)
     for name in [name for name in st.query_params if name in others]:
         del st.query_params[name]
     if page == "pruning":
         _write_pruning(config, _page_options.get(page, {}).get("methods"))
+    elif page == "quantization":
+        _write_quantization()
     show_link(page)
 
 
@@ -194,6 +230,35 @@ def _write_pruning(config, methods: dict[str, list[str]] | None) -> None:
         wanted["method"] = None  # the page's own default for this granularity
     if config.granularity != "channel":
         wanted["remove"] = None
+    _write(wanted, set(wanted))
+
+
+def _apply_quantization() -> None:
+    query = _fresh_query(set(_all_quant_params()))
+    mode_reading = read_params({"mode": _mode_param()}, query)
+    mode = mode_reading.values.get("mode", st.session_state.get("quant_mode", _mode_param().default))
+    if "mode" in mode_reading.values:
+        st.session_state["quant_mode"] = mode
+    params = _quant_params(mode)
+    reading = read_params(params, query)
+    warnings = mode_reading.warnings + reading.warnings
+    own = {param.name for param in params.values()} | {"mode"}
+    warnings += [f"Link: {name}={query[name]} is not a setting of mode {mode}; ignored" for name in query if name not in own]
+    for field, value in reading.values.items():
+        key, labels = QUANT_WIDGETS[mode][field]
+        st.session_state[key] = (labels[0] if value else labels[1]) if labels else value
+    _warn(warnings)
+
+
+def _write_quantization() -> None:
+    mode = st.session_state.get("quant_mode", _mode_param().default)
+    params = _quant_params(mode)
+    wanted: dict[str, str | None] = {name: None for name in _all_quant_params()}
+    wanted["mode"] = _mode_param().text(mode)
+    for field, (key, labels) in QUANT_WIDGETS[mode].items():
+        if key in st.session_state:
+            value = st.session_state[key]
+            wanted[params[field].name] = params[field].text(value == labels[0] if labels else value)
     _write(wanted, set(wanted))
 
 

@@ -27,4 +27,10 @@ def test_a_pruning_link_opens_with_its_amount_and_granularity(server, browser):
     assert f"{server.url}/pruning?dataset=digits&seed=0&granularity=channel&amount=0.7" in sidebar.locator('[data-testid="stCode"]').inner_text()
     assert sidebar.locator('[data-testid="stImage"] img').count() == 1
     screenshot(page, "share-link")
+    # Another page keeps the sidebar's settings in the URL and drops the Pruning page's.
+    page.get_by_role("link", name="Quantization").click()
+    wait_for_idle(page)
+    assert_no_exception(page)
+    wait_until(page, lambda: "/quantization" in page.url and "amount=" not in page.url and "granularity=" not in page.url, "the URL following the page")
+    assert "dataset=digits" in page.url and "seed=0" in page.url
     page.close()
