@@ -18,8 +18,9 @@ from core.errors import UserError
 from core.models import available_models
 from core.progress import Progress
 from core.training import MAX_EPOCHS, resolve_device
+from ui.jobs_view import classroom_mode, queued_baseline_training
 from ui.presentation import apply_presentation_mode
-from ui.state import CONFIG_KEY, PRESENTATION_KEY, TRAINING_STOP_KEY, SessionStopFlag, cached_baseline, cap_torch_threads, dataset_for, ensure_navigation_mode, format_bytes, presentation_mode, report_error, workspace
+from ui.state import CONFIG_KEY, PRESENTATION_KEY, TRAINING_STOP_KEY, SessionStopFlag, cached_baseline, cap_torch_threads, dataset_for, ensure_navigation_mode, format_bytes, report_error, workspace
 
 ensure_navigation_mode()
 cap_torch_threads()
@@ -130,6 +131,9 @@ def baseline_status_and_training(config: BaselineConfig, live_area) -> None:
         st.sidebar.warning("Training stopped; nothing was saved.")
     if not history_readable:
         return  # the training would end in the same error, after all its work
+    if classroom_mode():
+        queued_baseline_training(config, str(workspace().root))
+        return
     if not st.sidebar.button("Train baseline", key="sidebar_train", type="primary"):
         return
     stop = SessionStopFlag(TRAINING_STOP_KEY)
