@@ -152,7 +152,7 @@ def test_export_tab_offers_the_downloads_and_says_whether_png_works(page):
 
 def test_presentation_mode_tucks_the_controls_away_and_enlarges_the_charts(digits_baseline):
     at = open_page(presentation=True)
-    assert [expander.label for expander in at.expander] == ["Controls (filters, selection, reference)"]
+    assert [expander.label for expander in at.main.expander] == ["Controls (filters, selection, reference)"]
     specs = chart_specs(at)  # the Charts tab opens first when presenting
     assert specs and all(spec["layout"]["font"]["size"] == 22 for spec in specs)
     size_chart = next(spec for spec in specs if spec["layout"]["title"]["text"] == "Size vs accuracy")

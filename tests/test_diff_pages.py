@@ -21,8 +21,10 @@ def charts(at: AppTest, title_part: str) -> list[dict]:
 
 
 def gallery_image_count(at: AppTest) -> int:
-    """Every image st.image drew (an "image" element carries its images, with captions, in proto.imgs)."""
-    return sum(len(element.proto.imgs) for element in at.get("image"))
+    """Every image st.image drew in the main area (an "image" element carries its images, with captions, in proto.imgs).
+
+    The sidebar's "Share this setup" QR code is an image too, and not part of any gallery."""
+    return sum(len(element.proto.imgs) for element in at.main.get("image"))
 
 
 def metric(at: AppTest, label: str) -> str:
