@@ -513,6 +513,21 @@ def during(row: dict, spans: list[tuple[float, float]]) -> bool:
     return any(row["at"] < end and row["at"] + row["seconds"] > begin for begin, end in spans)
 
 
+def code_version() -> dict:
+    """Which app the server ran: the checkout's commit (and whether it had local changes), or
+    $MEL_BENCH_COMMIT for a copy without .git (e.g. `git archive HEAD` unpacked, to measure a
+    commit while someone edits the working tree)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = os.environ.get("MEL_BENCH_COMMIT"), None
+    return {"root": str(root), "commit": commit, "local_changes": dirty}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--students", type=int, default=30, help="protocol clients (default 30)")
@@ -602,7 +617,7 @@ def main() -> None:
         "clients_cpu_seconds": sampler.client_cpu_seconds,  # this bench: the protocol clients, Playwright and Chromium
         "log_tracebacks": log_text.count("Traceback"),
         "log_warnings": sum("WARNING" in line for line in log_text.splitlines()),
-        "log_excerpt": [line for line in log_text.splitlines() if "Traceback" in line or "Error" in line or "WARNING" in line][:20],
+        "log_excerpt": [line for line in log_text.splitlines() if any(word in line for word in ("Traceback", "Error", "WARNING", "Failed", " E "))][:30],
         "leftover_processes_killed": len(killed),
         "ray": f"private cluster at {cluster.address} (ray start), the server connects by RAY_ADDRESS" if cluster else "the local cluster the server starts itself (the default)",
         "exit_code_before_stop": exit_code,
@@ -654,6 +669,7 @@ def main() -> None:
 
     payload = {
         "machine": {"load_average_before_start": load_before, "quiet": load_before[0] < 1.0},
+        "code": code_version(),
         "scenario": {"students": args.students, "ramp_seconds": args.ramp, "duration_seconds": args.duration, "think_seconds": [args.think_min, args.think_max],
                      "own_seed_trainers": args.own_seed_trainers, "shared_trainers": args.shared_trainers, "shared_seed": SHARED_SEED,
                      "observer": args.observer, "timeout_seconds": args.timeout, "seed": args.seed, "MEL_CLASSROOM": "1", "ray_cluster": args.ray_cluster},
