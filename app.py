@@ -2,28 +2,32 @@
 
 `streamlit run app.py`. The sidebar chooses the dataset and the baseline model and trains (or
 loads from the cache) the baseline that every page starts from. No ML code lives here.
+
+The sidebar and the Overview come up without importing torch (a cached baseline is shown from its
+card, core.baseline_card); torch and the pages' ML modules load in the background after the first
+page is drawn (ui.state.start_torch_warmup).
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import streamlit as st
 
 from core import history
-from core.baseline import BaselineConfig, TrainingStopped, get_baseline
+from core.baseline_config import BaselineConfig
 from core.charts.training import live_training_figure
-from core.datasets import DEFAULT_DATASET, FOLDER_PREFIX, TORCHVISION_DATASETS, DatasetSpec, is_dataset_on_disk, load_dataset, validate_dataset_name
+from core.dataset_names import DEFAULT_DATASET, FOLDER_PREFIX, TORCHVISION_DATASETS, DatasetSpec, is_dataset_on_disk, validate_dataset_name
 from core.errors import UserError
-from core.models import available_models
+from core.model_names import available_models
 from core.progress import Progress
-from core.training import MAX_EPOCHS, resolve_device
+from core.records import MAX_EPOCHS
 from ui.jobs_view import classroom_mode, queued_baseline_training
 from ui.presentation import apply_presentation_mode
-from ui.state import CONFIG_KEY, PRESENTATION_KEY, TRAINING_STOP_KEY, SessionStopFlag, cached_baseline, cap_torch_threads, dataset_for, ensure_navigation_mode, format_bytes, report_error, workspace
+from ui.state import CONFIG_KEY, PRESENTATION_KEY, TRAINING_STOP_KEY, SessionStopFlag, baseline_card, cached_baseline, dataset_for, ensure_navigation_mode, format_bytes, report_error, start_torch_warmup, workspace
 
 ensure_navigation_mode()
-cap_torch_threads()
 st.set_page_config(page_title="Model Efficiency Lab", page_icon=":material/speed:", layout="wide")
 
 PAGE_FILES = [
@@ -38,7 +42,13 @@ PAGES = [st.Page(path, title=title, icon=icon, default=(i == 0)) for i, (path, t
 
 
 def available_devices() -> list[str]:
+    """auto and cpu, and the accelerators torch finds. Until torch has loaded (the first seconds of
+    a fresh server, see start_torch_warmup) only auto and cpu: asking would import it here."""
     devices = ["auto", "cpu"]
+    if "torch" not in sys.modules:
+        return devices
+    from core.training import resolve_device
+
     for name in ("cuda", "mps"):
         try:
             resolve_device(name)
@@ -71,6 +81,8 @@ def ensure_dataset_available(name: str) -> str:
     st.sidebar.warning(f"{name} is not in {workspace().data_dir} yet; showing the embedded '{DEFAULT_DATASET}' meanwhile.")
     if st.sidebar.button(f"Download {name}", key="sidebar_download"):
         bar = st.sidebar.progress(0.0, text=f"Downloading {name}…")
+        from core.datasets import load_dataset
+
         try:
             with st.spinner(f"Downloading {name} (about 170 MB for CIFAR-10)…"):
                 load_dataset(DatasetSpec(name), workspace(), lambda p: bar.progress(p.fraction, text=p.message))
@@ -108,13 +120,16 @@ def baseline_status_and_training(config: BaselineConfig, live_area) -> None:
     # its next st call, the progress bar's), and a run that reads the flag stops between batches.
     stop_requested = bool(st.session_state.pop(TRAINING_STOP_KEY, False))
     try:
-        dataset = dataset_for(config.dataset)
-        baseline = cached_baseline(config)
+        card = baseline_card(config)  # no torch: a cached baseline's figures come from its meta
+        dataset = baseline = None
+        if card is None:
+            dataset = dataset_for(config.dataset)
+            baseline = cached_baseline(config)
     except UserError as error:
         report_error(error)
         st.session_state[CONFIG_KEY] = BaselineConfig()
         return
-    if dataset.skipped_files:
+    if dataset is not None and dataset.skipped_files:
         st.sidebar.warning(f"{len(dataset.skipped_files)} files were skipped, e.g. {dataset.skipped_files[0]}")
     try:
         history.count_runs(workspace().history_db)
@@ -122,8 +137,8 @@ def baseline_status_and_training(config: BaselineConfig, live_area) -> None:
     except UserError as error:  # e.g. runs.sqlite of a half-copied workspace: said once, here
         st.sidebar.error(str(error), icon="⚠️")
         history_readable = False
-    if baseline is not None:
-        metrics = baseline.metrics
+    if card is not None or baseline is not None:
+        metrics = (card or baseline).metrics
         st.sidebar.success(f"Baseline cached: {metrics.accuracy:.1%} accuracy, {format_bytes(metrics.size_bytes)}")
         return
     st.sidebar.info(f"No baseline yet for {dataset.name} ({len(dataset.train):,} training images).")
@@ -160,6 +175,8 @@ def baseline_status_and_training(config: BaselineConfig, live_area) -> None:
                 redraws[0] += 1
                 chart.plotly_chart(live_training_figure(steps, losses, accuracies, progress.total), width="stretch", key=f"live_training_chart_{redraws[0]}")
 
+        from core.baseline import TrainingStopped, get_baseline
+
         try:
             get_baseline(config, workspace(), report, stop=stop, dataset=dataset)
         except TrainingStopped:
@@ -176,4 +193,7 @@ st.session_state[CONFIG_KEY] = config
 apply_presentation_mode()  # larger text, sidebar hidden, a button back (ui/presentation.py); nothing in normal mode
 live_area = st.empty()
 baseline_status_and_training(config, live_area)
-st.navigation(PAGES).run()
+try:
+    st.navigation(PAGES).run()
+finally:  # also after a page's st.stop()
+    start_torch_warmup()  # after the page is drawn: its imports would compete with this run for the GIL

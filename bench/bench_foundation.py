@@ -13,12 +13,9 @@ recorded with its checkpoint. Writes bench/results/foundation[-PARTS].json (or -
 from __future__ import annotations
 
 import argparse
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -28,6 +25,7 @@ from core.baseline import BaselineConfig, get_baseline, train_baseline  # noqa: 
 from core.datasets import DatasetSpec, load_dataset  # noqa: E402
 from core.progress import stderr_progress  # noqa: E402
 from core.workspace import Workspace  # noqa: E402
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,46 +60,18 @@ def time_to_accuracy(dataset_name: str, model_name: str, workspace: Workspace) -
     return row
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def first_render_seconds(workspace: Path) -> dict:
-    """Seconds from launching `streamlit run app.py` until a browser shows the rendered Overview."""
+    """Seconds from launching `streamlit run app.py` until a browser shows the rendered Overview
+    (one start of bench/bench_first_render.py, which also times page switches)."""
     from playwright.sync_api import sync_playwright
 
-    port = free_port()
-    start = time.perf_counter()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true"],
-        cwd=REPO_ROOT,
-        env={**__import__("os").environ, "MEL_HOME": str(workspace)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        while True:
-            try:
-                urllib.request.urlopen(f"http://localhost:{port}/_stcore/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.05)
-        healthy = time.perf_counter() - start
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
-            page = browser.new_page()
-            page.goto(f"http://localhost:{port}/")
-            page.get_by_text("Model Efficiency Lab").first.wait_for(timeout=60_000)
-            page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
-            rendered = time.perf_counter() - start
-            browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    print(f"first render: server healthy after {healthy:.2f} s, Overview with charts drawn after {rendered:.2f} s", flush=True)
-    return {"server_healthy_seconds": healthy, "first_render_seconds": rendered}
+    from bench.bench_first_render import one_start
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        row = one_start(browser, workspace)
+        browser.close()
+    return {"server_healthy_seconds": row["server_healthy_seconds"], "first_render_seconds": row["first_render_seconds"]}
 
 
 def main() -> None:

@@ -14,42 +14,22 @@ import torch
 from torch import nn
 
 from core import history
-from core.datasets import Dataset, DatasetSpec, load_dataset
+from core.baseline_card import BaselineCard
+from core.baseline_config import BaselineConfig, checkpoint_folder, recipe_with_epochs
+from core.datasets import Dataset, DatasetSpec, load_dataset  # noqa: F401 (DatasetSpec re-exported)
 from core.errors import UserError
 from core.metrics import ModelMetrics, measure_model
-from core.models import MODEL_NAMES, build_model
+from core.models import build_model
 from core.result import HEADLINE_VERSION
 from core.progress import ProgressCallback, StopFlag, no_progress
-from core.training import MAX_EPOCHS, EpochRecord, Evaluation, TrainRecipe, classroom_recipe, evaluate, resolve_device, train_model
-from core.workspace import Workspace, config_key, load_checkpoint, save_checkpoint
+from core.training import EpochRecord, Evaluation, TrainRecipe, classroom_recipe, evaluate, resolve_device, train_model
+from core.workspace import META_FILE, Workspace, load_checkpoint, save_checkpoint
 
-CHECKPOINT_FORMAT_VERSION = 1
 TRAINED_SIZE_MEASURE = "fp32 safetensors file"
 
 
 class TrainingStopped(UserError):
     """Training was stopped by the user; nothing was saved."""
-
-
-@dataclass(frozen=True)
-class BaselineConfig:
-    dataset: DatasetSpec = DatasetSpec()
-    model: str = "simple_cnn"
-    epochs: int | None = None  # None: the dataset's classroom preset
-    seed: int = 0
-    device: str = "auto"
-
-    def validate(self) -> None:
-        """What can be checked before any data is loaded: the sidebar and the CLI refuse alike."""
-        if self.model not in MODEL_NAMES:
-            raise UserError(f"unknown model '{self.model}'; choose one of {', '.join(MODEL_NAMES)}")
-        if self.epochs is not None and not 0 <= self.epochs <= MAX_EPOCHS:
-            raise UserError(f"--epochs must be between 0 and {MAX_EPOCHS}, got {self.epochs}")
-        if self.seed < 0:
-            raise UserError(f"--seed must be 0 or more, got {self.seed}")
-        for name, value in (("train-size", self.dataset.train_size), ("test-size", self.dataset.test_size)):
-            if value is not None and value < 1:
-                raise UserError(f"--{name} must be at least 1, got {value}")
 
 
 @dataclass
@@ -81,16 +61,7 @@ class Baseline:
 
 
 def recipe_for(config: BaselineConfig, dataset: Dataset) -> TrainRecipe:
-    recipe = classroom_recipe(dataset, config.model)
-    if config.epochs is not None:
-        recipe = TrainRecipe(**{**recipe.as_dict(), "epochs": config.epochs})
-    recipe.validate()
-    return recipe
-
-
-def checkpoint_folder(config: BaselineConfig, recipe: TrainRecipe, workspace: Workspace) -> Path:
-    key = config_key({"v": CHECKPOINT_FORMAT_VERSION, "dataset": config.dataset.as_dict(), "model": config.model, "recipe": recipe.as_dict(), "seed": config.seed})
-    return workspace.checkpoint_dir / f"{config.model}-{key}"
+    return recipe_with_epochs(config, classroom_recipe(dataset, config.model))
 
 
 def load_cached_baseline(config: BaselineConfig, workspace: Workspace, dataset: Dataset | None = None) -> Baseline | None:
@@ -154,6 +125,7 @@ def train_baseline(config: BaselineConfig, workspace: Workspace, dataset: Datase
         "architecture": config.model,
         "dataset": config.dataset.as_dict(),
         "dataset_summary": dataset.summary(),
+        "class_names": list(dataset.class_names),  # with the summary, the Overview's card needs no dataset (core.baseline_card)
         "recipe": recipe.as_dict(),
         "seed": config.seed,
         "metrics": metrics.as_dict(),
@@ -164,3 +136,21 @@ def train_baseline(config: BaselineConfig, workspace: Workspace, dataset: Datase
     }
     save_checkpoint(folder, model.state_dict(), meta)
     return Baseline(config, dataset, model.eval(), recipe, metrics, evaluation, result.history, result.train_seconds, folder, False, run_id)
+
+
+def card_of(baseline: Baseline) -> BaselineCard:
+    """The card (core.baseline_card) of a loaded baseline: what the Overview shows of it."""
+    meta_path = baseline.checkpoint / META_FILE
+    return BaselineCard(
+        config=baseline.config,
+        recipe=baseline.recipe,
+        metrics=baseline.metrics,
+        evaluation=baseline.evaluation,
+        history=baseline.history,
+        train_seconds=baseline.train_seconds,
+        dataset_summary=baseline.dataset.summary(),
+        class_names=list(baseline.dataset.class_names),
+        checkpoint=baseline.checkpoint,
+        saved_at=meta_path.stat().st_mtime if meta_path.is_file() else time.time(),
+        run_id=baseline.run_id,
+    )

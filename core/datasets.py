@@ -21,13 +21,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from core.dataset_names import DEFAULT_DATASET, FOLDER_PREFIX, TORCHVISION_DATASETS, TORCHVISION_FILES, DatasetSpec, available_dataset_names, is_dataset_on_disk, validate_dataset_name  # noqa: F401 (re-exported)
 from core.errors import UserError
 from core.progress import Progress, ProgressCallback, no_progress
 from core.workspace import Workspace, atomic_save_tensors, config_key
 
-DEFAULT_DATASET = "digits"
-TORCHVISION_DATASETS = ("cifar10", "mnist", "fashion-mnist")
-FOLDER_PREFIX = "folder:"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 MIN_IMAGE_SIDE, MAX_IMAGE_SIDE = 8, 64
 CACHE_FORMAT_VERSION = 1
@@ -82,32 +80,8 @@ class Dataset:
         }
 
 
-@dataclass(frozen=True)
-class DatasetSpec:
-    name: str = DEFAULT_DATASET
-    train_size: int | None = None  # class-balanced subset; None = all
-    test_size: int | None = None
-    subset_seed: int = 0
-
-    def as_dict(self) -> dict:
-        return {"name": self.name, "train_size": self.train_size, "test_size": self.test_size, "subset_seed": self.subset_seed}
-
-
 class DatasetUnavailable(UserError):
     """A torchvision dataset that is not on disk and could not be downloaded."""
-
-
-def available_dataset_names() -> list[str]:
-    return [DEFAULT_DATASET, *TORCHVISION_DATASETS]
-
-
-def validate_dataset_name(name: str) -> None:
-    if name.startswith(FOLDER_PREFIX):
-        if not name[len(FOLDER_PREFIX):].strip():
-            raise UserError("folder dataset needs a path: folder:/path/with/train/and/test")
-        return
-    if name not in available_dataset_names():
-        raise UserError(f"unknown dataset '{name}'; choose one of {', '.join(available_dataset_names())} or folder:PATH")
 
 
 def load_dataset(spec: DatasetSpec, workspace: Workspace, progress: ProgressCallback = no_progress, allow_download: bool = True) -> Dataset:
@@ -140,22 +114,6 @@ def load_full_dataset(name: str, workspace: Workspace, progress: ProgressCallbac
         dataset = _load_torchvision(name, workspace.data_dir, progress, allow_download)
     _write_cache(dataset, cache_path)
     return dataset
-
-
-# The files torchvision's loaders need, relative to the data folder. Checking them directly keeps
-# torchvision (and the torch._dynamo it imports, seconds on a busy CPU) off the dashboard's start-up.
-TORCHVISION_FILES = {
-    "cifar10": [f"cifar-10-batches-py/{name}" for name in ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")],
-    "mnist": [f"MNIST/raw/{name}" for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")],
-    "fashion-mnist": [f"FashionMNIST/raw/{name}" for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")],
-}
-
-
-def is_dataset_on_disk(name: str, workspace: Workspace) -> bool:
-    """Whether a torchvision dataset's files are already in the data folder (no download needed)."""
-    if name not in TORCHVISION_DATASETS:
-        return True
-    return all((workspace.data_dir / relative).is_file() for relative in TORCHVISION_FILES[name])
 
 
 def class_balanced_subset(split: ImageSplit, size: int | None, num_classes: int, seed: int, split_name: str) -> ImageSplit:

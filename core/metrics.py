@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
+
+from core.records import ModelMetrics  # noqa: F401 (re-exported; torch-free for the first render)
 
 
 def effective_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -103,32 +105,6 @@ def median_call_ms(call, warmup: int = 3, min_repeats: int = 5, budget_seconds: 
         call()
         timings.append(time.perf_counter() - start)
     return statistics.median(timings) * 1000.0, len(timings)
-
-
-@dataclass
-class ModelMetrics:
-    """What a trained model costs, as recorded with its checkpoint."""
-
-    accuracy: float
-    params: int
-    nonzero_params: int
-    macs: int
-    size_bytes: int
-    latency_ms: float  # one forward pass over latency_batch_size images (core.latency's protocol)
-    latency_batch_size: int
-    latency_device: str
-    latency_threads: int
-    latency_ms_single: float | None = None  # one image; None in checkpoints written before the protocol
-    latency_runtime: str = "torch eager"
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "ModelMetrics":
-        """Read a checkpoint's metrics, old or new: unknown keys are ignored, new ones take defaults."""
-        known = {field.name for field in fields(cls)}
-        return cls(**{key: value for key, value in values.items() if key in known})
 
 
 def measure_model(model: nn.Module, accuracy: float, example_input: torch.Tensor) -> ModelMetrics:

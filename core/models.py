@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.errors import UserError
-from core.resnet import RESNET18, RESNET18_IMAGENET, imagenet_weights_available, small_image_resnet18
+from core.model_names import MODEL_NAMES, RESNET18, RESNET18_IMAGENET, STUDENT_MODELS, available_models, imagenet_weights_available  # noqa: F401 (re-exported)
+from core.resnet import small_image_resnet18
 
 
 class SimpleCNN(nn.Module):
@@ -77,14 +78,7 @@ MODEL_BUILDERS = {
     RESNET18: lambda c, s, k: small_image_resnet18(c, s, k),
     RESNET18_IMAGENET: lambda c, s, k: small_image_resnet18(c, s, k, imagenet=True),
 }
-MODEL_NAMES = tuple(MODEL_BUILDERS)
-STUDENT_MODELS = ("simple_cnn", "simple_cnn_narrow", "simple_cnn_wide")
-
-
-def available_models() -> list[str]:
-    """The registry's names usable on this machine: the ImageNet-started ResNet-18 only when its
-    weights are on disk (they cannot be downloaded as anything but a pickle)."""
-    return [name for name in MODEL_NAMES if name != RESNET18_IMAGENET or imagenet_weights_available()]
+assert tuple(MODEL_BUILDERS) == MODEL_NAMES, "core.model_names.MODEL_NAMES lists the builders above, in order"
 
 
 def build_model(name: str, in_channels: int, image_size: int, num_classes: int) -> nn.Module:

@@ -7,25 +7,13 @@ present, so the "resnet18_imagenet" start exists only on machines that have it.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 from torch import nn
 
 from core.errors import UserError
-
-IMAGENET_WEIGHTS_FILE = "resnet18_imagenet.safetensors"
-RESNET18 = "resnet18"
-RESNET18_IMAGENET = "resnet18_imagenet"
-
-
-def imagenet_weights_path() -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints" / IMAGENET_WEIGHTS_FILE
-
-
-def imagenet_weights_available() -> bool:
-    return imagenet_weights_path().is_file()
+from core.model_names import IMAGENET_WEIGHTS_FILE, RESNET18, RESNET18_IMAGENET, imagenet_weights_available, imagenet_weights_path  # noqa: F401 (re-exported)
 
 
 def small_image_resnet18(in_channels: int, image_size: int, num_classes: int, imagenet: bool = False) -> nn.Module:

@@ -14,8 +14,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from core.baseline import BaselineConfig
-from core.datasets import DatasetSpec, validate_dataset_name
+from core.baseline_config import BaselineConfig
+from core.dataset_names import DatasetSpec, validate_dataset_name
 from core.errors import UserError
 from core.options import OptionSpec, _argument_type, specs
 
@@ -114,7 +114,7 @@ def config_params(config_class, names: Iterable[str]) -> dict[str, LinkParam]:
 def sidebar_params(models: Iterable[str] | None = None, devices: Iterable[str] | None = None) -> dict[str, LinkParam]:
     """The common options of `python -m core` the sidebar shows, by CLI name. `models` and `devices`
     narrow the CLI's choices to the ones this machine offers."""
-    from core.cli import common_options
+    from core.cli_options import common_options
 
     actions = {action.dest: action for action in common_options()._actions}
     model_choices = tuple(models) if models is not None else tuple(actions["model"].choices)

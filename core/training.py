@@ -8,7 +8,7 @@ cooperative stop flag between batches.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -18,6 +18,7 @@ from torch import nn
 from core.datasets import Dataset, ImageSplit
 from core.errors import UserError
 from core.progress import Progress, ProgressCallback, StopFlag, no_progress
+from core.records import AUGMENTATIONS, DEFAULT_IMAGE_PASSES, IMAGE_PASSES, MAX_EPOCHS, EpochRecord, Evaluation, TrainRecipe, classroom_recipe_for_shape  # noqa: F401 (re-exported)
 
 
 def resolve_device(requested: str = "auto") -> torch.device:
@@ -36,52 +37,9 @@ def resolve_device(requested: str = "auto") -> torch.device:
     return torch.device(requested)
 
 
-AUGMENTATIONS = ("none", "crop", "flip_crop")
-MAX_EPOCHS = 200  # the most epochs any training run takes: a page and the CLI refuse more alike
-
-
-@dataclass(frozen=True)
-class TrainRecipe:
-    epochs: int
-    batch_size: int = 128
-    optimizer: str = "adamw"  # "adamw" or "sgd" (Nesterov momentum 0.9)
-    learning_rate: float = 2e-3  # peak of the one-cycle schedule
-    weight_decay: float = 5e-4
-    augment: str = "none"  # "none", "crop" (random 2-pixel shifts) or "flip_crop" (plus horizontal flips)
-    label_smoothing: float = 0.0
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    def validate(self) -> None:
-        if not 0 <= self.epochs <= MAX_EPOCHS:
-            raise UserError(f"epochs must be between 0 and {MAX_EPOCHS}, got {self.epochs}")
-        if self.batch_size < 1:
-            raise UserError(f"batch size must be at least 1, got {self.batch_size}")
-        if not self.learning_rate > 0:
-            raise UserError(f"learning rate must be positive, got {self.learning_rate}")
-        if self.optimizer not in ("adamw", "sgd"):
-            raise UserError(f"unknown optimizer '{self.optimizer}'; choose adamw or sgd")
-        if self.augment not in AUGMENTATIONS:
-            raise UserError(f"unknown augmentation '{self.augment}'; choose none, crop or flip_crop")
-
-
-# Image passes (epochs x train images) that each model family needs on a classroom budget. With
-# 50,000 CIFAR-10 images this gives simple_cnn 3 epochs and the teacher 5 (measured in
-# bench/bench_foundation.py to reach 65% and 78% within 90 s and 10 minutes on 2 cores).
-IMAGE_PASSES = {"teacher": 250_000}
-DEFAULT_IMAGE_PASSES = 150_000
-
-
 def classroom_recipe(dataset: Dataset, model_name: str) -> TrainRecipe:
-    """The default recipe for a dataset of this size and kind: quick enough for a live demo, and
-    measured (bench/bench_foundation.py) to reach the README's accuracy targets."""
-    passes = IMAGE_PASSES.get(model_name, DEFAULT_IMAGE_PASSES)
-    epochs = int(min(40, max(3, round(passes / max(1, len(dataset.train))))))
-    natural_images = dataset.channels == 3 and dataset.image_size >= 16
-    if model_name == "teacher":
-        return TrainRecipe(epochs=epochs, batch_size=256, optimizer="sgd", learning_rate=0.2, weight_decay=5e-4, augment="flip_crop" if natural_images else "crop", label_smoothing=0.0)
-    return TrainRecipe(epochs=epochs, batch_size=128 if len(dataset.train) > 5000 else 64, optimizer="adamw", learning_rate=3e-3, weight_decay=5e-4, augment="none")
+    """The default recipe for this dataset (core.records.classroom_recipe_for_shape)."""
+    return classroom_recipe_for_shape(len(dataset.train), dataset.channels, dataset.image_size, model_name)
 
 
 @dataclass
@@ -97,15 +55,6 @@ BatchLoss = Callable[[torch.Tensor, Batch], torch.Tensor]
 
 
 @dataclass
-class EpochRecord:
-    epoch: int
-    train_loss: float
-    train_accuracy: float
-    test_accuracy: float
-    seconds: float
-
-
-@dataclass
 class TrainResult:
     history: list[EpochRecord] = field(default_factory=list)
     train_seconds: float = 0.0  # time spent in training steps only
@@ -116,14 +65,6 @@ class TrainResult:
     @property
     def images_per_second(self) -> float:
         return self.images_seen / self.train_seconds if self.train_seconds else 0.0
-
-
-@dataclass
-class Evaluation:
-    accuracy: float
-    per_class_accuracy: list[float]
-    confusion: list[list[int]]  # rows: true class, columns: predicted class
-    loss: float
 
 
 def augment_batch(images: torch.Tensor, mode: str, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

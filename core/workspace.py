@@ -14,11 +14,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+from typing import TYPE_CHECKING
+
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from core.errors import UserError
+
+if TYPE_CHECKING:  # torch is imported where tensors are read or written: the sidebar and the
+    import torch  # Overview open a workspace without it (the first render skips its seconds)
 
 WORKSPACE_ENV = "MEL_HOME"
 DATA_DIR_ENV = "MEL_DATA_DIR"
@@ -122,6 +125,8 @@ def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: 
     handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
     try:
+        from safetensors.torch import save_file
+
         contiguous = {name: tensor.detach().contiguous().cpu() for name, tensor in tensors.items()}
         save_file(contiguous, temp_name, metadata=metadata)
         os.replace(temp_name, path)
@@ -161,6 +166,8 @@ def load_checkpoint(folder: Path) -> tuple[dict[str, torch.Tensor], dict] | None
         meta = json.loads(meta_path.read_text())
         if meta.get("weights_sha256") != file_sha256(weights_path):
             return None
+        from safetensors.torch import load_file
+
         return load_file(weights_path), meta
     except (json.JSONDecodeError, SafetensorError, OSError):
         return None

@@ -1,10 +1,16 @@
-"""Overview: why efficiency matters, and the baseline every technique starts from."""
+"""Overview: why efficiency matters, and the baseline every technique starts from.
+
+Drawn from the baseline's card (its checkpoint's recorded figures), so this page needs no torch:
+on a fresh server it is up while torch still loads in the background.
+"""
+
+import time
 
 import streamlit as st
 
 from core.charts.training import confusion_matrix_figure, learning_curve_figure
 from ui.latency import protocol_text
-from ui.state import format_bytes, require_baseline, show_figure
+from ui.state import format_bytes, require_baseline_card, show_figure
 
 st.title("Model Efficiency Lab")
 st.markdown(
@@ -17,9 +23,10 @@ trains a small CNN live and shows, technique by technique, what **pruning**, **q
 """
 )
 
-baseline = require_baseline()
-metrics = baseline.metrics
-st.subheader(f"Baseline: {baseline.config.model} on {baseline.dataset.name}")
+card = require_baseline_card()
+metrics = card.metrics
+summary = card.dataset_summary
+st.subheader(f"Baseline: {card.config.model} on {summary['dataset']}")
 columns = st.columns(5)
 columns[0].metric("Test accuracy", f"{metrics.accuracy:.1%}")
 columns[1].metric("Size on disk (fp32)", format_bytes(metrics.size_bytes))
@@ -29,16 +36,15 @@ if metrics.latency_ms_single is not None:  # the one latency protocol: one image
     columns[4].metric("Latency (1 image)", f"{metrics.latency_ms_single:.3f} ms", help=f"batch {metrics.latency_batch_size}: {metrics.latency_ms:.2f} ms; measured at {protocol_text(metrics.latency_runtime, metrics.latency_threads)} on {metrics.latency_device}")
 else:  # a checkpoint written before the protocol
     columns[4].metric(f"Latency (batch {metrics.latency_batch_size})", f"{metrics.latency_ms:.2f} ms", help=f"median of repeated runs on {metrics.latency_device}, {metrics.latency_threads} threads")
-summary = baseline.dataset.summary()
-origin = "loaded from the cache" if baseline.from_cache else "trained just now"
+saved = time.strftime("%Y-%m-%d %H:%M", time.localtime(card.saved_at))
 st.caption(
     f"{summary['train_images']:,} training / {summary['test_images']:,} test images, {summary['classes']} classes, "
-    f"{summary['channels']}×{summary['image_size']}×{summary['image_size']} pixels · {baseline.recipe.epochs} epochs in "
-    f"{baseline.train_seconds:.1f} s · {origin} · checkpoint {baseline.checkpoint.name}"
+    f"{summary['channels']}×{summary['image_size']}×{summary['image_size']} pixels · {card.recipe.epochs} epochs in "
+    f"{card.train_seconds:.1f} s · saved {saved} · checkpoint {card.checkpoint.name}"
 )
 
 left, right = st.columns(2)
 with left:
-    show_figure(learning_curve_figure(baseline.history), key="overview_learning_curve")
+    show_figure(learning_curve_figure(card.history), key="overview_learning_curve")
 with right:
-    show_figure(confusion_matrix_figure(baseline.evaluation.confusion, baseline.dataset.class_names), key="overview_confusion")
+    show_figure(confusion_matrix_figure(card.evaluation.confusion, card.class_names), key="overview_confusion")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.latency import BATCH_SIZES, LatencyFigures
+from core.latency_protocol import BATCH_SIZES, LatencyFigures
 
 
 def protocol_text(runtime: str, threads: int | None = None) -> str:

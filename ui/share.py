@@ -16,7 +16,7 @@ from typing import Any
 
 import streamlit as st
 
-from core.datasets import FOLDER_PREFIX
+from core.dataset_names import FOLDER_PREFIX
 from core.share_link import LinkParam, config_params, query_text, read_params, settle_conflicts, sidebar_params
 
 APPLIED_KEY = "share_link_applied"  # CLI name -> the URL text last applied or written by this session

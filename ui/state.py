@@ -3,24 +3,35 @@
 The sidebar (app.py) stores the chosen BaselineConfig in st.session_state; pages read it through
 these helpers. Loaded datasets and baselines are shared read-only across browser sessions through
 st.cache_resource; anything a page changes is a copy.
+
+Importing this module does not import torch: the sidebar and the Overview draw from a baseline's
+card (core.baseline_card) while torch loads in the background (start_torch_warmup); the helpers
+that hand out tensors import it when first called.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.baseline import Baseline, BaselineConfig, checkpoint_folder, load_cached_baseline, recipe_for
+from core.baseline_card import BaselineCard, find_baseline_card
+from core.baseline_config import BaselineConfig
 from core.charts.style import scale_for_presentation
-from core.datasets import Dataset, DatasetSpec, load_dataset
+from core.dataset_names import FOLDER_PREFIX, DatasetSpec
 from core.errors import UserError
 from core.progress import Progress, ProgressCallback
 from core.workspace import META_FILE, Workspace
+
+if TYPE_CHECKING:
+    from core.baseline import Baseline
+    from core.datasets import Dataset
 
 THREADS_ENV = "MEL_TORCH_THREADS"
 CONFIG_KEY = "baseline_config"
@@ -38,6 +49,35 @@ def cap_torch_threads() -> int:
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads
+
+
+WARMUP_ENV = "MEL_TORCH_WARMUP"  # "0": no background import (the first-render test checks the Overview alone)
+# What the other pages need first, imported while the first page is read. torch alone is ~3 s of a
+# cold start on two cores; the page modules' own imports follow it.
+WARMUP_MODULES = ("torch", "core.baseline", "core.pruning.run", "core.quantization.run")
+
+
+@st.cache_resource(show_spinner=False)
+def start_torch_warmup() -> threading.Thread | None:
+    """Once per server: import torch and the pages' ML modules in a daemon thread, so the first
+    switch to another page finds them loaded (a page that gets there first simply waits for the
+    import lock). Called after the first script run has drawn its page."""
+    if os.environ.get(WARMUP_ENV, "1") == "0":
+        return None
+
+    def warm() -> None:
+        import importlib
+
+        for name in WARMUP_MODULES:
+            try:
+                importlib.import_module(name)
+            except ImportError:  # a missing optional module fails later, on the page that needs it
+                pass
+        cap_torch_threads()
+
+    thread = threading.Thread(target=warm, name="torch-warmup", daemon=True)
+    thread.start()
+    return thread
 
 
 class SessionStopFlag:
@@ -71,6 +111,8 @@ def workspace() -> Workspace:
 
 @st.cache_resource(show_spinner="Loading dataset…", max_entries=8)
 def _load_dataset_shared(spec_json: str, workspace_root: str) -> Dataset:
+    from core.datasets import load_dataset
+
     return load_dataset(DatasetSpec(**json.loads(spec_json)), Workspace.open(workspace_root), allow_download=False)
 
 
@@ -81,6 +123,8 @@ def dataset_for(spec: DatasetSpec) -> Dataset:
 
 @st.cache_resource(show_spinner="Loading the cached baseline…", max_entries=16)
 def _load_baseline_shared(config_json: str, workspace_root: str, checkpoint_mtime: float) -> Baseline | None:
+    from core.baseline import load_cached_baseline
+
     config_dict = json.loads(config_json)
     config = BaselineConfig(DatasetSpec(**config_dict.pop("dataset")), **config_dict)
     return load_cached_baseline(config, Workspace.open(workspace_root), dataset_for(config.dataset))
@@ -92,6 +136,9 @@ def baseline_config() -> BaselineConfig:
 
 def cached_baseline(config: BaselineConfig | None = None) -> Baseline | None:
     """The trained baseline for `config` (default: the sidebar's), or None if it is not trained yet."""
+    from core.baseline import checkpoint_folder, recipe_for
+
+    cap_torch_threads()
     config = config or baseline_config()
     dataset = dataset_for(config.dataset)
     meta = checkpoint_folder(config, recipe_for(config, dataset), workspace()) / META_FILE
@@ -99,6 +146,32 @@ def cached_baseline(config: BaselineConfig | None = None) -> Baseline | None:
         return None
     # The meta file's mtime is part of the key, so a retrained checkpoint is never served stale.
     return _load_baseline_shared(json.dumps(asdict(config), sort_keys=True), str(workspace().root), meta.stat().st_mtime)
+
+
+def baseline_card(config: BaselineConfig | None = None) -> BaselineCard | None:
+    """The card of the baseline for `config` (default: the sidebar's), read without torch; None
+    when there is none or it cannot be vouched for from its meta alone (then load the baseline).
+    A folder dataset always goes through loading: its skipped files are said in the sidebar."""
+    config = config or baseline_config()
+    if config.dataset.name.startswith(FOLDER_PREFIX):
+        return None
+    return find_baseline_card(config, workspace())
+
+
+def require_baseline_card() -> BaselineCard:
+    """What the Overview shows: the baseline's card, from its meta when that vouches for it, else
+    from the loaded baseline (an older checkpoint); stops the page like require_baseline."""
+    ensure_navigation_mode()
+    try:
+        card = baseline_card()
+    except UserError as error:
+        report_error(error)
+        st.stop()
+    if card is not None:
+        return card
+    from core.baseline import card_of
+
+    return card_of(require_baseline())
 
 
 def require_baseline() -> Baseline:

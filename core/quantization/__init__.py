@@ -2,23 +2,23 @@
 
     result = quantize(source, StaticInt8Config(calibration_size=512), context)      # core.result.TechniqueResult
     bare = quantize_model(model, dataset, SimulateConfig(bits=4))                    # a QuantizationResult, nothing measured or saved
+
+Names are imported from their submodules on first use, so the torch-free ones (the configs) can
+be read, e.g. by the share link, before torch is imported.
 """
 
-from core.quantization.apply import (
-    GranularityError,
-    LayerReport,
-    QuantizationReport,
-    QuantizationResult,
-    accuracy_by_bits,
-    calibration_inputs,
-    error_by_granularity,
-    quantize_model,
-    weight_error,
-)
-from core.quantization.run import quantize
-from core.quantization.config import MODES, quantization_config, DynamicInt8Config, QATConfig, QuantizationConfig, SimulateConfig, StaticInt8Config
-from core.quantization.fake_quant import QuantizedTensor, QuantSpec, fake_quantize, quantize_tensor
-from core.quantization.size import SizeReport, TensorStorage
+from __future__ import annotations
+
+from core.lazy_exports import lazy_exports
+
+# Each public name, and the submodule that defines it.
+_EXPORTS = {
+    "GranularityError": "core.quantization.apply", "LayerReport": "core.quantization.apply", "QuantizationReport": "core.quantization.apply", "QuantizationResult": "core.quantization.apply", "accuracy_by_bits": "core.quantization.apply", "calibration_inputs": "core.quantization.apply", "error_by_granularity": "core.quantization.apply", "quantize_model": "core.quantization.apply", "weight_error": "core.quantization.apply",
+    "DynamicInt8Config": "core.quantization.config", "MODES": "core.quantization.config", "QATConfig": "core.quantization.config", "QuantizationConfig": "core.quantization.config", "SimulateConfig": "core.quantization.config", "StaticInt8Config": "core.quantization.config", "quantization_config": "core.quantization.config",
+    "QuantSpec": "core.quantization.fake_quant", "QuantizedTensor": "core.quantization.fake_quant", "fake_quantize": "core.quantization.fake_quant", "quantize_tensor": "core.quantization.fake_quant",
+    "quantize": "core.quantization.run",
+    "SizeReport": "core.quantization.size", "TensorStorage": "core.quantization.size",
+}
 
 __all__ = [
     "MODES",
@@ -45,3 +45,6 @@ __all__ = [
     "quantize_tensor",
     "weight_error",
 ]
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

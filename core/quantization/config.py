@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from functools import partial
-from typing import ClassVar, Union
+from typing import TYPE_CHECKING, ClassVar, Union
 
 from core.errors import UserError
 from core.options import check_ranges, given, option, specs
-from core.quantization.fake_quant import MAX_BITS, MIN_BITS, QuantSpec
-from core.quantization.pt2e import OBSERVERS
+
+if TYPE_CHECKING:
+    from core.quantization.fake_quant import QuantSpec
+
+# Defined here, not beside the code that uses them, so the configs (and the share link that names
+# their options) need no torch: core.quantization.fake_quant and .pt2e import them from here.
+MIN_BITS, MAX_BITS = 2, 8
+OBSERVERS = ("histogram", "minmax", "moving_average")
 
 MODES = ("simulate", "dynamic", "static", "qat")
 DEFAULT_CALIBRATION_SIZE = 512
@@ -47,6 +53,8 @@ class SimulateConfig:
 
     @property
     def weight_spec(self) -> QuantSpec:
+        from core.quantization.fake_quant import QuantSpec
+
         return QuantSpec(self.bits, self.per_channel, self.symmetric)
 
     def validate(self) -> None:
@@ -117,6 +125,8 @@ class QATConfig:
 
     @property
     def weight_spec(self) -> QuantSpec:
+        from core.quantization.fake_quant import QuantSpec
+
         return QuantSpec(self.bits, self.per_channel, self.symmetric)
 
     def validate(self) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-MIN_BITS, MAX_BITS = 2, 8
+from core.quantization.config import MAX_BITS, MIN_BITS  # noqa: E402 (the configs own the range)
 # A constant tensor (all zeros, say) still needs a positive scale.
 SCALE_EPS = 1e-12
 
