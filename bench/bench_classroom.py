@@ -541,6 +541,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=60.0, help="a run not finished after this many seconds is an error (default 60)")
     parser.add_argument("--job-wait", type=float, default=600.0, help="at most this long for the queued jobs after the class (default 600)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE", help="an environment variable for the server, e.g. STREAMLIT_RUNNER_POST_SCRIPT_GC=false (repeatable)")
     parser.add_argument("--ray-cluster", action="store_true", help="start a Ray head first (ray start) and give the server RAY_ADDRESS, instead of the local cluster the server starts itself")
     add_output_option(parser, "classroom")
     args = parser.parse_args()
@@ -550,7 +551,7 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="mel-classroom-"))
     get_baseline(BaselineConfig(), Workspace.open(home))  # the cached digits baseline (seed 0) the class starts from
     cluster = PrivateRayCluster(int(os.environ.get("MEL_MAX_JOBS") or max(1, (os.cpu_count() or 2) - 1))) if args.ray_cluster else None
-    server_env = {"MEL_CLASSROOM": "1", **({"RAY_ADDRESS": cluster.address, "RAY_AUTH_MODE": "disabled"} if cluster else {})}
+    server_env = {"MEL_CLASSROOM": "1", **({"RAY_ADDRESS": cluster.address, "RAY_AUTH_MODE": "disabled"} if cluster else {}), **dict(item.split("=", 1) for item in args.server_env)}
     server = start_server(home, server_env)
     url = f"http://127.0.0.1:{server.port}"
     sampler = Sampler(server.process.pid, extra_pids=cluster.pids if cluster else None)
@@ -672,7 +673,7 @@ def main() -> None:
         "code": code_version(),
         "scenario": {"students": args.students, "ramp_seconds": args.ramp, "duration_seconds": args.duration, "think_seconds": [args.think_min, args.think_max],
                      "own_seed_trainers": args.own_seed_trainers, "shared_trainers": args.shared_trainers, "shared_seed": SHARED_SEED,
-                     "observer": args.observer, "timeout_seconds": args.timeout, "seed": args.seed, "MEL_CLASSROOM": "1", "ray_cluster": args.ray_cluster},
+                     "observer": args.observer, "timeout_seconds": args.timeout, "seed": args.seed, "MEL_CLASSROOM": "1", "ray_cluster": args.ray_cluster, "server_env": args.server_env},
         "sessions_reached_pruning": sessions,
         "observer": observer_facts,
         "interactions": interactions,
@@ -683,6 +684,12 @@ def main() -> None:
         "class_seconds": class_seconds,
         "wall_seconds": wall,
         "skipped_moves_waiting_for_training": sum(student.skipped_moves for student in students),
+        # When things were slow, against when the jobs ran (seconds from the class's start).
+        "slow_interactions": [{"at_s": round(row["at"] - log.started, 1), "seconds": round(row["seconds"], 2), "client": row["client"], "who": row.get("who"), "interaction": row["interaction"]}
+                              for row in sorted(log.rows, key=lambda row: row["at"]) if row["seconds"] > TARGETS["slider_p95_s"]],
+        "job_timeline": [{"seed": record.config.get("seed"), "state": record.state, "asked_by": len(record.asked_by),
+                          **{name: None if value is None else round(value - log.started, 1) for name, value in (("submitted_at_s", record.submitted_at), ("started_at_s", record.started_at), ("finished_at_s", record.finished_at))}}
+                         for record in records],
     }
     print("wrote", write_results("classroom", payload, args.output))
 
