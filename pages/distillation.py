@@ -22,6 +22,7 @@ from core.evaluation import EVAL_SUBSET_SIZE
 from core.options import spec
 from core.record import record
 from ui.diff_view import run_diff, show_run_diff
+from ui.jobs_view import classroom_mode, queued_training
 from ui.metrics import delta_or_none
 from ui.opened_run import show_opened_run
 from ui.source import choose_source, source_key
@@ -129,6 +130,9 @@ except UserError as error:
     st.stop()
 if teacher is None:
     st.info(f"No '{teacher_name}' teacher is trained on {dataset.name} yet. It is trained once, then cached for every page and the CLI.")
+    if classroom_mode():  # a classroom server trains it in the job queue, once for every student who asks
+        queued_training(teacher_config(config, dataset_spec), str(workspace().root), "Train teacher", "distill_teacher")
+        st.stop()
     if st.button("Train teacher", key="distill_train_teacher", type="primary"):
         try:
             get_teacher(config, dataset_spec, workspace(), progress_reporter("Training the teacher"), dataset=dataset)

@@ -220,10 +220,10 @@ def run_cli(*args: str, workspace: Workspace) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_cli_diff_prints_the_comparison_as_its_last_json_line(runs):
     workspace, ids = runs["workspace"], runs["ids"]
+    expected = diff_runs(workspace, ids["bits4"]).as_dict()  # first: both sides' predictions are then cached, whatever ran before
     completed = run_cli("diff", "--run", str(ids["bits4"]), workspace=workspace)
     assert completed.returncode == 0, completed.stderr
     payload = json.loads(completed.stdout.strip().splitlines()[-1])
-    expected = diff_runs(workspace, ids["bits4"]).as_dict()
     for key in ("run_a", "run_b", "test_images", "agreement", "both_right", "only_a_right", "only_b_right", "both_wrong", "flipped"):
         assert payload[key] == expected[key], key
     assert payload["run_b"] == ids["baseline"]

@@ -74,3 +74,24 @@ def test_a_failed_job_is_one_line_in_the_sidebar_and_the_button_comes_back(class
     assert queue.status(record.job_id).state == "failed"
     first.run()
     assert not first.exception and "sidebar_train" in [button.key for button in first.button]  # other settings: unaffected
+
+
+def test_the_distillation_teacher_trains_in_the_queue_and_the_page_shows_it_when_done(classroom):
+    from core.baseline import BaselineConfig, get_baseline
+    from core.datasets import DatasetSpec
+
+    get_baseline(BaselineConfig(DatasetSpec("digits", 200), epochs=1), classroom)  # the student's baseline, the page's source
+    at = student()
+    at.switch_page("pages/distillation.py").run()
+    at.number_input(key="distill_teacher_epochs").set_value(1).run()
+    assert not at.exception and "distill_train_teacher" not in [button.key for button in at.button]  # no in-page training here
+    at.button(key="distill_teacher_train").click().run()
+    assert not at.exception
+    records = JobStore(classroom.root / "jobs").all()
+    assert len(records) == 1 and records[0].kind == "baseline" and records[0].config["model"] == "teacher" and records[0].config["epochs"] == 1
+    deadline = time.time() + WAIT_SECONDS
+    while time.time() < deadline and not any(metric.label == "Teacher accuracy" for metric in at.metric):
+        time.sleep(0.5)
+        at.run()
+    assert not at.exception and any(metric.label == "Teacher accuracy" for metric in at.metric)
+    assert JobStore(classroom.root / "jobs").all()[0].state == "done"

@@ -1,5 +1,6 @@
-"""The sidebar's queued training (a classroom server: MEL_CLASSROOM=1): "Train baseline" asks the
-server's one job queue, and the sidebar follows the job (place, progress, ETA) until it is done.
+"""Queued trainings on a classroom server (MEL_CLASSROOM=1): the sidebar's "Train baseline" and the
+Distillation page's "Train teacher" ask the server's one job queue (both are baseline trainings,
+one job kind), and the page follows the job (place, progress, ETA) until it is done.
 
 The job is found by its configuration, so a session that reloads the page, or another student who
 picks the same settings, sees the same job instead of starting another.
@@ -40,32 +41,38 @@ def session_id() -> str:
 
 
 def queued_baseline_training(config, workspace_root: str) -> None:
-    """The "Train baseline" button and, while a job for these settings exists, its status."""
+    """The sidebar's "Train baseline" and, while a job for these settings exists, its status."""
+    with st.sidebar:
+        queued_training(config, workspace_root, "Train baseline", "sidebar")
+
+
+def queued_training(config, workspace_root: str, label: str, key_prefix: str) -> None:
+    """A button that queues the training of the baseline `config` (a core.baseline.BaselineConfig)
+    and, while a job for it exists, its status, where the caller draws it; keys start with `key_prefix`."""
     queue = job_queue(workspace_root)
     job_config = asdict(config)
     job_id = job_id_for(JOB_KIND, job_config)
     status = queue.status(job_id)
     if status is None or status.state not in ACTIVE_STATES:
         if status is not None and status.state != DONE:
-            st.sidebar.warning(f"Last training for these settings: {status.line()}")
-        if st.sidebar.button("Train baseline", key="sidebar_train", type="primary", help="Queued on the server: at most one training per spare core at once; identical settings train once"):
+            st.warning(f"Last training for these settings: {status.line()}")
+        if st.button(label, key=f"{key_prefix}_train", type="primary", help="Queued on the server: at most one training per spare core at once; identical settings train once"):
             queue.submit(JOB_KIND, job_config, session_id())
             st.rerun()
         return
-    with st.sidebar:
-        _follow_job(workspace_root, job_id)
+    _follow_job(workspace_root, job_id, key_prefix)
 
 
 @st.fragment(run_every=REFRESH_SECONDS)
-def _follow_job(workspace_root: str, job_id: str) -> None:
+def _follow_job(workspace_root: str, job_id: str, key_prefix: str) -> None:
     queue = job_queue(workspace_root)
     status = queue.status(job_id)
     if status is None or status.state not in ACTIVE_STATES:
-        st.rerun(scope="app")  # done (the cache now holds the baseline), failed or cancelled: the whole sidebar redraws
+        st.rerun(scope="app")  # done (the cache now holds the model), failed or cancelled: the whole page redraws
     asked = len(status.record.asked_by)
     st.progress(status.fraction, text=status.line())
     st.caption(f"Job {job_id} · asked by {asked} session{'s' if asked != 1 else ''} · at most {queue.max_running} at once")
     # A student can cancel only a job nobody else asked for; the instructor cancels any job with
     # `python -m core jobs --cancel ID` on the server.
-    if status.record.asked_by == [session_id()] and st.button("Cancel this training", key="sidebar_cancel_job"):
+    if status.record.asked_by == [session_id()] and st.button("Cancel this training", key=f"{key_prefix}_cancel_job"):
         queue.cancel(job_id)
