@@ -148,6 +148,7 @@ class Sampler(threading.Thread):
         self.server_cpu: dict[tuple, float] = {}  # (pid, start time) -> CPU seconds, last seen
         self.client_cpu: dict[tuple, float] = {}
         self.seen: dict[int, int] = {}  # pid -> start time, of every process seen in the server's tree
+        self.extra_seen: set[int] = set()  # of those, the --ray-cluster processes (stopped with their cluster)
         self.samples = 0
         self.started = time.time()
         self.ray_cluster_seen_at: float | None = None  # when the server's own Ray cluster (GCS, raylet) first ran
@@ -167,7 +168,9 @@ class Sampler(threading.Thread):
 
     def _sample(self) -> None:
         tree = process_tree(self.server_pid)
-        tree += [pid for pid in self.extra_pids() if pid not in tree]
+        extra = [pid for pid in self.extra_pids() if pid not in tree]
+        self.extra_seen.update(extra)
+        tree += extra
         for pid in tree:
             info = _stat(pid)
             if info:
@@ -222,7 +225,7 @@ def stop_server(server, sampler: Sampler) -> list[int]:
         return info is not None and info[2] == sampler.seen[pid]
 
     server.stop()
-    leftovers = [pid for pid in sampler.seen if pid != server.process.pid and alive(pid)]
+    leftovers = [pid for pid in sampler.seen if pid != server.process.pid and pid not in sampler.extra_seen and alive(pid)]
     deadline = time.time() + 20
     while leftovers and time.time() < deadline:
         time.sleep(0.5)
