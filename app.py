@@ -10,9 +10,9 @@ page is drawn (ui.state.start_torch_warmup).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
+import pandas  # noqa: F401 (before the background warmup: plotly uses pandas once it is in sys.modules, even half-imported by another thread)
 import streamlit as st
 
 from core import history
@@ -25,7 +25,7 @@ from core.progress import Progress
 from core.records import MAX_EPOCHS
 from ui.jobs_view import classroom_mode, queued_baseline_training
 from ui.presentation import apply_presentation_mode
-from ui.state import CONFIG_KEY, PRESENTATION_KEY, TRAINING_STOP_KEY, SessionStopFlag, baseline_card, cached_baseline, dataset_for, ensure_navigation_mode, format_bytes, report_error, start_torch_warmup, workspace
+from ui.state import CONFIG_KEY, PRESENTATION_KEY, TRAINING_STOP_KEY, SessionStopFlag, baseline_card, cached_baseline, dataset_for, ensure_navigation_mode, format_bytes, report_error, start_torch_warmup, torch_ready, workspace
 
 ensure_navigation_mode()
 st.set_page_config(page_title="Model Efficiency Lab", page_icon=":material/speed:", layout="wide")
@@ -45,7 +45,7 @@ def available_devices() -> list[str]:
     """auto and cpu, and the accelerators torch finds. Until torch has loaded (the first seconds of
     a fresh server, see start_torch_warmup) only auto and cpu: asking would import it here."""
     devices = ["auto", "cpu"]
-    if "torch" not in sys.modules:
+    if not torch_ready():
         return devices
     from core.training import resolve_device
 

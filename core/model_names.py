@@ -20,8 +20,10 @@ IMAGENET_WEIGHTS_FILE = "resnet18_imagenet.safetensors"
 def torch_hub_dir() -> Path:
     """torch.hub.get_dir(): asked of torch once it is loaded (torch.hub.set_dir may have moved it),
     else the same rule torch applies ($TORCH_HOME/hub, else $XDG_CACHE_HOME/torch/hub)."""
-    if "torch" in sys.modules:
-        return Path(sys.modules["torch"].hub.get_dir())
+    if "torch" in sys.modules:  # loaded, or loading in another thread: `import` waits for it to finish
+        import torch
+
+        return Path(torch.hub.get_dir())
     torch_home = os.environ.get("TORCH_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME") or "~/.cache", "torch")
     return Path(os.path.expanduser(torch_home)) / "hub"
 

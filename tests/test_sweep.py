@@ -390,3 +390,27 @@ def test_a_distillation_sweep_prepares_the_teacher_in_the_driver(sweep_workspace
         run = history.get_run(sweep_workspace.history_db, outcome.run_id)
         assert run.technique == "distill" and run.params["temperature"] == outcome.point["distill.temperature"] and run.params["teacher_run_id"] == teachers[0].id
     assert any((sweep_workspace.root / "teacher-logits").iterdir())
+
+
+@pytest.mark.slow
+def test_a_local_cluster_started_from_a_thread_that_ends_keeps_serving():
+    """A Streamlit script run (or a sweep's thread) starts Ray and ends; the cluster must outlive it."""
+    import threading
+    import time
+
+    import ray
+
+    engine.shutdown()
+    starter = threading.Thread(target=lambda: engine.connect(None, local_cpus=1))
+    starter.start()
+    starter.join()
+    time.sleep(3)  # Ray's processes, were they tied to the ended thread, are gone by now
+
+    @ray.remote(num_cpus=1)
+    def answer() -> int:
+        return 42
+
+    try:
+        assert ray.get(answer.remote(), timeout=120) == 42
+    finally:
+        engine.shutdown()

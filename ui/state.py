@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
 from dataclasses import asdict
@@ -57,6 +58,15 @@ WARMUP_ENV = "MEL_TORCH_WARMUP"  # "0": no background import (the first-render t
 WARMUP_MODULES = ("torch", "core.baseline", "core.pruning.run", "core.quantization.run")
 
 
+_warmup_done = threading.Event()
+
+
+def torch_ready() -> bool:
+    """Whether torch can be asked without waiting: the warmup finished, or (warmup off) torch was
+    imported already. A page that needs torch imports it anyway; `import` waits for the warmup."""
+    return _warmup_done.is_set() or (os.environ.get(WARMUP_ENV, "1") == "0" and "torch" in sys.modules)
+
+
 @st.cache_resource(show_spinner=False)
 def start_torch_warmup() -> threading.Thread | None:
     """Once per server: import torch and the pages' ML modules in a daemon thread, so the first
@@ -74,6 +84,7 @@ def start_torch_warmup() -> threading.Thread | None:
             except ImportError:  # a missing optional module fails later, on the page that needs it
                 pass
         cap_torch_threads()
+        _warmup_done.set()
 
     thread = threading.Thread(target=warm, name="torch-warmup", daemon=True)
     thread.start()

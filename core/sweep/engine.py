@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ class ClusterInfo:
 
 
 _connected_to: str | None = None  # the address asked for ("local" for our own cluster)
+_owner_stop: threading.Event | None = None  # ends the thread that started the current cluster
 
 
 def resolve_address(address: str | None) -> str | None:
@@ -52,17 +54,17 @@ def connect(address: str | None = None, local_cpus: int | None = None) -> Cluste
     target = resolve_address(address) or "local"
     started = time.perf_counter()
     if ray.is_initialized() and _connected_to != target:
-        ray.shutdown()
+        shutdown()
     if not ray.is_initialized():
         options = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING, configure_logging=True)
         try:
             if target == "local":
-                ray.init(address="local", num_cpus=local_cpus or os.cpu_count() or 1, object_store_memory=LOCAL_OBJECT_STORE_BYTES, **options)
+                _init_in_lasting_thread(address="local", num_cpus=local_cpus or os.cpu_count() or 1, object_store_memory=LOCAL_OBJECT_STORE_BYTES, **options)
             else:
                 _check_reachable(target)
                 _use_cluster_token()
                 # The cluster's workers may be other machines: ship this package to them.
-                ray.init(address=target, runtime_env={"py_modules": [str(Path(__file__).resolve().parents[1])]}, **options)
+                _init_in_lasting_thread(address=target, runtime_env={"py_modules": [str(Path(__file__).resolve().parents[1])]}, **options)
         except (ConnectionError, RuntimeError, ValueError) as error:
             if ray.is_initialized():
                 ray.shutdown()
@@ -75,12 +77,41 @@ def connect(address: str | None = None, local_cpus: int | None = None) -> Cluste
     return ClusterInfo(ray.get_runtime_context().gcs_address, target == "local", int(resources.get("CPU", 0)), int(resources.get("GPU", 0)), startup)
 
 
+def _init_in_lasting_thread(**options) -> None:
+    """ray.init from a thread that lives until shutdown(). The local cluster's processes get a
+    parent-death signal tied to the *thread* that started them (Linux PR_SET_PDEATHSIG), so a
+    cluster started inside a Streamlit script run, or a sweep's worker thread, died when that
+    thread ended, and the server with it a minute later (measured: bench/bench_classroom.py)."""
+    global _owner_stop
+    import ray
+
+    ready, stop, failure = threading.Event(), threading.Event(), []
+
+    def own_the_cluster() -> None:
+        try:
+            ray.init(**options)
+        except BaseException as error:  # handed to the caller below
+            failure.append(error)
+        ready.set()
+        if not failure:
+            stop.wait()
+
+    threading.Thread(target=own_the_cluster, name="ray-cluster-owner", daemon=True).start()
+    ready.wait()
+    if failure:
+        raise failure[0]
+    _owner_stop = stop
+
+
 def shutdown() -> None:
-    global _connected_to
+    global _connected_to, _owner_stop
     import ray
 
     if ray.is_initialized():
         ray.shutdown()
+    if _owner_stop is not None:
+        _owner_stop.set()
+        _owner_stop = None
     _connected_to = None
 
 
