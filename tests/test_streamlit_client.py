@@ -4,6 +4,7 @@ over Streamlit's WebSocket protocol (page switch, slider, button), as the classr
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import subprocess
 import sys
 import textwrap
@@ -89,4 +90,7 @@ def test_client_switches_page_moves_slider_and_presses_button(tiny_server):
         assert boom.exceptions and "boom" in boom.exceptions[0]
         await client.close()
 
-    asyncio.run(scenario())
+    # Its own thread and event loop: in the full run, Playwright's sync API (the browser tests'
+    # session fixture) keeps an event loop running on the main thread, where asyncio.run() refuses.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, scenario()).result()
