@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from core import history
-from core.baseline_card import BaselineCard
+from core.baseline_card import BaselineCard, recorded_figures
 from core.baseline_config import BaselineConfig, checkpoint_folder, recipe_with_epochs
 from core.datasets import Dataset, DatasetSpec, load_dataset  # noqa: F401 (DatasetSpec re-exported)
 from core.errors import UserError
@@ -80,9 +80,7 @@ def load_cached_baseline(config: BaselineConfig, workspace: Workspace, dataset: 
         dataset=dataset,
         model=model,
         recipe=recipe,
-        metrics=ModelMetrics.from_dict(meta["metrics"]),
-        evaluation=Evaluation(**meta["evaluation"]),
-        history=[EpochRecord(**record) for record in meta["history"]],
+        **recorded_figures(meta),
         train_seconds=meta["train_seconds"],
         checkpoint=folder,
         from_cache=True,

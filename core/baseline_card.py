@@ -51,9 +51,7 @@ def find_baseline_card(config: BaselineConfig, workspace: Workspace) -> Baseline
         return BaselineCard(
             config=config,
             recipe=recipe,
-            metrics=ModelMetrics.from_dict(meta["metrics"]),
-            evaluation=Evaluation(**meta["evaluation"]),
-            history=[EpochRecord(**record) for record in meta["history"]],
+            **recorded_figures(meta),
             train_seconds=meta["train_seconds"],
             dataset_summary=summary,
             class_names=list(meta["class_names"]),
@@ -62,6 +60,12 @@ def find_baseline_card(config: BaselineConfig, workspace: Workspace) -> Baseline
             run_id=meta.get("run_id"),
         )
     return None
+
+
+def recorded_figures(meta: dict) -> dict:
+    """A checkpoint meta's metrics, evaluation and epoch history as records (core.baseline reads them so too)."""
+    return {"metrics": ModelMetrics.from_dict(meta["metrics"]), "evaluation": Evaluation(**meta["evaluation"]),
+            "history": [EpochRecord(**record) for record in meta["history"]]}
 
 
 def _describes(meta: dict, config: BaselineConfig) -> bool:
