@@ -12,6 +12,7 @@ import json
 from dataclasses import replace
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from core.charts.pruning import accuracy_vs_sparsity_figure, sensitivity_figure, size_speed_figure, sparsity_bars_figure, weight_heatmaps_figure, weight_histogram_figure
@@ -57,6 +58,14 @@ def cached_preview(key: str, config_json: str, _source: ModelSource, _config: Pr
 @st.cache_resource(max_entries=16, show_spinner="Running both models layer by layer…")
 def cached_preview_layer_errors(key: str, config_json: str, _source: ModelSource, _pruned: PrunedModels) -> LayerErrorReport:
     return layer_errors_against_source(_source, pruned_preview_package(_source, _pruned), "this setting")
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def cached_weight_figures(key: str, config_json: str, layers: tuple[str, ...], _source: ModelSource, _pruned: PrunedModels) -> tuple[go.Figure | None, go.Figure]:
+    """The Weights tab's heatmaps (None when no layer is chosen) and histogram for a setting: made
+    once, then shared by every session that shows that setting (a class moves the same slider)."""
+    heatmaps = weight_heatmaps_figure([weight_view(_pruned.masked, layer) for layer in layers], max_columns=HEATMAP_COLUMNS) if layers else None
+    return heatmaps, weight_histogram_figure(all_weights(_source.model), all_weights(_pruned.masked))
 
 
 def config_json(config: PruneConfig) -> str:
@@ -114,13 +123,14 @@ def show_metrics(source: ModelSource, snapshot: PruneSnapshot, eval_accuracy_bef
     columns[6].metric("gzip of the file", format_bytes(snapshot.size_bytes_gzip))
 
 
-def weights_tab(source: ModelSource, pruned: PrunedModels) -> None:
+def weights_tab(source: ModelSource, pruned: PrunedModels, config: PruneConfig) -> None:
     all_layers = unstructured_layers(pruned.masked)
     drawn = st.multiselect("Layers to draw", all_layers, default=all_layers[:6], key="prune_heatmap_layers")
     st.caption("Colour is |weight|; pruned weights are empty (white). A removed filter is an empty row; the next layer loses the matching input columns.")
-    if drawn:
-        show_figure(weight_heatmaps_figure([weight_view(pruned.masked, layer) for layer in drawn], max_columns=HEATMAP_COLUMNS), key="prune_heatmaps")
-    show_figure(weight_histogram_figure(all_weights(source.model), all_weights(pruned.masked)), key="prune_histogram")
+    heatmaps, histogram = cached_weight_figures(source_key(source), config_json(config), tuple(drawn), source, pruned)
+    if heatmaps is not None:
+        show_figure(heatmaps, key="prune_heatmaps")
+    show_figure(histogram, key="prune_histogram")
 
 
 def size_speed_tab(source: ModelSource, pruned: PrunedModels, snapshot: PruneSnapshot, config: PruneConfig) -> None:
@@ -282,7 +292,7 @@ if snapshot is not None:
     weights, per_layer, size_speed, architecture, accuracy, sensitivity, what_changed = st.tabs(TABS, key="prune_tab", on_change="rerun")
     if weights.open:
         with weights:
-            weights_tab(source, pruned)
+            weights_tab(source, pruned, config)
     if per_layer.open:
         with per_layer:
             show_figure(sparsity_bars_figure(snapshot.sparsity_per_layer, snapshot.sparsity), key="prune_sparsity_bars")

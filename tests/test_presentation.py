@@ -45,7 +45,8 @@ def test_presentation_charts_set_their_own_tick_and_legend_fonts():
     figure.add_trace(go.Scatter(x=[0, 1], y=[0, 1]), row=1, col=1)
     figure.add_trace(go.Scatter(x=[0, 1], y=[1, 0]), row=1, col=2)
     assert figure.layout.xaxis.tickfont.size is None  # normal mode: left to the theme
-    scale_for_presentation(figure, True)
-    for axis in (figure.layout.xaxis, figure.layout.xaxis2, figure.layout.yaxis, figure.layout.yaxis2):
+    scaled = scale_for_presentation(figure, True)
+    for axis in (scaled.layout.xaxis, scaled.layout.xaxis2, scaled.layout.yaxis, scaled.layout.yaxis2):
         assert axis.tickfont.size >= 18 and axis.title.font.size >= 18
-    assert figure.layout.legend.font.size >= 18
+    assert scaled.layout.legend.font.size >= 18
+    assert figure.layout.xaxis.tickfont.size is None  # a copy: a figure cached for every session stays as it was

@@ -296,7 +296,7 @@ def link_for(page: str | None) -> str:
     return f"{url}?{query}" if query else url
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=1024)  # about 1 KB each; a class's slider positions times its pages
 def qr_png(text: str) -> bytes:
     """A QR code of `text` as PNG bytes, drawn locally by segno."""
     import segno

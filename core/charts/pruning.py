@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.charts.style import PALETTE, styled
+from core.charts.style import PALETTE, grid_axes, style_layout, styled, styled_figure
 from core.pruning.explore import SensitivityScan
 from core.pruning.stats import WeightView
 
@@ -19,35 +19,41 @@ def weight_heatmaps_figure(views: list[WeightView], max_rows: int = 128, max_col
     """One heatmap per layer of |weight| / the layer's largest |weight|, as (output channel) x
     (input channel x kernel position). Pruned entries are empty cells, so a removed filter is an
     empty row and the next layer's matching input columns are empty too. Wide layers show 1 in k
-    columns (said in their titles)."""
+    columns (said in their titles).
+
+    The figure is made in one step from a layout dict (no make_subplots, no update calls): the
+    Pruning page redraws it on every slider move."""
     columns = max(1, min(columns, len(views)))
     rows = max(1, math.ceil(len(views) / columns))
-    figure = make_subplots(rows=rows, cols=columns, subplot_titles=[_heatmap_title(view, max_rows, max_columns) for view in views] or [""], horizontal_spacing=0.08, vertical_spacing=0.22 / rows)
+    layout = style_layout("Weights: empty cells are pruned", height=max(380, 300 * rows))
+    layout.update(grid_axes(rows, columns, [_heatmap_title(view, max_rows, max_columns) for view in views], horizontal_spacing=0.08, vertical_spacing=0.22 / rows))
+    for name, axis in list(layout.items()):
+        if name.startswith(("xaxis", "yaxis")):
+            axis.update(showgrid=False, zeroline=False)
+            if name.startswith("yaxis"):
+                axis["autorange"] = "reversed"  # output channel 0 at the top, as a matrix is read
+    layout.update(plot_bgcolor=EMPTY_COLOUR, coloraxis={"colorscale": "Viridis", "cmin": 0.0, "cmax": 1.0, "colorbar": {"title": {"text": "|w| / max"}}})
+    traces = []
     for index, view in enumerate(views):
         row_step, column_step = _steps(view, max_rows, max_columns)
-        magnitude = np.abs(view.values[::row_step, ::column_step]).astype(np.float64)
+        # float32 halves what the page sends (Plotly ships numpy arrays as typed binary).
+        magnitude = np.abs(view.values[::row_step, ::column_step]).astype(np.float32)
         largest = float(np.abs(view.values).max()) or 1.0
-        magnitude = magnitude / largest
+        magnitude /= largest
         magnitude[view.pruned[::row_step, ::column_step]] = np.nan
-        figure.add_trace(
-            go.Heatmap(
-                z=magnitude,
-                x=np.arange(0, view.values.shape[1], column_step),
-                y=np.arange(0, view.values.shape[0], row_step),
-                coloraxis="coloraxis",
-                hoverongaps=False,
-                name=view.layer,
-                hovertemplate=f"{view.layer}<br>out %{{y}}, column %{{x}}<br>|w| = %{{z:.3f}} of the layer's largest<extra></extra>",
-            ),
-            row=index // columns + 1,
-            col=index % columns + 1,
-        )
-        figure.update_yaxes(autorange="reversed", row=index // columns + 1, col=index % columns + 1)
-    styled(figure, "Weights: empty cells are pruned", height=max(380, 300 * rows))
-    figure.update_layout(plot_bgcolor=EMPTY_COLOUR, coloraxis={"colorscale": "Viridis", "cmin": 0.0, "cmax": 1.0, "colorbar": {"title": "|w| / max"}})
-    figure.update_xaxes(showgrid=False, zeroline=False)
-    figure.update_yaxes(showgrid=False, zeroline=False)
-    return figure
+        suffix = "" if index == 0 else str(index + 1)
+        traces.append(go.Heatmap(
+            z=magnitude,
+            x=np.arange(0, view.values.shape[1], column_step),
+            y=np.arange(0, view.values.shape[0], row_step),
+            coloraxis="coloraxis",
+            hoverongaps=False,
+            name=view.layer,
+            xaxis=f"x{suffix}",
+            yaxis=f"y{suffix}",
+            hovertemplate=f"{view.layer}<br>out %{{y}}, column %{{x}}<br>|w| = %{{z:.3f}} of the layer's largest<extra></extra>",
+        ))
+    return go.Figure(data=traces, layout=layout)
 
 
 def _steps(view: WeightView, max_rows: int, max_columns: int) -> tuple[int, int]:
@@ -84,11 +90,11 @@ def weight_histogram_figure(before: np.ndarray, after: np.ndarray, bins: int = 8
     kept = after[after != 0]
     before_counts, _ = np.histogram(before, edges)
     after_counts, _ = np.histogram(np.clip(kept, low, high), edges)
-    figure = go.Figure()
-    figure.add_trace(go.Bar(x=centres, y=before_counts, width=width, name=f"before ({before.size:,} weights)", marker_color=PALETTE[5], opacity=0.55))
-    figure.add_trace(go.Bar(x=centres, y=after_counts, width=width, name=f"after: {kept.size:,} nonzero ({after.size - kept.size:,} zeros not drawn)", marker_color=PALETTE[0], opacity=0.8))
-    figure.update_layout(barmode="overlay", bargap=0)
-    return styled(figure, "Weight values before and after", x_title="weight value", y_title="weights", height=360)
+    traces = [
+        go.Bar(x=centres, y=before_counts, width=width, name=f"before ({before.size:,} weights)", marker_color=PALETTE[5], opacity=0.55),
+        go.Bar(x=centres, y=after_counts, width=width, name=f"after: {kept.size:,} nonzero ({after.size - kept.size:,} zeros not drawn)", marker_color=PALETTE[0], opacity=0.8),
+    ]
+    return styled_figure(traces, "Weight values before and after", x_title="weight value", y_title="weights", height=360, barmode="overlay", bargap=0)
 
 
 def accuracy_vs_sparsity_figure(oneshot: list[tuple[float, float]], finetuned: list[tuple[float, float]], baseline_accuracy: float, current: tuple[float, float] | None = None) -> go.Figure:
