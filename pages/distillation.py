@@ -3,7 +3,8 @@ labels) under the same budget, and the difference measured over seeds.
 
 The page starts from a model source (the sidebar's baseline, or a floating-point run of the
 history): the distilled student replaces it, so the recorded run is the source run's child. Every
-setting's range and default comes from DistillConfig's options (the presets where they say None)."""
+setting's range and default comes from DistillConfig's options (the presets where they say None).
+On a classroom server the teacher's training and the race go through the job queue."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import time
 
 import streamlit as st
 
+from core import history
 from core.charts.distillation import agreement_figure, gain_per_seed_figure, race_curves_figure, size_accuracy_figure, soft_labels_figure
 from core.charts.style import scale_for_presentation
 from core.context import RunContext
@@ -19,10 +21,11 @@ from core.distillation import DISTILLED, HARD, DistillConfig, available_teachers
 from core.distillation.config import DEFAULT_PRESET, DISTILL_PRESETS, MAX_SEEDS, labelled_images
 from core.errors import UserError
 from core.evaluation import EVAL_SUBSET_SIZE
+from core.jobs.kinds import distill_report_from_dict
 from core.options import spec
 from core.record import record
 from ui.diff_view import run_diff, show_run_diff
-from ui.jobs_view import classroom_mode, queued_training
+from ui.jobs_view import classroom_mode, queued_job, queued_training, source_config
 from ui.metrics import delta_or_none
 from ui.opened_run import show_opened_run
 from ui.source import choose_source, source_key
@@ -159,7 +162,8 @@ st.caption(
     f"Both students: {labelled_images(config, dataset):,} labelled training images, {recipe.epochs} epochs, batch {recipe.batch_size}, {recipe.optimizer} at peak learning rate {recipe.learning_rate:g}, "
     f"augmentation '{recipe.augment}', seeds {', '.join(map(str, config.seeds))}."
 )
-if st.button("Run the race", key="distill_run", type="primary"):
+def race_in_page() -> None:
+    """The race inside this script run, its curves drawn epoch by epoch (outside a classroom)."""
     live_chart = st.empty()
     curves = {HARD: {}, DISTILLED: {}}
     redraws = [0]
@@ -180,6 +184,27 @@ if st.button("Run the race", key="distill_run", type="primary"):
     st.session_state[REPORT_KEY] = (source_key(source), result.report, run_id)  # the run id: what "What changed" compares
     live_chart.empty()
     st.success(f"Race finished in {time.perf_counter() - started:.0f} s. Saved as run {run_id}: the first seed's distilled student, which replaces run #{source.run_id}.")
+
+
+def queued_race() -> None:
+    """A classroom server races in the job queue, once for every student with these settings;
+    when the job is done its recorded run is shown as after an in-page race."""
+    job_config = {"source": source_config(source), "distill": config.as_dict(), "seed": source.seed}
+    result = queued_job("distill", job_config, str(workspace().root), "Run the race", "distill", button_key="distill_run", work="race")
+    stored = st.session_state.get(REPORT_KEY)
+    if result is None or (stored is not None and stored[2] == result["run_id"]):
+        return
+    if history.get_run(workspace().history_db, result["run_id"]) is None:
+        st.warning(f"The race for these settings was saved as run #{result['run_id']}, which is no longer in the history; press **Run the race** to race again.")
+        return
+    st.session_state[REPORT_KEY] = (source_key(source), distill_report_from_dict(result["report"]), result["run_id"])
+    st.success(f"Race finished on the server. Saved as run {result['run_id']}: the first seed's distilled student, which replaces run #{source.run_id}.")
+
+
+if classroom_mode():
+    queued_race()
+elif st.button("Run the race", key="distill_run", type="primary"):
+    race_in_page()
 
 stored = st.session_state.get(REPORT_KEY)
 if stored is None or stored[0] != source_key(source):

@@ -4,7 +4,8 @@ The page starts from a model source (the sidebar's baseline, or any floating-poi
 history). Simulate re-renders on every control change from a cache (the quick evaluator's test
 subset, no training, no latency). Dynamic, static and QAT runs are buttons: core.quantization's
 `quantize` measures them on the full test set and times them under the one latency protocol
-(compiled, for int8 kernels); the page records each with core.record.
+(compiled, for int8 kernels); the page records each with core.record. On a classroom server the
+QAT run (the one that trains) goes through the job queue instead, and its recorded run is read back.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from core.latency import COMPILED, LatencyFigures, measure_latencies
 from core.options import spec
 from core.quantization import DynamicInt8Config, QATConfig, QuantizationResult, SimulateConfig, StaticInt8Config, accuracy_by_bits, error_by_granularity, quantize, quantize_model
 from core.quantization.config import QuantizationConfig
+from core.quantization.recorded import is_rebuilt, recorded_quantization
 from core.record import record
 from core.result import TechniqueResult
 from core.source import ModelSource
@@ -36,6 +38,7 @@ from ui.opened_run import show_opened_run
 from ui.source import choose_source, quick_accuracy, quick_evaluator, source_key
 from ui import share
 from ui.diff_view import run_diff, show_layer_errors, show_run_diff
+from ui.jobs_view import classroom_mode, queued_job, source_config
 from ui.state import format_bytes, progress_reporter, report_error, show_figure, workspace
 
 MODE_LABELS = {"simulate": "Simulate (2–8 bits)", "dynamic": "Dynamic int8", "static": "Static int8", "qat": "Quantization-aware training"}
@@ -127,7 +130,10 @@ def levels_tab(result: QuantizationResult) -> None:
     if layer not in result.quantized_weights:
         layer = layers[0]
     weight = result.quantized_weights[layer]
-    reference, dequantized, title = result.reference_weights[layer], weight.dequantize(), layer
+    dequantized = weight.dequantize()
+    reference, title = result.reference_weights.get(layer, dequantized), layer
+    if layer not in result.reference_weights:
+        st.caption("This run was made in the server's job queue, and the fp32 weights it quantized are not saved with it: the bars show the quantized values themselves.")
     if weight.spec.per_channel:
         channels = ["all"] + list(range(weight.codes.shape[0]))
         channel = st.selectbox("Output channel", channels, key="quant_hist_channel", format_func=lambda c: "all channels" if c == "all" else f"channel {c}", help="Each channel has its own scale: one channel shows its 2^bits grid")
@@ -179,7 +185,7 @@ def size_latency_tab(source: ModelSource, shown: QuantizationResult | None, run:
     latencies: dict[str, tuple[LatencyFigures, LatencyFigures]] = session_dict("quant_latency", source_key(source))
     if run is not None and not run.report.report.simulated:
         latencies.setdefault(mode, headline_latency(run))
-        if st.button("Measure the latency again (compiled fp32 vs compiled int8)", key="quant_latency_button", help="The run was timed when it was made; time both again, e.g. once the machine is quieter"):
+        if not is_rebuilt(run) and st.button("Measure the latency again (compiled fp32 vs compiled int8)", key="quant_latency_button", help="The run was timed when it was made; time both again, e.g. once the machine is quieter"):
             with st.spinner("Compiling with torch.compile (inductor, freezing on); tens of seconds the first time…"):
                 figures, _ = measure_latencies({"fp32": copy.deepcopy(source.model).cpu().eval(), "quantized": run.model}, source.example_input().cpu(), compiled=True)
             latencies[mode] = (figures["fp32"], figures["quantized"])
@@ -307,11 +313,36 @@ def run_quantization(source: ModelSource, config: QuantizationConfig) -> Techniq
 
 
 def run_button(source: ModelSource, config: QuantizationConfig, label: str) -> None:
+    if classroom_mode() and isinstance(config, QATConfig):
+        queued_qat_button(source, config, label)
+        return
     if not st.button(label, key="quant_run", type="primary"):
         return
     result = run_quantization(source, config)
-    if result is None:
+    if result is not None:
+        remember_run(source, config, result)
+
+
+def queued_qat_button(source: ModelSource, config: QATConfig, label: str) -> None:
+    """A classroom server fine-tunes in the job queue, once for every student with these settings;
+    when the job is done its recorded run is read back from the history and shown as after an in-page run."""
+    job_config = {"source": source_config(source), "quantization": config.as_dict(), "seed": source.seed}
+    result = queued_job("quantize", job_config, str(workspace().root), label, "quant", button_key="quant_run", work="fine-tuning")
+    shown = session_dict("quant_runs", source_key(source)).get(config.mode)
+    if result is None or (shown is not None and shown.run_id == result["run_id"]):
         return
+    try:
+        run = recorded_quantization(workspace(), source, result["run_id"])
+    except UserError as error:
+        report_error(error)
+        return
+    st.success(f"Saved as run {run.run_id}: {run.artifact.path}")
+    session_dict("quant_recorded", source_key(source))[config.mode] = run  # what the "What changed" tab compares
+    remember_run(source, config, run)
+
+
+def remember_run(source: ModelSource, config: QuantizationConfig, result: TechniqueResult) -> None:
+    """What the page shows of a finished run: its figures and tabs, and for QAT its point on the accuracy chart."""
     session_dict("quant_runs", source_key(source))[config.mode] = result
     session_dict("quant_latency", source_key(source)).pop(config.mode, None)
     if isinstance(config, QATConfig):

@@ -1,21 +1,125 @@
-"""What each kind of job does, as a function of its JSON configuration. Runs in a Ray worker."""
+"""What each kind of job does, as a function of its JSON configuration. Runs in a Ray worker.
+
+A technique job's configuration names everything the work depends on, so identical requests are
+one job and the worker needs nothing from the page:
+
+    {"source": {"baseline": asdict(BaselineConfig)} or {"run_id": N, "device": "auto"},
+     "quantization": QATConfig(...).as_dict(),   # kind "quantize" (any mode; the page queues QAT)
+     "distill": DistillConfig(...).as_dict(),     # kind "distill"
+     "seed": source.seed}
+
+Each runs the same core function as the page and the CLI and records the run with core.record.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+
+from core.context import RunContext
 from core.progress import ProgressCallback, StopFlag
 from core.workspace import Workspace
 
 
-def train_baseline_job(config: dict, workspace: Workspace, progress: ProgressCallback, stop: StopFlag) -> dict:
-    """The sidebar's "Train baseline": the cached baseline for this configuration, trained if missing."""
-    from core.baseline import BaselineConfig, get_baseline
+def _baseline_config(fields: dict):
+    from core.baseline import BaselineConfig
     from core.datasets import DatasetSpec
 
-    fields = dict(config)
+    fields = dict(fields)
     baseline_config = BaselineConfig(DatasetSpec(**fields.pop("dataset")), **fields)
     baseline_config.validate()
-    baseline = get_baseline(baseline_config, workspace, progress, stop=stop)
+    return baseline_config
+
+
+def train_baseline_job(config: dict, workspace: Workspace, progress: ProgressCallback, stop: StopFlag) -> dict:
+    """The sidebar's "Train baseline": the cached baseline for this configuration, trained if missing."""
+    from core.baseline import get_baseline
+
+    baseline = get_baseline(_baseline_config(config), workspace, progress, stop=stop)
     return {"run_id": baseline.run_id, "accuracy": baseline.metrics.accuracy, "checkpoint": str(baseline.checkpoint), "from_cache": baseline.from_cache}
 
 
-JOB_KINDS = {"baseline": train_baseline_job}
+def job_source(source: dict, seed: int, workspace: Workspace, progress: ProgressCallback, stop: StopFlag):
+    """The ModelSource a page started from: the sidebar's baseline (by its configuration, as the
+    page's from_baseline) or a run of the history (as the page's from_run); `seed` is the page's."""
+    from core.baseline import get_baseline
+    from core.source import ModelSource
+
+    if "baseline" in source:
+        model_source = ModelSource.from_baseline(get_baseline(_baseline_config(source["baseline"]), workspace, progress, stop=stop))
+    else:
+        model_source = ModelSource.from_run(workspace, int(source["run_id"]), device=source.get("device", "auto"))
+    return dataclasses.replace(model_source, seed=int(seed))
+
+
+def quantization_config_from_dict(fields: dict):
+    """A QuantizationConfig back from its as_dict() (the mode says which class)."""
+    from core.quantization.config import CONFIG_CLASSES
+
+    fields = dict(fields)
+    technique = CONFIG_CLASSES[fields.pop("mode")](**fields)
+    technique.validate()
+    return technique
+
+
+def quantize_job(config: dict, workspace: Workspace, progress: ProgressCallback, stop: StopFlag) -> dict:
+    """`python -m core quantize`, recorded: on a classroom server the Quantization page's QAT run."""
+    from core.quantization import quantize
+    from core.record import record
+
+    source = job_source(config["source"], config["seed"], workspace, progress, stop)
+    result = quantize(source, quantization_config_from_dict(config["quantization"]), RunContext(workspace, progress, stop))
+    run_id = record(result, workspace)
+    return {"run_id": run_id, "accuracy": result.headline.accuracy_after}
+
+
+def distill_config_from_dict(fields: dict):
+    from core.distillation import DistillConfig
+
+    technique = DistillConfig(**{**fields, "seeds": tuple(fields["seeds"])})
+    technique.validate()
+    return technique
+
+
+def distill_job(config: dict, workspace: Workspace, progress: ProgressCallback, stop: StopFlag) -> dict:
+    """The Distillation page's race (`python -m core distill`), recorded. The report's numbers ride
+    along (a few kilobytes: per-seed curves, accuracies, agreement), because the history keeps only
+    the first seed's curve and the page draws every seed's."""
+    from core.distillation import check_teacher_not_smaller, distill
+    from core.record import record
+
+    source = job_source(config["source"], config["seed"], workspace, progress, stop)
+    technique = distill_config_from_dict(config["distill"])
+    check_teacher_not_smaller(technique, source.dataset)
+    result = distill(source, technique, RunContext(workspace, progress, stop))
+    run_id = record(result, workspace)
+    return {"run_id": run_id, "accuracy": result.headline.accuracy_after, "report": distill_report_to_dict(result.report)}
+
+
+def distill_report_to_dict(report) -> dict:
+    """A DistillReport as JSON, without its model (which the run's artifact holds)."""
+    fields = {field.name: getattr(report, field.name) for field in dataclasses.fields(report) if field.name != "model"}
+    return {**{name: dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value for name, value in fields.items()},
+            "config": report.config.as_dict(), "hard_runs": [dataclasses.asdict(run) for run in report.hard_runs],
+            "distilled_runs": [dataclasses.asdict(run) for run in report.distilled_runs]}
+
+
+def distill_report_from_dict(fields: dict):
+    """distill_report_to_dict's inverse (model None): what the page shows after a queued race."""
+    from core.distillation.report import DistillReport, StudentRun
+    from core.records import EpochRecord, ModelMetrics, TrainRecipe
+
+    def student_run(run: dict) -> StudentRun:
+        return StudentRun(**{**run, "history": [EpochRecord(**epoch) for epoch in run["history"]]})
+
+    return DistillReport(**{
+        **fields,
+        "config": distill_config_from_dict(fields["config"]),
+        "recipe": TrainRecipe(**fields["recipe"]),
+        "teacher_metrics": ModelMetrics(**fields["teacher_metrics"]),
+        "student_metrics": ModelMetrics(**fields["student_metrics"]),
+        "hard_runs": [student_run(run) for run in fields["hard_runs"]],
+        "distilled_runs": [student_run(run) for run in fields["distilled_runs"]],
+    })
+
+
+JOB_KINDS = {"baseline": train_baseline_job, "quantize": quantize_job, "distill": distill_job}

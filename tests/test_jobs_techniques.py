@@ -1,0 +1,145 @@
+"""The queue's technique jobs (core/jobs/kinds.py): the Quantization page's QAT run and the
+Distillation page's race. Each kind run directly records the run the page and the CLI would; on
+a classroom server (MEL_CLASSROOM=1, real Ray) two sessions asking the same run share one job,
+and both pages show its result."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import history
+from core.baseline import BaselineConfig, get_baseline
+from core.datasets import DatasetSpec
+from core.distillation import DistillConfig, teacher_config
+from core.jobs.kinds import JOB_KINDS, distill_report_from_dict
+from core.jobs.store import JobStore
+from core.jobs.worker import CancelFileFlag
+from core.progress import no_progress
+from core.quantization import QATConfig
+from core.sweep import engine
+from tests.conftest import REPO_ROOT
+from ui.jobs_view import CLASSROOM_ENV, job_queue
+
+pytestmark = pytest.mark.slow
+WAIT_SECONDS = 300  # generous: CI may share its cores; nothing here measures speed
+TINY_BASELINE = BaselineConfig(DatasetSpec("digits", train_size=200), epochs=1)  # the sidebar's settings in student()
+TINY_RACE = DistillConfig(epochs=1, teacher_epochs=1)
+
+
+def never_stopped(workspace) -> CancelFileFlag:
+    return CancelFileFlag(workspace.root / "no-such-cancel-file")
+
+
+def runs_of(workspace, technique: str):
+    return [run for run in history.list_runs(workspace.history_db) if run.technique == technique]
+
+
+def test_the_quantize_kind_fine_tunes_records_a_qat_run_and_returns_its_id(workspace):
+    baseline = get_baseline(TINY_BASELINE, workspace)
+    config = {"source": {"baseline": asdict(TINY_BASELINE)}, "quantization": QATConfig(bits=4, epochs=1).as_dict(), "seed": 0}
+    result = JOB_KINDS["quantize"](config, workspace, no_progress, never_stopped(workspace))
+    [run] = runs_of(workspace, "quantize")
+    assert result["run_id"] == run.id and run.parent_id == baseline.run_id
+    assert run.params["mode"] == "qat" and run.params["bits"] == 4 and run.params["epochs"] == 1
+    assert run.metrics["accuracy"] == pytest.approx(result["accuracy"])
+
+
+def test_the_distill_kind_races_from_a_run_records_the_student_and_returns_its_report(workspace):
+    baseline = get_baseline(TINY_BASELINE, workspace)
+    config = {"source": {"run_id": baseline.run_id, "device": "auto"}, "distill": TINY_RACE.as_dict(), "seed": 0}
+    result = JOB_KINDS["distill"](config, workspace, no_progress, never_stopped(workspace))
+    [run] = runs_of(workspace, "distill")
+    assert result["run_id"] == run.id and run.parent_id == baseline.run_id
+    report = distill_report_from_dict(result["report"])  # what the page shows after a queued race
+    assert report.config == TINY_RACE and report.gain == pytest.approx(run.metrics["details"]["gain"])
+    assert len(report.distilled_runs[0].history) == 1 and report.model is None
+
+
+# --------------------------------------------------------------------- a classroom server
+
+
+@pytest.fixture()
+def classroom(workspace, monkeypatch):
+    monkeypatch.setenv(CLASSROOM_ENV, "1")
+    engine.shutdown()
+    job_queue.clear()
+    get_baseline(TINY_BASELINE, workspace)  # the sidebar's baseline, the pages' source
+    yield workspace
+    job_queue.clear()
+    engine.shutdown()
+
+
+def student(page: str) -> AppTest:
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=180)
+    at.run()
+    at.number_input(key="sidebar_train_size").set_value(TINY_BASELINE.dataset.train_size)
+    at.number_input(key="sidebar_epochs").set_value(TINY_BASELINE.epochs).run()
+    at.switch_page(page).run()
+    assert not at.exception
+    return at
+
+
+def wait_until(sessions: list[AppTest], shown) -> None:
+    deadline = time.time() + WAIT_SECONDS
+    while time.time() < deadline and not all(shown(at) for at in sessions):
+        time.sleep(0.5)
+        for at in sessions:
+            at.run()
+    for at in sessions:
+        assert not at.exception and shown(at)
+
+
+def press_together(sessions: list[AppTest], key: str) -> None:
+    """Each session presses the button it sees: the first queues the job, the others join it."""
+    for at in sessions:
+        at.button(key=key).click().run()
+        assert not at.exception
+
+
+def qat_session() -> AppTest:
+    at = student("pages/quantization.py")
+    at.radio(key="quant_mode").set_value("qat").run()
+    at.slider(key="quant_qat_bits").set_value(4)
+    at.number_input(key="quant_qat_epochs").set_value(1).run()
+    assert not at.exception and "quant_run" in [button.key for button in at.button]
+    return at
+
+
+def test_two_students_pressing_the_same_qat_run_share_one_job_and_both_see_its_run(classroom):
+    sessions = [qat_session(), qat_session()]
+    press_together(sessions, "quant_run")
+    wait_until(sessions, lambda at: any(metric.label.startswith("Post-training at the same setting") for metric in at.metric))
+    [job] = JobStore(classroom.root / "jobs").all()
+    assert job.kind == "quantize" and job.state == "done" and job.config["quantization"]["bits"] == 4
+    [run] = runs_of(classroom, "quantize")
+    assert job.result["run_id"] == run.id
+    for at in sessions:
+        assert any(f"run {run.id}" in str(message.value) for message in at.success)
+        assert any(metric.label.startswith("Accuracy (") and metric.value == f"{run.metrics['accuracy']:.1%}" for metric in at.metric)
+
+
+def race_session() -> AppTest:
+    at = student("pages/distillation.py")
+    at.number_input(key="distill_teacher_epochs").set_value(1).run()
+    at.number_input(key="distill_epochs").set_value(1).run()
+    assert not at.exception and "distill_run" in [button.key for button in at.button]
+    return at
+
+
+def test_two_students_pressing_the_same_race_share_one_job_and_both_see_its_figures(classroom):
+    get_baseline(teacher_config(TINY_RACE, TINY_BASELINE.dataset), classroom)  # the teacher, trained beforehand
+    sessions = [race_session(), race_session()]
+    press_together(sessions, "distill_run")
+    wait_until(sessions, lambda at: any(metric.label == "Student, distilled" for metric in at.metric))
+    [job] = JobStore(classroom.root / "jobs").all()
+    assert job.kind == "distill" and job.state == "done"
+    [run] = runs_of(classroom, "distill")
+    assert job.result["run_id"] == run.id
+    for at in sessions:
+        assert any(f"run {run.id}" in str(message.value) for message in at.success)
+        assert any(metric.label == "Gain, points (distilled − hard)" for metric in at.metric)
+        assert not at.warning or all("settings above have changed" not in str(warning.value) for warning in at.warning)
