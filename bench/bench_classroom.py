@@ -25,8 +25,9 @@ disconnect, a run not finished within --timeout seconds, a slider move that leav
 unchanged. After the class, the bench waits (at most --job-wait seconds) for every queued job.
 
 The server's memory is sampled every 0.5 s from /proc: the Streamlit process alone and its whole
-process tree (Ray's raylet, GCS and workers included); CPU share is the tree's CPU seconds over the
-wall time times the cores. Targets: 30 sessions, zero errors, slider p95 <= 2 s (protocol clients
+process tree (Ray's raylet, GCS and workers included; RSS, and PSS, which counts shared libraries
+once), and once more after the class, when Streamlit has dropped the closed sessions. CPU share is
+the tree's CPU seconds over the wall time times the cores. Targets: 30 sessions, zero errors, slider p95 <= 2 s (protocol clients
 and the browser) while trainings run, every queued job done, the 5 identical trainings run once,
 server RSS <= 2 GB.
 """
@@ -58,6 +59,7 @@ SLIDER_KEY, SEED_KEY, TRAIN_KEY = "prune_amount", "sidebar_seed", "sidebar_train
 METRIC = "Zero weights"
 SHARED_SEED = 100  # the identical trainings' seed (bench_jobs.py's)
 TARGETS = {"sessions": 30, "errors": 0, "slider_p95_s": 2.0, "server_rss_mb": 2048}
+DISCONNECTED_SESSION_TTL_S = 120  # Streamlit's server.disconnectedSessionTTL default, which .streamlit/config.toml keeps
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE_KB = os.sysconf("SC_PAGE_SIZE") / 1024
 
@@ -93,6 +95,16 @@ def _rss_mb(pid: int) -> float:
     try:
         return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_SIZE_KB / 1024
     except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _pss_mb(pid: int) -> float:
+    """Proportional set size: shared pages (torch's libraries in every Ray worker) split among the
+    processes that map them, so a tree's PSS sum counts them once, unlike its RSS sum."""
+    try:
+        line = next(line for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines() if line.startswith("Pss:"))
+        return int(line.split()[1]) / 1024
+    except (OSError, StopIteration, IndexError, ValueError):
         return 0.0
 
 
@@ -143,7 +155,7 @@ class Sampler(threading.Thread):
         super().__init__(daemon=True)
         self.server_pid, self.interval_s = server_pid, interval_s
         self.extra_pids = extra_pids or (lambda: [])  # --ray-cluster: the private cluster's processes count as the server's
-        self.peak_server_mb = self.peak_total_mb = 0.0
+        self.peak_server_mb = self.peak_total_mb = self.peak_total_pss_mb = 0.0
         self.peak_processes = self.peak_server_threads = 0
         self.server_cpu: dict[tuple, float] = {}  # (pid, start time) -> CPU seconds, last seen
         self.client_cpu: dict[tuple, float] = {}
@@ -184,6 +196,7 @@ class Sampler(threading.Thread):
             self.ray_cluster_gone_at = time.time()
         self.peak_server_mb = max(self.peak_server_mb, _rss_mb(self.server_pid))
         self.peak_total_mb = max(self.peak_total_mb, sum(_rss_mb(pid) for pid in tree))
+        self.peak_total_pss_mb = max(self.peak_total_pss_mb, sum(_pss_mb(pid) for pid in tree))
         self.peak_processes = max(self.peak_processes, len(tree))
         self.peak_server_threads = max(self.peak_server_threads, _threads(self.server_pid))
         for pids, table in ((tree, self.server_cpu), (process_tree(os.getpid(), exclude=self.server_pid), self.client_cpu)):
@@ -441,6 +454,25 @@ async def classroom(url: str, log: Log, args) -> tuple[list[Student], dict]:
     return students, results[0]
 
 
+async def memory_after_sessions_closed(url: str, server_pid: int, class_ended: float) -> float | None:
+    """The server's RSS once every student's session is gone: Streamlit keeps a closed session for
+    server.disconnectedSessionTTL seconds (in case it reconnects) and drops the expired ones when
+    the next session is stored, so wait that long after the class, open and close one more session
+    (the Overview), and read the RSS a few seconds later."""
+    await asyncio.sleep(max(0.0, DISCONNECTED_SESSION_TTL_S + 5 - (time.perf_counter() - class_ended)))
+    client = StreamlitClient(url, "memory-probe")
+    try:
+        await client.connect()
+        await client.rerun()
+    except (OSError, ProtocolError, asyncio.TimeoutError) as error:
+        print(f"no memory reading after the class: the probe session failed ({error})", flush=True)
+        return None
+    finally:
+        await client.close()
+    await asyncio.sleep(5)
+    return _rss_mb(server_pid)
+
+
 def wait_for_jobs(store: JobStore, limit_s: float, server) -> float:
     """Seconds waited until no job is queued or running (at most limit_s, and not once the server is gone)."""
     start = time.perf_counter()
@@ -568,9 +600,12 @@ def main() -> None:
         sampler.sample()
         class_cpu = sampler.server_cpu_seconds
         print(f"class over after {class_seconds:.0f} s; waiting for the queued jobs", flush=True)
+        rss_mb_at_class_end = _rss_mb(server.process.pid)
+        class_ended = time.perf_counter()
         store = JobStore(home / "jobs")
         job_wait = wait_for_jobs(store, args.job_wait, server)
         wall = time.perf_counter() - start
+        rss_mb_after_sessions_closed = asyncio.run(memory_after_sessions_closed(url, server.process.pid, class_ended))
     finally:
         sampler.stop()
         exit_code = server.process.poll()  # None: it was still serving
@@ -611,6 +646,9 @@ def main() -> None:
     server_facts = {
         "peak_rss_mb_server_process": sampler.peak_server_mb,
         "peak_rss_mb_process_tree": sampler.peak_total_mb,
+        "peak_pss_mb_process_tree": sampler.peak_total_pss_mb,
+        "rss_mb_server_process_at_class_end": rss_mb_at_class_end,
+        "rss_mb_server_process_after_sessions_closed": rss_mb_after_sessions_closed,
         "peak_processes_in_tree": sampler.peak_processes,
         "peak_threads_server_process": sampler.peak_server_threads,
         "cpu_seconds_process_tree": sampler.server_cpu_seconds,
@@ -660,6 +698,8 @@ def main() -> None:
     print(f"jobs: {jobs['requests']} presses, {jobs['jobs_run']} jobs run (expected {jobs['jobs_expected']}), {jobs['jobs_done']} done, "
           f"identical ones in {len(shared_jobs)} job(s); queue wait {jobs['queue_wait_seconds']}")
     print(f"server: peak RSS {sampler.peak_server_mb:.0f} MB alone, {sampler.peak_total_mb:.0f} MB with its {sampler.peak_processes} processes; "
+          f"PSS {sampler.peak_total_pss_mb:.0f} MB with them; at the class's end {rss_mb_at_class_end:.0f} MB alone, "
+          f"{rss_mb_after_sessions_closed or 0:.0f} MB once its sessions were dropped; "
           f"CPU {sampler.server_cpu_seconds:.0f} s of {wall * (os.cpu_count() or 1):.0f} core-seconds ({server_facts['cpu_share_process_tree']:.0%}); "
           f"clients {sampler.client_cpu_seconds:.0f} s; wall {wall:.0f} s; log: {server_facts['log_tracebacks']} tracebacks")
     if exit_code is not None:

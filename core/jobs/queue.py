@@ -95,7 +95,10 @@ class JobQueue:
             progress = self.store.progress(job_id) if record.state == RUNNING else None
             fraction = 1.0 if record.state == DONE else float(progress["fraction"]) if progress else 0.0
             message = progress["message"] if progress else ""
-            return JobStatus(record, self._place(record), fraction, message, self._eta_seconds(record, progress))
+            if record.state != QUEUED:
+                return JobStatus(record, None, fraction, message, self._eta_seconds(record, progress, []))
+            others = self.store.all()  # once per status: a queued job's place and ETA both read the whole queue
+            return JobStatus(record, self._place(record, others), fraction, message, self._eta_seconds(record, progress, others))
 
     def cancel(self, job_id: str) -> None:
         """Stop a job for everyone who asked (the instructor's button): a queued job never starts, a
@@ -191,26 +194,27 @@ class JobQueue:
         self.store.save(record)
         self.store.clear_run_files(job_id)
 
-    def _place(self, record: JobRecord) -> int | None:
+    def _place(self, record: JobRecord, others: list[JobRecord]) -> int | None:
         if record.state != QUEUED:
             return None
-        queued = [other for other in self.store.all() if other.state == QUEUED]
-        return 1 + sum(other.submitted_at < record.submitted_at for other in queued)
+        return 1 + sum(other.state == QUEUED and other.submitted_at < record.submitted_at for other in others)
 
-    def _typical_seconds(self, kind: str) -> float | None:
-        durations = [record.duration_seconds for record in self.store.all() if record.kind == kind and record.state == DONE and record.duration_seconds]
+    @staticmethod
+    def _typical_seconds(kind: str, others: list[JobRecord]) -> float | None:
+        durations = [other.duration_seconds for other in others if other.kind == kind and other.state == DONE and other.duration_seconds]
         return statistics.median(durations) if durations else None
 
-    def _eta_seconds(self, record: JobRecord, progress: dict | None) -> float | None:
+    def _eta_seconds(self, record: JobRecord, progress: dict | None, others: list[JobRecord]) -> float | None:
+        """Seconds left: a running job's own estimate; a queued one's from the jobs ahead of it and
+        the median duration of this kind's finished jobs (`others`: every job of the store)."""
         if record.state == RUNNING:
             eta = (progress or {}).get("metrics", {}).get("eta_seconds")
             return None if eta is None else float(eta)
         if record.state != QUEUED:
             return None
-        typical = self._typical_seconds(record.kind)
+        typical = self._typical_seconds(record.kind, others)
         if typical is None:
             return None
-        others = self.store.all()
         running_left = sum(float((self.store.progress(other.job_id) or {}).get("metrics", {}).get("eta_seconds", typical)) for other in others if other.state == RUNNING)
         ahead = sum(1 for other in others if other.state == QUEUED and other.submitted_at < record.submitted_at)
         return (running_left + ahead * typical) / self.max_running + typical
