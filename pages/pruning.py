@@ -37,6 +37,7 @@ from ui.latency import figures_caption, protocol_text
 from ui.opened_run import show_opened_run
 from ui.source import choose_source, quick_accuracy, quick_evaluator, source_key, source_measures
 from ui.metrics import delta_or_none
+from ui.shared_cache import FIGURE_CACHE_BYTES, PREVIEW_CACHE_BYTES, figure_bytes, shared_cache, tensor_bytes
 from ui.state import format_bytes, progress_reporter, report_error, show_figure, workspace
 
 METHOD_LABELS = {"l1": "L1 magnitude", "ln": "L2 norm (Ln, n = 2)", "random": "random"}
@@ -50,9 +51,14 @@ def cached_layers(key: str, granularity: str, _source: ModelSource) -> list[str]
     return source_layers(_source, granularity)
 
 
-@st.cache_resource(max_entries=64, show_spinner=False)
-def cached_preview(key: str, config_json: str, _source: ModelSource, _config: PruneConfig, _evaluator: QuickEvaluator) -> tuple[PrunedModels, PruneSnapshot]:
-    return preview_pruning(_source, _config, _evaluator)
+# A setting's preview and its weight charts, shared by every session (a class moves the same slider)
+# and bounded by the bytes they hold (ui/shared_cache.py).
+PREVIEWS = shared_cache("pruning previews", PREVIEW_CACHE_BYTES, sizeof=tensor_bytes)
+WEIGHT_FIGURES = shared_cache("pruning weight figures", FIGURE_CACHE_BYTES, sizeof=figure_bytes)
+
+
+def cached_preview(key: str, config_json: str, source: ModelSource, config: PruneConfig, evaluator: QuickEvaluator) -> tuple[PrunedModels, PruneSnapshot]:
+    return PREVIEWS.get_or_make((key, config_json), lambda: preview_pruning(source, config, evaluator))
 
 
 @st.cache_resource(max_entries=16, show_spinner="Running both models layer by layer…")
@@ -60,12 +66,14 @@ def cached_preview_layer_errors(key: str, config_json: str, _source: ModelSource
     return layer_errors_against_source(_source, pruned_preview_package(_source, _pruned), "this setting")
 
 
-@st.cache_resource(max_entries=64, show_spinner=False)
-def cached_weight_figures(key: str, config_json: str, layers: tuple[str, ...], _source: ModelSource, _pruned: PrunedModels) -> tuple[go.Figure | None, go.Figure]:
+def cached_weight_figures(key: str, config_json: str, layers: tuple[str, ...], source: ModelSource, pruned: PrunedModels) -> tuple[go.Figure | None, go.Figure]:
     """The Weights tab's heatmaps (None when no layer is chosen) and histogram for a setting: made
-    once, then shared by every session that shows that setting (a class moves the same slider)."""
-    heatmaps = weight_heatmaps_figure([weight_view(_pruned.masked, layer) for layer in layers], max_columns=HEATMAP_COLUMNS) if layers else None
-    return heatmaps, weight_histogram_figure(all_weights(_source.model), all_weights(_pruned.masked))
+    once, then shared by every session that shows that setting."""
+    def make() -> tuple[go.Figure | None, go.Figure]:
+        heatmaps = weight_heatmaps_figure([weight_view(pruned.masked, layer) for layer in layers], max_columns=HEATMAP_COLUMNS) if layers else None
+        return heatmaps, weight_histogram_figure(all_weights(source.model), all_weights(pruned.masked))
+
+    return WEIGHT_FIGURES.get_or_make((key, config_json, layers), make)
 
 
 def config_json(config: PruneConfig) -> str:
