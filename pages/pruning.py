@@ -4,6 +4,8 @@ The page starts from a model source (the sidebar's baseline, or any floating-poi
 history). A slider move prunes a copy of it and evaluates it with the quick evaluator (a 2,000-image
 test subset, no training, no latency). Fine-tuning, the iterative schedule, the sensitivity scan, the
 accuracy sweep and latency are buttons, each with progress; a pruning run is recorded by core.record.
+On a classroom server (MEL_CLASSROOM=1) "Prune, fine-tune and save" asks the server's job queue
+(core.jobs, kind "prune") and the page shows the recorded run once the job is done.
 """
 
 from __future__ import annotations
@@ -26,12 +28,13 @@ from core.latency import THROUGHPUT_BATCH_SIZE, LatencyFigures, measure_latencie
 from core.options import spec
 from core.pruning import METHODS, PruneConfig, PrunedModels, PruneSnapshot, accuracy_sweep, all_weights, layer_shapes, preview_pruning, prune, sensitivity_scan, source_layers, weight_view
 from core.pruning.masks import unstructured_layers
+from core.pruning.recorded import PruneRunFigures, recorded_figures, run_figures
 from core.pruning.stats import architecture_rows
 from core.record import record
 from core.result import TechniqueResult
 from core.source import ModelSource
-from core.training import EpochRecord
 from ui.diff_view import run_diff, show_layer_errors, show_run_diff
+from ui.jobs_view import classroom_mode, queued_job, source_config
 from ui import share
 from ui.latency import figures_caption, protocol_text
 from ui.opened_run import show_opened_run
@@ -44,6 +47,7 @@ METHOD_LABELS = {"l1": "L1 magnitude", "ln": "L2 norm (Ln, n = 2)", "random": "r
 # Ln ranks whole channels only (PruneConfig refuses it for single weights); for channels it is the default.
 METHODS_FOR = {"unstructured": [method for method in METHODS if method != "ln"], "channel": sorted(METHODS, key=lambda method: method != "ln")}
 HEATMAP_COLUMNS = 400  # wide layers show every k-th column, keeping each redraw light
+RUN_LABEL = "Prune, fine-tune and save"
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -223,7 +227,8 @@ def what_changed_tab(source: ModelSource, pruned: PrunedModels, config: PruneCon
         report, reason = None, str(error)
     show_layer_errors(report, reason, key="prune_preview_layers")
     st.subheader("The last saved run, example by example")
-    result: TechniqueResult | None = st.session_state.get("prune_last_result")
+    # A run made in this page (TechniqueResult) or one a queued job recorded (PruneRunFigures): both name their run.
+    result: TechniqueResult | PruneRunFigures | None = st.session_state.get("prune_last_result")
     if result is None:
         st.caption("Nothing saved yet: press **Prune, fine-tune and save** below to compare the fine-tuned model with its source on the whole test set.")
         return
@@ -244,35 +249,73 @@ def run_section(source: ModelSource, config: PruneConfig) -> None:
     epochs = left.number_input("Fine-tuning epochs", **number_bounds("finetune_epochs"), key="prune_finetune_epochs", help="Masks stay fixed: pruned weights stay zero (per step when iterative)")
     steps = middle.number_input("Iterative steps", **number_bounds("iterative_steps"), key="prune_iterative_steps", help="1 = one-shot. N: prune a little, fine-tune, repeat up to the amount")
     right.write("")
-    if right.button("Prune, fine-tune and save", key="prune_run", type="primary"):
+    run_config = replace(config, finetune_epochs=int(epochs), iterative_steps=int(steps))
+    if classroom_mode():
+        with right:
+            shown = queued_run_button(source, config, run_config)
+        if not shown:
+            return
+    elif right.button(RUN_LABEL, key="prune_run", type="primary"):
         try:
-            run_config = replace(config, finetune_epochs=int(epochs), iterative_steps=int(steps))
             result = prune(source, run_config, RunContext(workspace(), progress_reporter("Pruning run")))
             record(result, workspace())
         except UserError as error:
             report_error(error)
             return
         st.session_state["prune_last_result"] = result
-        session_dict("prune_finetuned").setdefault(curve_key(source, config), []).append((result.report.sparsity, result.headline.accuracy_after))
-    result: TechniqueResult | None = st.session_state.get("prune_last_result")
-    if result is not None:
-        show_result(result)
+        remember_point(source, config, run_figures(result))
+    last = st.session_state.get("prune_last_result")
+    if last is not None:
+        show_result(last if isinstance(last, PruneRunFigures) else run_figures(last))
 
 
-def show_result(result: TechniqueResult) -> None:
-    headline, report = result.headline, result.report
-    st.success(f"Saved as run {result.run_id}: {result.artifact.path}")
+def queued_run_button(source: ModelSource, config: PruneConfig, run_config: PruneConfig) -> bool:
+    """A classroom server prunes and fine-tunes in the job queue, once for every student with these
+    settings; when the job is done its recorded run is read back from the history and shown as after
+    an in-page run. False when the settings cannot run or the run it recorded is gone (one line says so)."""
+    try:
+        run_config.validate()  # refused here, as the in-page run would be, not after a place in the queue
+    except UserError as error:
+        report_error(error)
+        return False
+    job_config = {"source": source_config(source), "prune": run_config.as_dict(), "seed": source.seed}
+    result = queued_job("prune", job_config, str(workspace().root), RUN_LABEL, "prune", button_key="prune_run", work="fine-tuning")
+    last = st.session_state.get("prune_last_result")
+    if result is None or (last is not None and last.run_id == result["run_id"]):
+        return True
+    try:
+        figures = recorded_figures(workspace(), result["run_id"])
+    except UserError as error:
+        st.warning(str(error))
+        return False
+    st.session_state["prune_last_result"] = figures
+    remember_point(source, config, figures)
+    return True
+
+
+def remember_point(source: ModelSource, config: PruneConfig, figures: PruneRunFigures) -> None:
+    """A saved run's (sparsity, accuracy) on the accuracy-vs-sparsity chart, once per run."""
+    key = curve_key(source, config)
+    seen = session_dict("prune_finetuned_runs").setdefault(key, set())
+    if figures.run_id not in seen:
+        seen.add(figures.run_id)
+        session_dict("prune_finetuned").setdefault(key, []).append((figures.sparsity, figures.headline.accuracy_after))
+
+
+def show_result(figures: PruneRunFigures) -> None:
+    headline = figures.headline
+    st.success(f"Saved as run {figures.run_id}: {figures.artifact_path}")
     columns = st.columns(5)
     columns[0].metric("Accuracy before", f"{headline.accuracy_before:.1%}")
-    columns[1].metric("One-shot", f"{report.accuracy_oneshot:.1%}")
+    columns[1].metric("One-shot", f"{figures.accuracy_oneshot:.1%}")
     columns[2].metric("After fine-tuning", f"{headline.accuracy_after:.1%}", delta_or_none(headline.accuracy_change_points, "{:+.1f} points"))
     columns[3].metric("Parameters", f"{headline.params_after:,}", f"{headline.params_after / headline.params_before:.0%} of before", delta_color="off")
     columns[4].metric("Latency (1 image)", f"{headline.latency_ms_single_after:.3f} ms", f"{headline.latency_ms_single_before / max(headline.latency_ms_single_after, 1e-9):.2f}× vs the source", delta_color="off",
                       help=f"batch {headline.latency_batch_size}: {headline.latency_ms_after:.2f} ms, {headline.speedup:.2f}× vs the source")
-    st.caption(f"Started from run #{result.source.run_id} · {headline.eval_images:,} test images · latency at {protocol_text(headline.latency_runtime, headline.latency_threads)} · "
-               f"masked model {report.latency_ms_masked:.2f} ms at batch {headline.latency_batch_size}")
-    if report.finetune_history:
-        show_figure(learning_curve_figure([EpochRecord(**record) for record in report.finetune_history], "Fine-tuning"), key="prune_finetune_curve")
+    st.caption(f"Started from run #{figures.source_run_id} · {headline.eval_images:,} test images · latency at {protocol_text(headline.latency_runtime, headline.latency_threads)} · "
+               f"masked model {figures.latency_ms_masked:.2f} ms at batch {headline.latency_batch_size}")
+    if figures.finetune_history:
+        show_figure(learning_curve_figure(figures.finetune_history, "Fine-tuning"), key="prune_finetune_curve")
 
 
 st.title("✂️ Pruning")

@@ -1,7 +1,7 @@
-"""The queue's technique jobs (core/jobs/kinds.py): the Quantization page's QAT run and the
-Distillation page's race. Each kind run directly records the run the page and the CLI would; on
-a classroom server (MEL_CLASSROOM=1, real Ray) two sessions asking the same run share one job,
-and both pages show its result."""
+"""The queue's technique jobs (core/jobs/kinds.py): the Quantization page's QAT run, the
+Distillation page's race and the Pruning page's fine-tuning run. Each kind run directly records
+the run the page and the CLI would; on a classroom server (MEL_CLASSROOM=1, real Ray) two
+sessions asking the same run share one job, and both pages show its result."""
 
 from __future__ import annotations
 
@@ -15,10 +15,13 @@ from core import history
 from core.baseline import BaselineConfig, get_baseline
 from core.datasets import DatasetSpec
 from core.distillation import DistillConfig, teacher_config
-from core.jobs.kinds import JOB_KINDS, distill_report_from_dict
+from core.errors import UserError
+from core.jobs.kinds import JOB_KINDS, distill_report_from_dict, prune_config_from_dict
 from core.jobs.store import JobStore
 from core.jobs.worker import CancelFileFlag
 from core.progress import no_progress
+from core.pruning import PruneConfig
+from core.pruning.recorded import recorded_figures
 from core.quantization import QATConfig
 from core.sweep import engine
 from tests.conftest import REPO_ROOT
@@ -143,3 +146,66 @@ def test_two_students_pressing_the_same_race_share_one_job_and_both_see_its_figu
         assert any(f"run {run.id}" in str(message.value) for message in at.success)
         assert any(metric.label == "Gain, points (distilled − hard)" for metric in at.metric)
         assert not at.warning or all("settings above have changed" not in str(warning.value) for warning in at.warning)
+
+
+TINY_PRUNE = PruneConfig(granularity="channel", amount=0.3, remove=True, finetune_epochs=1, layer_amounts=(("conv1", 0.2),))
+
+
+def test_a_prune_config_survives_its_dict_and_a_bad_one_is_refused():
+    assert prune_config_from_dict(TINY_PRUNE.as_dict()) == TINY_PRUNE
+    assert prune_config_from_dict(PruneConfig(layers=("conv1",)).as_dict()).layers == ("conv1",)
+    with pytest.raises(UserError):
+        prune_config_from_dict(PruneConfig(iterative_steps=2).as_dict())  # an iterative schedule needs fine-tuning
+
+
+def test_the_prune_kind_fine_tunes_records_a_prune_run_and_returns_its_id(workspace):
+    baseline = get_baseline(TINY_BASELINE, workspace)
+    config = {"source": {"baseline": asdict(TINY_BASELINE)}, "prune": PruneConfig(amount=0.5, finetune_epochs=1).as_dict(), "seed": 0}
+    result = JOB_KINDS["prune"](config, workspace, no_progress, never_stopped(workspace))
+    [run] = runs_of(workspace, "prune")
+    assert result["run_id"] == run.id and run.parent_id == baseline.run_id
+    assert run.params["amount"] == 0.5 and run.params["finetune_epochs"] == 1
+    assert run.metrics["accuracy"] == pytest.approx(result["accuracy"])
+    figures = recorded_figures(workspace, run.id)  # what the page shows of it
+    assert figures.source_run_id == baseline.run_id and figures.headline.accuracy_after == pytest.approx(result["accuracy"])
+    assert len(figures.finetune_history) == 1 and figures.sparsity == pytest.approx(run.metrics["details"]["sparsity"])
+    assert figures.artifact_path is not None and figures.artifact_path.is_dir()
+    with pytest.raises(UserError, match="no longer in the history"):
+        recorded_figures(workspace, run.id + 1)
+
+
+def prune_session() -> AppTest:
+    at = student("pages/pruning.py")
+    at.slider(key="prune_amount").set_value(0.5)
+    at.number_input(key="prune_finetune_epochs").set_value(1).run()
+    assert not at.exception and "prune_run" in [button.key for button in at.button]
+    return at
+
+
+def test_two_students_pressing_the_same_prune_run_share_one_job_and_both_see_its_run(classroom):
+    sessions = [prune_session(), prune_session()]
+    press_together(sessions, "prune_run")
+    wait_until(sessions, lambda at: any(metric.label == "After fine-tuning" for metric in at.metric))
+    [job] = JobStore(classroom.root / "jobs").all()
+    assert job.kind == "prune" and job.state == "done" and job.config["prune"]["finetune_epochs"] == 1
+    [run] = runs_of(classroom, "prune")
+    assert job.result["run_id"] == run.id and run.params["amount"] == 0.5
+    for at in sessions:
+        assert any(f"run {run.id}" in str(message.value) for message in at.success)
+        assert [metric.value for metric in at.metric if metric.label == "After fine-tuning"] == [f"{run.metrics['accuracy']:.1%}"]
+        [points] = at.session_state["prune_finetuned"].values()
+        assert points == [(pytest.approx(run.metrics["details"]["sparsity"]), pytest.approx(run.metrics["accuracy"]))]
+    sessions[0].run()  # a later rerun shows the same run and adds no second point
+    assert [len(points) for points in sessions[0].session_state["prune_finetuned"].values()] == [1]
+
+
+def test_a_queued_prune_run_gone_from_the_history_is_one_warning(classroom):
+    at = prune_session()
+    at.button(key="prune_run").click().run()
+    wait_until([at], lambda at: any(metric.label == "After fine-tuning" for metric in at.metric))
+    [run] = runs_of(classroom, "prune")
+    history.delete_run(classroom.history_db, run.id)
+    fresh = prune_session()  # another student with the same settings, after the run was deleted
+    assert not fresh.exception and not any("Saved as run" in str(message.value) for message in fresh.success)
+    assert [str(warning.value) for warning in fresh.warning if "no longer in the history" in str(warning.value)] == [
+        f"run #{run.id}, which the queued job recorded, is no longer in the history; press the run button to run it again"]

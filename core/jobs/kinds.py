@@ -6,6 +6,7 @@ one job and the worker needs nothing from the page:
     {"source": {"baseline": asdict(BaselineConfig)} or {"run_id": N, "device": "auto"},
      "quantization": QATConfig(...).as_dict(),   # kind "quantize" (any mode; the page queues QAT)
      "distill": DistillConfig(...).as_dict(),     # kind "distill"
+     "prune": PruneConfig(...).as_dict(),         # kind "prune" (the Pruning page's fine-tuning run)
      "seed": source.seed}
 
 Each runs the same core function as the page and the CLI and records the run with core.record.
@@ -122,4 +123,28 @@ def distill_report_from_dict(fields: dict):
     })
 
 
-JOB_KINDS = {"baseline": train_baseline_job, "quantize": quantize_job, "distill": distill_job}
+def prune_config_from_dict(fields: dict):
+    """A PruneConfig back from its as_dict() ("all" layers, per-layer amounts as a mapping), validated."""
+    from core.pruning.config import PruneConfig
+
+    fields = dict(fields)
+    layers = fields.pop("layers", "all")
+    layer_amounts = fields.pop("layer_amounts", {})
+    technique = PruneConfig(**fields, layers=None if layers == "all" else tuple(layers),
+                            layer_amounts=tuple((str(layer), float(amount)) for layer, amount in dict(layer_amounts).items()))
+    technique.validate()
+    return technique
+
+
+def prune_job(config: dict, workspace: Workspace, progress: ProgressCallback, stop: StopFlag) -> dict:
+    """`python -m core prune`, recorded: on a classroom server the Pruning page's "Prune, fine-tune and save"."""
+    from core.pruning import prune
+    from core.record import record
+
+    source = job_source(config["source"], config["seed"], workspace, progress, stop)
+    result = prune(source, prune_config_from_dict(config["prune"]), RunContext(workspace, progress, stop))
+    run_id = record(result, workspace)
+    return {"run_id": run_id, "accuracy": result.headline.accuracy_after}
+
+
+JOB_KINDS = {"baseline": train_baseline_job, "quantize": quantize_job, "distill": distill_job, "prune": prune_job}
