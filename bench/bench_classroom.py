@@ -4,7 +4,9 @@
     .venv/bin/python bench/bench_classroom.py --students 3 --ramp 5 --duration 20 --output /tmp/classroom.json   # smoke run
 
 A class on a classroom server (MEL_CLASSROOM=1, a fresh workspace whose digits baseline, seed 0, is
-trained beforehand). --students students arrive over --ramp seconds; each opens the Overview,
+trained beforehand). First the instructor opens the Overview, which starts the server's warmup
+(torch; the job queue's Ray cluster and one warm worker), and the bench waits until the server is
+quiet, as a class arrives at a lab already up. --students students arrive over --ramp seconds; each opens the Overview,
 switches to the Pruning page and moves the "Amount to prune" slider to a seeded random value (on
 the slider's 0.01 grid) every 3 to 8 s (seeded) for --duration seconds, waiting for each run to
 finish before the next move, as a person waits. Five of them set the sidebar's seed to their own
@@ -454,6 +456,30 @@ async def classroom(url: str, log: Log, args) -> tuple[list[Student], dict]:
     return students, results[0]
 
 
+async def instructor_opens_the_lab(url: str, sampler: "Sampler", limit_s: float = 180.0) -> float:
+    """Before the class: the instructor opens the Overview (to project it), which starts the
+    server's background warmup (torch, and on a classroom server the job queue's Ray cluster and a
+    warm worker); then the bench waits until the server's process tree is quiet (under 15% of one
+    core over 3 s), at most `limit_s`. Returns how long the server took to settle."""
+    started = time.perf_counter()
+    client = StreamlitClient(url, "instructor")
+    await client.connect()
+    await client.rerun()
+    await client.close()
+    sampler.sample()
+    quiet_since, last_cpu, last_at = None, sampler.server_cpu_seconds, time.perf_counter()
+    while time.perf_counter() - started < limit_s:
+        await asyncio.sleep(1.0)
+        sampler.sample()
+        now, cpu = time.perf_counter(), sampler.server_cpu_seconds
+        busy = (cpu - last_cpu) / (now - last_at) > 0.15
+        last_cpu, last_at = cpu, now
+        quiet_since = None if busy else quiet_since or now
+        if quiet_since is not None and now - quiet_since >= 3.0:
+            break
+    return time.perf_counter() - started
+
+
 async def memory_after_sessions_closed(url: str, server_pid: int, class_ended: float) -> float | None:
     """The server's RSS once every student's session is gone: Streamlit keeps a closed session for
     server.disconnectedSessionTTL seconds (in case it reconnects) and drops the expired ones when
@@ -594,6 +620,8 @@ def main() -> None:
     log = Log()
     killed: list[int] = []
     try:
+        settle_seconds = asyncio.run(instructor_opens_the_lab(url, sampler))
+        print(f"server settled {settle_seconds:.0f} s after the instructor opened the lab (warmup: torch, the job cluster)", flush=True)
         start = time.perf_counter()
         students, observer_facts = asyncio.run(classroom(url, log, args))
         class_seconds = time.perf_counter() - start
@@ -666,6 +694,7 @@ def main() -> None:
         "exited_during_bench_at_s": None if sampler.server_exit_at is None or exit_code is None else round(sampler.server_exit_at - log.started, 1),
         "ray_cluster_started_at_s": None if sampler.ray_cluster_seen_at is None else round(sampler.ray_cluster_seen_at - log.started, 1),
         "ray_cluster_gone_at_s": None if sampler.ray_cluster_gone_at is None else round(sampler.ray_cluster_gone_at - log.started, 1),
+        "settled_seconds_after_the_instructor_opened": settle_seconds,
         "max_jobs": int(os.environ.get("MEL_MAX_JOBS") or max(1, (os.cpu_count() or 2) - 1)),
     }
     sessions = sum(student.reached_pruning for student in students)

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from dataclasses import replace
 
+import pytest
+
 from core.baseline import card_of, load_cached_baseline
 from core.baseline_card import find_baseline_card
 from core.workspace import META_FILE, WEIGHTS_FILE, Workspace
@@ -39,6 +41,7 @@ warmup = [thread for thread in threading.enumerate() if thread.name == "torch-wa
 for thread in warmup:
     thread.join(timeout=300)
 threads = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None
+ray_started = "ray" in sys.modules and sys.modules["ray"].is_initialized()
 print(json.dumps({
     "exceptions": [str(element.value) for element in at.exception],
     "errors": [element.value for element in at.error],
@@ -49,20 +52,29 @@ print(json.dumps({
     "warmup_threads": len(warmup),
     "torch_after_warmup": "torch" in sys.modules,
     "torch_threads": threads,
+    "ray_started": ray_started,
+    "ray_cpus": sys.modules["ray"].cluster_resources().get("CPU") if ray_started else None,
 }))
+if ray_started:
+    from core.sweep import engine
+    engine.shutdown()
 """
 
 
-def first_script_run(workspace_root, warmup: bool) -> dict:
+def first_script_run(workspace_root, warmup: bool, classroom: bool = False) -> dict:
     env = {**os.environ, "MEL_HOME": str(workspace_root), "MEL_TORCH_WARMUP": "1" if warmup else "0", "MEL_TORCH_THREADS": "1"}
     env.pop("MEL_CLASSROOM", None)
+    env.pop("RAY_ADDRESS", None)
+    if classroom:
+        env.update({"MEL_CLASSROOM": "1", "MEL_MAX_JOBS": "1"})
     done = subprocess.run([sys.executable, "-c", SERVER_RUN], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_the_sidebar_and_the_overview_draw_a_cached_baseline_without_importing_torch(digits_baseline, session_workspace):
-    shown = first_script_run(session_workspace.root, warmup=False)
+@pytest.mark.parametrize("classroom", [False, True], ids=["one-user", "classroom"])
+def test_the_sidebar_and_the_overview_draw_a_cached_baseline_without_importing_torch(digits_baseline, session_workspace, classroom):
+    shown = first_script_run(session_workspace.root, warmup=False, classroom=classroom)
     assert not shown["exceptions"] and not shown["errors"]
     assert shown["metrics"]["Test accuracy"] == f"{digits_baseline.metrics.accuracy:.1%}"
     assert shown["metrics"]["Parameters"] == f"{digits_baseline.metrics.params:,}"
@@ -76,6 +88,13 @@ def test_torch_loads_in_the_background_after_the_first_page(digits_baseline, ses
     assert not shown["exceptions"] and shown["charts"] == 2
     assert shown["warmup_threads"] == 1
     assert shown["torch_after_warmup"] is True and shown["torch_threads"] == 1  # capped as ui.state.cap_torch_threads does
+    assert shown["ray_started"] is False  # not a classroom: no job queue, no cluster
+
+
+def test_a_classroom_server_starts_its_job_cluster_in_the_background_after_the_first_page(digits_baseline, session_workspace):
+    shown = first_script_run(session_workspace.root, warmup=True, classroom=True)
+    assert not shown["exceptions"] and shown["charts"] == 2
+    assert shown["ray_started"] is True and shown["ray_cpus"] == 1  # MEL_MAX_JOBS, as the queue's own connect asks
 
 
 def test_the_card_says_what_the_loaded_baseline_says(digits_baseline, session_workspace):

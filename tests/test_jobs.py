@@ -17,6 +17,7 @@ from core import history
 from core.baseline import BaselineConfig, load_cached_baseline
 from core.datasets import DatasetSpec
 from core.jobs.queue import JobQueue
+from core.records import MAX_EPOCHS
 from core.jobs.store import CANCELLED, DONE, FAILED, INTERRUPTED, QUEUED, RUNNING, JobRecord, JobStore
 from core.sweep import engine
 from core.workspace import Workspace
@@ -76,9 +77,10 @@ def test_two_sessions_asking_the_same_training_start_one_job_and_both_get_its_re
 
 
 def test_a_closed_session_does_not_cancel_the_job_another_session_waits_for(queue, workspace):
-    job = queue.submit("baseline", tiny_config(seed=3, epochs=3), "leaves")
-    wait_for(queue, job.job_id, (RUNNING, DONE))
-    queue.submit("baseline", tiny_config(seed=3, epochs=3), "stays")  # the first session is gone; nothing is called for it
+    # 20 epochs: still running a second after it starts on a fast machine, so the second request joins it.
+    job = queue.submit("baseline", tiny_config(seed=3, epochs=20), "leaves")
+    wait_for(queue, job.job_id, (RUNNING,))
+    queue.submit("baseline", tiny_config(seed=3, epochs=20), "stays")  # the first session is gone; nothing is called for it
     done = wait_for(queue, job.job_id, (DONE, FAILED, CANCELLED))
     assert done.state == DONE and done.record.asked_by == ["leaves", "stays"]
 
@@ -98,8 +100,10 @@ def test_place_and_eta_come_from_the_records_ahead(workspace):
 
 
 def test_cancel_stops_a_running_job_and_a_queued_one_saving_nothing(queue, workspace):
-    running = queue.submit("baseline", tiny_config(seed=5, epochs=40), "a")
-    waiting = queue.submit("baseline", tiny_config(seed=6, epochs=40), "b")
+    # The most epochs a run may take: however fast the machine, the job is still training when the
+    # cancel comes (it stops at its next batch, so the test stays short).
+    running = queue.submit("baseline", tiny_config(seed=5, epochs=MAX_EPOCHS), "a")
+    waiting = queue.submit("baseline", tiny_config(seed=6, epochs=MAX_EPOCHS), "b")
     wait_for(queue, running.job_id, (RUNNING,))
     assert queue.status(waiting.job_id).state == QUEUED  # one CPU: it cannot start while the other runs
     queue.cancel(waiting.job_id)
@@ -128,6 +132,7 @@ def test_a_failing_job_reports_its_one_line_to_every_waiting_session(queue, tmp_
 KILLED_SERVER = """
 import sys, time
 from core.jobs.queue import JobQueue
+from core.records import MAX_EPOCHS
 from core.workspace import Workspace
 JobQueue._submit_to_ray = lambda self, record: object()
 JobQueue._ensure_monitor = lambda self: None

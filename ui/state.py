@@ -85,10 +85,27 @@ def start_torch_warmup() -> threading.Thread | None:
                 pass
         cap_torch_threads()
         _warmup_done.set()
+        warm_job_cluster()
 
     thread = threading.Thread(target=warm, name="torch-warmup", daemon=True)
     thread.start()
     return thread
+
+
+def warm_job_cluster() -> None:
+    """On a classroom server, the job queue's Ray cluster and one worker, started before the class
+    arrives (core.jobs.queue.warm_cluster). A cluster that cannot start is said once in the log;
+    the queue reports it again, as one line, when a student asks for a job."""
+    from ui.jobs_view import classroom_mode
+
+    if not classroom_mode():
+        return
+    from core.jobs.queue import warm_cluster
+
+    try:
+        warm_cluster()
+    except Exception as error:  # noqa: BLE001 (any failure: the server keeps serving)
+        print(f"The job queue's Ray cluster did not start at server start: {str(error).splitlines()[0] if str(error) else type(error).__name__}", file=sys.stderr, flush=True)
 
 
 class SessionStopFlag:

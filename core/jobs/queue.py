@@ -56,6 +56,19 @@ class JobStatus:
         return f"{state.capitalize()}: {self.record.error}"
 
 
+def warm_cluster(address: str | None = None, max_running: int | None = None, timeout_seconds: float = 120.0) -> int:
+    """Start (or reach) the cluster the queue uses and warm one worker, so a class's first job
+    starts at once: Ray's local cluster takes ~15 s of both cores to come up, and on a server that
+    starts it at the first Train press every slider waits behind it. Returns the worker's pid."""
+    import ray
+
+    from core.jobs.worker import warm_worker
+    from core.sweep import engine
+
+    engine.connect(address, local_cpus=max_running or default_max_running())
+    return int(ray.get(ray.remote(warm_worker).options(num_cpus=1, max_retries=0).remote(), timeout=timeout_seconds))
+
+
 class JobQueue:
     def __init__(self, workspace: Workspace, max_running: int | None = None, address: str | None = None):
         self.workspace = workspace

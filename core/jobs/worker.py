@@ -22,6 +22,18 @@ class CancelFileFlag:
         return self.path.exists()
 
 
+def warm_worker() -> int:
+    """Import what every job needs (torch, the job kinds' modules) in a Ray worker, which Ray then
+    keeps for the first job: a classroom server does this at start (core.jobs.queue.warm_cluster),
+    so the first Train press does not wait for the cluster and a worker's torch import."""
+    import importlib
+    import os
+
+    for name in ("torch", "core.jobs.kinds", "core.baseline", "core.training"):
+        importlib.import_module(name)
+    return os.getpid()
+
+
 def run_job(kind: str, config: dict, workspace_root: str, job_id: str, threads: int) -> dict:
     import torch
 

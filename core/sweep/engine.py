@@ -38,6 +38,7 @@ class ClusterInfo:
 
 _connected_to: str | None = None  # the address asked for ("local" for our own cluster)
 _owner_stop: threading.Event | None = None  # ends the thread that started the current cluster
+_connect_lock = threading.Lock()  # a classroom server connects from its warmup thread and from sessions at once
 
 
 def resolve_address(address: str | None) -> str | None:
@@ -48,6 +49,11 @@ def resolve_address(address: str | None) -> str | None:
 
 def connect(address: str | None = None, local_cpus: int | None = None) -> ClusterInfo:
     """Connect to (or start) the cluster; reused while the address stays the same."""
+    with _connect_lock:
+        return _connect(address, local_cpus)
+
+
+def _connect(address: str | None, local_cpus: int | None) -> ClusterInfo:
     global _connected_to
     import ray
 
