@@ -4,7 +4,9 @@ The form makes the same `--grid` texts as `python -m core sweep` (shown, with th
 the trials run as Ray tasks (a local cluster on this machine, or the cluster at the address), and
 each finished trial is a run in the history. The results are always read back from the history by
 the sweep's id (same source, grid and seed), so a reopened page shows what finished and Start
-runs only the missing trials. The computation lives in core.sweep; this page is layout."""
+runs only the missing trials. On a classroom server (MEL_CLASSROOM=1) Start asks the server's job
+queue instead (core.jobs, kind "sweep"): one job per sweep for every student who asks for it. The
+computation lives in core.sweep; this page is layout."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from core import history
 from core.charts.sweep import sweep_frontier_figure
 from core.context import RunContext
 from core.errors import UserError
+from core.jobs.queue import default_max_running
 from core.options import spec as option_spec
 from core.progress import Progress
 from core.pruning import PruneConfig
@@ -26,12 +29,14 @@ from core.sweep.frontier import OBJECTIVES, TrialOutcome, recommend
 from core.sweep.grid import parse_grid, technique_parameters
 from core.sweep.run import MAX_BUDGET_POINTS, EngineOptions, SweepSpec, run_sweep
 from core.sweep.search import SEARCH_HELP, parse_search
+from ui.jobs_view import classroom_mode, queued_job, source_config
 from ui.opened_run import OPEN_RUN_KEY
 from ui.source import choose_source
 from ui.state import SessionStopFlag, baseline_config, cached_baseline, report_error, show_figure, workspace
 
 STOP_KEY = "explore_stop_requested"
 FINISHED_KEY = "explore_last_message"
+QUEUED = classroom_mode()  # a classroom server runs sweeps through its job queue (ui/jobs_view.py)
 TECHNIQUE_PAGES = {"prune": "pages/pruning.py", "quantize": "pages/quantization.py", "distill": "pages/distillation.py", "pipeline": "pages/compare.py"}
 OBJECTIVE_TABS = {"size": "Size", "latency": "Latency", "macs": "MACs"}
 AMOUNT_MAX_MARGIN = 0.01  # PruneConfig.amount is below its `below` bound (1.0: everything pruned)
@@ -119,8 +124,13 @@ with st.container(border=True):
                                      help="What the recommendation minimises: file bytes, latency at the batch, or MACs per image")
     budget_points = columns[2].number_input("Accuracy budget (points)", 0.0, MAX_BUDGET_POINTS, 1.0, 0.5, key="explore_budget", help="The largest accuracy drop allowed, in points on the full test set")
     cpus_per_trial = columns[3].number_input("CPUs per trial", 1, 256, 1, key="explore_cpus_per_trial", help="CPUs each trial asks Ray for; torch uses as many threads")
-    address = st.text_input("Ray address", key="explore_ray_address", placeholder="empty: a local cluster on this machine (or the cluster in $RAY_ADDRESS)",
-                            help="host:port of an existing Ray cluster. Empty: $RAY_ADDRESS when it is set, else a local cluster started on this machine").strip()
+    if QUEUED:
+        # A classroom server's sweeps run on its job queue's cluster (local, or $RAY_ADDRESS), never one a student names.
+        address = ""
+        st.caption(f"On this classroom server the sweep is a job in the server's queue: its trials run on the queue's Ray cluster, at most {default_max_running()} CPU(s) of work at once with everyone's other jobs.")
+    else:
+        address = st.text_input("Ray address", key="explore_ray_address", placeholder="empty: a local cluster on this machine (or the cluster in $RAY_ADDRESS)",
+                                help="host:port of an existing Ray cluster. Empty: $RAY_ADDRESS when it is set, else a local cluster started on this machine").strip()
 
 seed = int(baseline_config().seed)
 try:
@@ -141,7 +151,7 @@ config = baseline_config()
 st.markdown("**The same sweep from a terminal**")
 st.code(cli_command(spec, config.dataset.name, config.model, None if source.run_id == getattr(cached_baseline(), "run_id", None) else source.run_id, address or None, int(cpus_per_trial), texts), language="bash", wrap_lines=True)
 
-slots = expected_slots(address or None, int(cpus_per_trial))
+slots = expected_slots(address or None, int(cpus_per_trial), default_max_running() if QUEUED else None)
 estimate = estimate_sweep(workspace(), preview.technique, source.dataset.name, source.architecture, preview.to_run, slots or 1)
 columns = st.columns(4)
 columns[0].metric("Trials planned", preview.planned, help=f"the grid has {preview.grid_size} point(s)")
@@ -181,7 +191,27 @@ def show_results(outcomes: list[TrialOutcome], suffix: str, interactive: bool, r
     st.caption("Click a column header to sort. Accuracy and its change are on the full test set, against the source; latency is one forward pass over the batch.")
 
 
+def queued_sweep() -> None:
+    """A classroom server's sweep: one job in the server's queue for every student who asks for the
+    same sweep (source, grid, search, objective, budget); its trials are recorded as they finish, so
+    the results below fill in as the page follows the job, and stay when it is done."""
+    if preview.to_run == 0:
+        return
+    job_config = {"source": source_config(source), "sweep": spec.as_dict(), "cpus_per_trial": int(cpus_per_trial), "seed": source.seed}
+    label = "Start the sweep" if preview.done == 0 else "Resume the sweep"
+    queued_job("sweep", job_config, str(workspace().root), label, "explore", button_key="explore_start", work="sweep")
+
+
 st.subheader("Run")
+if QUEUED:
+    queued_sweep()
+    outcomes = recorded_outcomes(source, spec, workspace().history_db)
+    if not outcomes:
+        st.info("No trial of this sweep is in the history yet. Press **Start the sweep**.")
+        st.stop()
+    show_results(outcomes, "recorded", interactive=True)
+    st.stop()
+
 buttons = st.columns([1, 1, 4])
 start = buttons[0].button("Start the sweep" if preview.done == 0 else "Resume the sweep", key="explore_start", type="primary", disabled=preview.to_run == 0,
                           help="Runs only the trials not yet in the history")

@@ -14,7 +14,7 @@ from dataclasses import asdict
 import pytest
 
 from core import history
-from core.baseline import BaselineConfig, load_cached_baseline
+from core.baseline import BaselineConfig, get_baseline, load_cached_baseline
 from core.datasets import DatasetSpec
 from core.jobs.queue import JobQueue
 from core.records import MAX_EPOCHS
@@ -124,6 +124,20 @@ def test_a_failing_job_reports_its_one_line_to_every_waiting_session(queue, tmp_
     assert failed.state == FAILED
     assert "no-such-folder" in failed.record.error and "\n" not in failed.record.error
     assert failed.record.asked_by == ["a", "b"] and failed.line() == f"Failed: {failed.record.error}"
+
+
+def test_a_cancelled_sweep_stops_between_trials_and_keeps_the_finished_ones(queue, workspace):
+    config = tiny_config()
+    get_baseline(BaselineConfig(DatasetSpec(**config.pop("dataset")), **config), workspace)  # the sweep's source
+    # 98 trials: however fast the machine, the sweep is still running when the cancel comes.
+    sweep = {"grid": ["prune.amount=0.01:0.98:0.01"], "search": "grid", "objective": "size", "budget_points": 1.0, "seed": 0}
+    job = queue.submit("sweep", {"source": {"baseline": tiny_config()}, "sweep": sweep, "cpus_per_trial": 1, "seed": 0}, "a")
+    wait_for(queue, job.job_id, (RUNNING,))
+    queue.cancel(job.job_id)
+    ended = wait_for(queue, job.job_id, (CANCELLED, DONE, FAILED))
+    assert ended.state == CANCELLED and ended.line() == "Cancelled: cancelled; the trials that had finished stay in the history"
+    swept = [run for run in history.list_runs(workspace.history_db) if "sweep" in run.params]
+    assert len(swept) < 98  # stopped between trials; whatever had finished is recorded
 
 
 # A server process with two jobs in its queue, killed with SIGKILL. Its Ray side is left out: a

@@ -209,3 +209,40 @@ def test_a_queued_prune_run_gone_from_the_history_is_one_warning(classroom):
     assert not fresh.exception and not any("Saved as run" in str(message.value) for message in fresh.success)
     assert [str(warning.value) for warning in fresh.warning if "no longer in the history" in str(warning.value)] == [
         f"run #{run.id}, which the queued job recorded, is no longer in the history; press the run button to run it again"]
+
+
+# --------------------------------------------------------------------- the Explore page's sweep
+
+
+def test_a_sweep_spec_survives_its_dict_and_a_bad_one_is_refused():
+    from core.sweep.grid import parse_grid
+    from core.sweep.run import SweepSpec
+    from core.sweep.search import parse_search
+
+    spec = SweepSpec(parse_grid(["prune.amount=0.3:0.6:0.3", "prune.granularity=unstructured,channel"]), parse_search("random:3"), "latency", 2.5, 7)
+    assert SweepSpec.from_dict(spec.as_dict()) == spec
+    with pytest.raises(UserError):
+        SweepSpec.from_dict({**spec.as_dict(), "objective": "colour"})
+
+
+def sweep_session() -> AppTest:
+    at = student("pages/explore.py")
+    at.number_input(key="explore_amount_max").set_value(0.6).run()  # two trials: amounts 0.3 and 0.6
+    assert not at.exception and [metric.value for metric in at.metric if metric.label == "To run"] == ["2"]
+    assert "explore_start" in [button.key for button in at.button] and not at.text_input  # no Ray address to type: the queue's cluster
+    return at
+
+
+def test_two_students_starting_the_same_sweep_share_one_job_on_the_queues_cluster_and_both_see_its_trials(classroom):
+    sessions = [sweep_session(), sweep_session()]
+    press_together(sessions, "explore_start")
+    wait_until(sessions, lambda at: bool(at.dataframe) and [metric.value for metric in at.metric if metric.label == "To run"] == ["0"])
+    [job] = JobStore(classroom.root / "jobs").all()
+    assert job.kind == "sweep" and job.state == "done"  # one job for both (AppTest's sessions share one id)
+    swept = [run for run in history.list_runs(classroom.history_db) if "sweep" in run.params]
+    assert sorted(run.params["sweep"]["point"]["prune.amount"] for run in swept) == [0.3, 0.6]
+    assert job.result["sweep_id"] == swept[0].params["sweep"]["id"] and job.result["trials_run"] == 2
+    assert job.result["run_id"] in {run.id for run in swept}  # the recommendation
+    for at in sessions:
+        assert sorted(int(run_id) for run_id in at.dataframe[0].value["run"]) == sorted(run.id for run in swept)
+        assert any(f"Recommended: run #{job.result['run_id']}" in str(message.value) for message in at.success)

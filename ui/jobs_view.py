@@ -1,7 +1,8 @@
 """Queued work on a classroom server (MEL_CLASSROOM=1): the sidebar's "Train baseline", the
 Distillation page's "Train teacher" (both baseline trainings, one job kind), the Pruning page's
-fine-tuning run, the Quantization page's QAT run and the Distillation page's race ask the server's
-one job queue, and the page follows the job (place, progress, ETA) until it is done.
+fine-tuning run, the Quantization page's QAT run, the Distillation page's race and the Explore
+page's sweep ask the server's one job queue, and the page follows the job (place, progress, ETA)
+until it is done.
 
 The job is found by its configuration, so a session that reloads the page, or another student who
 picks the same settings, sees the same job instead of starting another.

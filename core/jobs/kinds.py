@@ -7,6 +7,7 @@ one job and the worker needs nothing from the page:
      "quantization": QATConfig(...).as_dict(),   # kind "quantize" (any mode; the page queues QAT)
      "distill": DistillConfig(...).as_dict(),     # kind "distill"
      "prune": PruneConfig(...).as_dict(),         # kind "prune" (the Pruning page's fine-tuning run)
+     "sweep": SweepSpec(...).as_dict(), "cpus_per_trial": 1,   # kind "sweep" (the Explore page's sweep)
      "seed": source.seed}
 
 Each runs the same core function as the page and the CLI and records the run with core.record.
@@ -147,4 +148,24 @@ def prune_job(config: dict, workspace: Workspace, progress: ProgressCallback, st
     return {"run_id": run_id, "accuracy": result.headline.accuracy_after}
 
 
-JOB_KINDS = {"baseline": train_baseline_job, "quantize": quantize_job, "distill": distill_job, "prune": prune_job}
+def sweep_job(config: dict, workspace: Workspace, progress: ProgressCallback, stop: StopFlag) -> dict:
+    """The Explore page's sweep (`python -m core sweep`): this task drives the trials, which run as
+    Ray tasks on the queue's own cluster (core.sweep.engine.connect inside a task), so the cluster's
+    CPUs bound the queue's jobs and a sweep's trials together. Each trial is recorded as it finishes,
+    as in the page; the page reads them back from the history by the sweep's id."""
+    from core.errors import UserError
+    from core.sweep.run import EngineOptions, SweepSpec, run_sweep
+
+    source = job_source(config["source"], config["seed"], workspace, progress, stop)
+    state = run_sweep(source, SweepSpec.from_dict(config["sweep"]), RunContext(workspace, progress, stop), EngineOptions(cpus_per_trial=int(config["cpus_per_trial"])))
+    if state.stopped:
+        raise UserError(SWEEP_CANCELLED)
+    recommendation = state.recommendation
+    return {"sweep_id": state.sweep_id, "planned": state.planned, "trials_run": state.trials_run, "run_id": recommendation.run_id, "seconds": state.seconds}
+
+
+SWEEP_CANCELLED = "cancelled; the trials that had finished stay in the history"
+JOB_KINDS = {"baseline": train_baseline_job, "quantize": quantize_job, "distill": distill_job, "prune": prune_job, "sweep": sweep_job}
+# What a cancelled job left behind, by kind (the queue's line for everyone who asked).
+CANCELLED_LINES = {"sweep": SWEEP_CANCELLED}
+CANCELLED_LINE = "cancelled; nothing was saved"

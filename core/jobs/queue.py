@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 
 from core.errors import UserError
-from core.jobs.kinds import JOB_KINDS
+from core.jobs.kinds import CANCELLED_LINE, CANCELLED_LINES, JOB_KINDS
 from core.jobs.store import ACTIVE_STATES, CANCELLED, DONE, FAILED, INTERRUPTED, INTERRUPTED_REASON, QUEUED, RUNNING, JobRecord, JobStore, job_id_for
 from core.workspace import Workspace
 
@@ -201,7 +201,7 @@ class JobQueue:
             record.state, record.error = CANCELLED, "cancelled before it started"
         except Exception as error:  # the job's own one line (a UserError's message), for every session waiting
             record.state = CANCELLED if cancelled else FAILED
-            record.error = "cancelled; nothing was saved" if cancelled else failure_reason(error)
+            record.error = CANCELLED_LINES.get(record.kind, CANCELLED_LINE) if cancelled else failure_reason(error)
         record.finished_at = time.time()
         record.started_at = record.started_at or record.finished_at
         self.store.save(record)

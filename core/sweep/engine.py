@@ -57,6 +57,11 @@ def _connect(address: str | None, local_cpus: int | None) -> ClusterInfo:
     global _connected_to
     import ray
 
+    if inside_ray_task():
+        # A queued sweep (core.jobs, kind "sweep") drives its trials from a Ray task: they go to the
+        # cluster that runs it, whose CPUs also bound the queue's jobs.
+        resources = ray.cluster_resources()
+        return ClusterInfo(ray.get_runtime_context().gcs_address, False, int(resources.get("CPU", 0)), int(resources.get("GPU", 0)), 0.0)
     target = resolve_address(address) or "local"
     started = time.perf_counter()
     if ray.is_initialized() and _connected_to != target:
@@ -81,6 +86,14 @@ def _connect(address: str | None, local_cpus: int | None) -> ClusterInfo:
         startup = 0.0
     resources = ray.cluster_resources()
     return ClusterInfo(ray.get_runtime_context().gcs_address, target == "local", int(resources.get("CPU", 0)), int(resources.get("GPU", 0)), startup)
+
+
+def inside_ray_task() -> bool:
+    """True in a Ray worker process (a task), where Ray is already connected to its cluster; a
+    driver (this server, the CLI) runs in SCRIPT_MODE."""
+    import ray
+
+    return ray.is_initialized() and ray.get_runtime_context().worker.mode == ray.WORKER_MODE
 
 
 def _init_in_lasting_thread(**options) -> None:

@@ -181,12 +181,13 @@ def run_download(run: RunRecord, workspace: Workspace, dataset: Dataset | None =
     return buffer.getvalue()
 
 
-def expected_slots(address: str | None, cpus_per_trial: int) -> int | None:
-    """Trials at a time on a local cluster (this machine's CPUs); None for a remote cluster (known once connected)."""
+def expected_slots(address: str | None, cpus_per_trial: int, local_cpus: int | None = None) -> int | None:
+    """Trials at a time on a local cluster (`local_cpus`, default this machine's CPUs); None for a
+    remote cluster (known once connected)."""
     import os
 
     from core.sweep.engine import resolve_address
 
     if resolve_address(address) is not None:
         return None
-    return max(1, (os.cpu_count() or 1) // max(1, cpus_per_trial))
+    return max(1, (local_cpus or os.cpu_count() or 1) // max(1, cpus_per_trial))

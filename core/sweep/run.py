@@ -51,6 +51,16 @@ class SweepSpec:
     def as_dict(self) -> dict:
         return {"grid": self.grid.as_texts(), "search": self.search.as_text(), "objective": self.objective, "budget_points": self.budget_points, "seed": self.seed}
 
+    @classmethod
+    def from_dict(cls, fields: dict) -> "SweepSpec":
+        """as_dict's inverse (a queued sweep's job configuration), validated."""
+        from core.sweep.grid import parse_grid
+        from core.sweep.search import parse_search
+
+        spec = cls(parse_grid(fields["grid"]), parse_search(fields["search"]), fields["objective"], float(fields["budget_points"]), int(fields["seed"]))
+        spec.validate()
+        return spec
+
 
 @dataclass(frozen=True)
 class EngineOptions:
