@@ -306,6 +306,7 @@ class Student:
                 slider = self.client.widget(key=SLIDER_KEY)
                 if slider is None:  # a trainer whose new baseline is not there yet: nothing to move
                     self.skipped_moves += 1
+                    self.amount = None  # the slider comes back at its default, a new widget
                     continue
                 step = "slider move"
                 await self.move(slider)
@@ -343,8 +344,11 @@ class Student:
         seed_widget = self.client.widget(key=SEED_KEY)
         if seed_widget is None:
             raise ProtocolError("the sidebar shows no seed input")
+        # The slider keeps its value while it stays on the page (a baseline already trained); if it
+        # leaves while the new baseline trains, the move loop notes that it comes back at its default.
         await self.timed("set seed", widget_states=[number_state(seed_widget.id, self.train_seed)])
-        self.amount = None  # the new baseline's page starts from the slider's default
+        if self.client.widget(key=SLIDER_KEY) is None:
+            self.amount = None
         button = self.client.widget(key=TRAIN_KEY)
         if button is not None:
             await self.timed("train press", widget_states=[trigger_state(button.id)])

@@ -20,7 +20,8 @@ the run ends. A browser reports the hashes of the large messages it has cached a
 sends a ref_hash instead; this client reports none, so every message arrives whole.
 
 Like the browser, the client keeps the widget values it has set and sends all of them on every
-rerun (a button's trigger only once); widgets it never touched keep the value the server holds.
+rerun (a button's trigger only once), forgetting those of widgets a finished run no longer drew;
+widgets it never touched keep the value the server holds.
 It also sends a fragment's auto-reruns (st.fragment(run_every=...)) every interval, as the browser
 does, until the next full run or page switch.
 """
@@ -255,12 +256,19 @@ class StreamlitClient:
             if status == FINISHED.FINISHED_EARLY_FOR_RERUN:
                 self._superseded += 1
                 return
-            # A finished full run: what it drew replaces what the page showed.
+            # A finished full run: what it drew replaces what the page showed, and, as the browser
+            # does, the values of widgets no longer on the page are forgotten (one that comes back
+            # is a new widget, at its default).
             if self._pending:
                 self.elements = self._pending
+                self._forget_absent_widgets()
             self._pending = {}
             if self._waiter is not None and self._run_started and not self._waiter.done():
                 self._waiter.set_result(status)
+
+    def _forget_absent_widgets(self) -> None:
+        shown = {getattr(element, element.WhichOneof("type")).id for element in self.elements.values() if element.WhichOneof("type") in WIDGET_TYPES}
+        self._states = {widget_id: state for widget_id, state in self._states.items() if widget_id in shown}
 
     def _start_auto_rerun(self, fragment_id: str, interval: float) -> None:
         if not fragment_id or fragment_id in self._auto_reruns:
