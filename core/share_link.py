@@ -92,7 +92,8 @@ class LinkParam:
 
     def text(self, value: Any) -> str | None:
         """The value as the link writes it; None leaves it out (its default, unless `keep`)."""
-        if value is None or (value == self.default and not self.keep):
+        # Compared as the link writes them: a slider's 0.9000000000000001 is its default 0.9.
+        if value is None or (show_value(value) == show_value(self.default) and not self.keep):
             return None
         return show_value(value)
 

@@ -24,6 +24,7 @@ from core.evaluation import EVAL_SUBSET_SIZE
 from core.jobs.kinds import distill_report_from_dict
 from core.options import spec
 from core.record import record
+from ui import share
 from ui.diff_view import run_diff, show_run_diff
 from ui.jobs_view import classroom_mode, queued_job, queued_training, source_config
 from ui.metrics import delta_or_none
@@ -62,7 +63,7 @@ def bounds(name: str, default=None) -> dict:
 students = list(spec(DistillConfig, "student").choices)
 default_student = source.architecture if source.architecture in students else spec(DistillConfig, "student").default
 teachers = available_teachers()
-default_teacher = spec(DistillConfig, "teacher").default
+default_teacher = spec(DistillConfig, "teacher").default if spec(DistillConfig, "teacher").default in teachers else teachers[0]
 LABELLED_CHOICES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)  # shares of the training set; 1.0 = every image (no subset)
 
 
@@ -77,12 +78,14 @@ def apply_preset() -> None:
 if "distill_preset" not in st.session_state:
     st.session_state["distill_preset"] = DEFAULT_PRESET
     apply_preset()
+# A share link's settings, before the widgets: its preset fills them first, then its own values win.
+share.apply_page_link("distillation", on_preset=apply_preset, teachers=teachers, labelled_choices=LABELLED_CHOICES, student=default_student, teacher=default_teacher)
 with st.container(border=True):
     preset_name = st.selectbox("Preset", list(DISTILL_PRESETS), format_func=lambda name: DISTILL_PRESETS[name].title, key="distill_preset", on_change=apply_preset,
                                help="A starting point for T, alpha and how many labelled images the students see")
     st.caption(DISTILL_PRESETS[preset_name].why)
     columns = st.columns(5)
-    teacher_name = columns[0].selectbox("Teacher", teachers, index=teachers.index(default_teacher) if default_teacher in teachers else 0, key="distill_teacher", help="'teacher' is the lab's small ResNet; resnet18 is torchvision's, adapted to small images")
+    teacher_name = columns[0].selectbox("Teacher", teachers, index=teachers.index(default_teacher), key="distill_teacher", help="'teacher' is the lab's small ResNet; resnet18 is torchvision's, adapted to small images")
     student_name = columns[1].selectbox("Student", students, index=students.index(default_student), key="distill_student", help="The architecture that replaces the source (default: the source's own, when it is a student)")
     temperature = columns[2].number_input("Temperature T", **{**without_value(bounds("temperature")), "help": "Higher T spreads the teacher's probability over the wrong-but-plausible classes"}, step=0.5, format="%.2f", key="distill_temperature")
     alpha = columns[3].slider("Weight of the teacher (alpha)", step=0.05, key="distill_alpha", **{**without_value(bounds("alpha")), "help": "alpha × T² × KL(teacher ‖ student) + (1 − alpha) × cross-entropy with the true labels"})
@@ -116,6 +119,7 @@ config = DistillConfig(
     teacher_epochs=None if teacher_epochs is None else int(teacher_epochs),
     device=source.device,
 )
+share.write_page_link("distillation", config, student=default_student, teacher=default_teacher, learning_rate=float(preset.learning_rate))  # the current settings back into the URL
 try:
     config.validate()
     check_teacher_not_smaller(config, dataset)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.distillation.config import DEFAULT_PRESET, DISTILL_PRESETS, DistillConfig
 from core.options import spec
 from core.pruning import PruneConfig
 from core.share_link import config_params, read_params, settle_conflicts, sidebar_params
@@ -151,6 +152,82 @@ def test_a_quantization_link_refuses_with_the_modes_own_range(digits_baseline):
     assert lines == ["Link: bits=9 is outside 2..8; using 8", "Link: observer=minmax is not a setting of mode simulate; ignored"]
     assert at.radio(key="quant_mode").value == "simulate" and at.slider(key="quant_bits").value == 8
     assert at.query_params == {"dataset": "digits", "seed": "0"}
+
+
+def distill_widgets(at: AppTest) -> dict:
+    """The Distillation page's linked settings as its widgets show them."""
+    return {"preset": at.selectbox(key="distill_preset").value, "temperature": at.number_input(key="distill_temperature").value,
+            "alpha": at.slider(key="distill_alpha").value, "labelled_fraction": at.select_slider(key="distill_labelled").value}
+
+
+def preset_widgets(name: str) -> dict:
+    """What the Distillation page's widgets show for a preset (its None share: every image, the option's maximum)."""
+    preset = DISTILL_PRESETS[name]
+    every_image = spec(DistillConfig, "labelled_fraction").maximum
+    return {"preset": name, "temperature": preset.temperature, "alpha": preset.alpha, "labelled_fraction": preset.labelled_fraction or every_image}
+
+
+def other_preset() -> str:
+    return next(name for name in DISTILL_PRESETS if name != DEFAULT_PRESET)
+
+
+def test_a_distillation_link_sets_the_widgets_over_its_preset_and_the_url_follows_them(digits_baseline):
+    preset = other_preset()  # not the page's default, so the link's preset is seen to apply
+    at = open_link("pages/distillation.py", dataset="digits", seed="0", preset=preset, temperature="8", alpha="0.3", augment="none", **{"labelled-fraction": "0.2", "teacher-epochs": "3"})
+    assert not at.warning
+    assert distill_widgets(at) == {"preset": preset, "temperature": 8.0, "alpha": pytest.approx(0.3), "labelled_fraction": 0.2}, "the link's own values win over its preset's"
+    assert at.selectbox(key="distill_augment").value == "none" and at.number_input(key="distill_teacher_epochs").value == 3
+    assert at.query_params == {"dataset": "digits", "seed": "0", "preset": preset, "temperature": "8", "alpha": "0.3", "labelled-fraction": "0.2", "augment": "none", "teacher-epochs": "3"}
+    assert shown_link(at) == f"/distillation?dataset=digits&seed=0&preset={preset}&temperature=8&alpha=0.3&labelled-fraction=0.2&augment=none&teacher-epochs=3"
+    at.number_input(key="distill_temperature").set_value(3.0).run()
+    at.number_input(key="distill_teacher_epochs").set_value(None).run()
+    assert not at.exception
+    assert at.number_input(key="distill_temperature").value == 3.0, "the URL's older 8 must not win over the widget"
+    assert at.query_params["temperature"] == "3" and "teacher-epochs" not in at.query_params
+    # Another preset fills T, alpha and the labelled share: at the preset's values they leave the URL.
+    at.selectbox(key="distill_preset").set_value(DEFAULT_PRESET).run()
+    assert distill_widgets(at) == preset_widgets(DEFAULT_PRESET)
+    assert at.query_params == {"dataset": "digits", "seed": "0", "preset": DEFAULT_PRESET, "augment": "none"}
+
+
+def test_a_distillation_link_with_only_a_preset_gives_the_presets_values(digits_baseline):
+    preset = other_preset()
+    at = open_link("pages/distillation.py", dataset="digits", seed="0", preset=preset)
+    assert not at.warning
+    assert distill_widgets(at) == preset_widgets(preset)
+    assert at.query_params == {"dataset": "digits", "seed": "0", "preset": preset}
+    assert shown_link(at) == f"/distillation?dataset=digits&seed=0&preset={preset}"
+
+
+def test_a_distillation_link_refuses_a_value_with_one_line_and_uses_the_default(digits_baseline):
+    at = open_link("pages/distillation.py", dataset="digits", seed="0", temperature="-3", alpha="0.3", student="nope", **{"labelled-fraction": "0.03", "learning-rate": "0"})
+    default = preset_widgets(DEFAULT_PRESET)
+    students = ", ".join(spec(DistillConfig, "student").choices)
+    lines = [warning.value for warning in at.warning]
+    assert sorted(lines) == sorted([
+        f"Link: temperature=-3 is outside {spec(DistillConfig, 'temperature').describe_range()}; using {default['temperature']:g}",
+        f"Link: student=nope is not one of {students}; using {digits_baseline.config.model}",
+        f"Link: labelled-fraction=0.03 is not one of 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0; using {default['labelled_fraction']:g}",
+        f"Link: learning-rate=0 is outside {spec(DistillConfig, 'learning_rate').describe_range()}; using the preset",
+    ])
+    assert "Link: temperature=-3 is outside 0.05..100; using 4" in lines
+    assert distill_widgets(at) == {**default, "alpha": pytest.approx(0.3)}, "the rest of the link applies"
+    assert at.selectbox(key="distill_student").value == digits_baseline.config.model
+    assert at.number_input(key="distill_learning_rate").value > 0
+    assert at.query_params == {"dataset": "digits", "seed": "0", "preset": DEFAULT_PRESET, "alpha": "0.3"}
+    at.run()
+    assert not at.warning, "a refusal is said once, when the link is opened"
+
+
+def test_a_page_switch_leaves_the_other_pages_settings_behind(digits_baseline):
+    at = open_link("pages/distillation.py", dataset="digits", seed="0", preset=other_preset(), temperature="8")
+    at.switch_page("pages/pruning.py").run()
+    assert not at.exception and not at.warning
+    assert at.query_params == {"dataset": "digits", "seed": "0"}
+    at = open_link("pages/pruning.py", dataset="digits", seed="0", amount="0.7")
+    at.switch_page("pages/distillation.py").run()
+    assert not at.exception and not at.warning
+    assert at.query_params == {"dataset": "digits", "seed": "0", "preset": DEFAULT_PRESET}
 
 
 def test_the_link_parsing_needs_no_streamlit():

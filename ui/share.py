@@ -4,15 +4,18 @@ Before the widgets are made, a value the URL holds that this session has not app
 just opened) goes into st.session_state under the widget's key; after them, the current values are
 written back into st.query_params under the CLI's names (core/share_link.py), so the address bar
 always holds the current setup and a later rerun does not overwrite a widget with a stale URL. A
-refused value is one st.warning line naming it and the default used. The "Share this setup"
+refused value is one st.warning line naming it and the default used. On the Distillation page a
+link's preset fills its widgets first and the link's own values win, as flags beside --preset do;
+a value left out is the preset's (or the page's own pick for its source). The "Share this setup"
 expander shows the link and its QR code, drawn here with segno (no network).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 from io import BytesIO
-from typing import Any
+from typing import Any, Callable, Iterable
 
 import streamlit as st
 
@@ -64,18 +67,70 @@ def _all_quant_params() -> dict[str, LinkParam]:
     return found
 
 
-PAGE_PARAMS = {"pruning": _prune_params, "quantization": _all_quant_params}
-_page_options: dict[str, dict] = {}  # what a page told apply_page_link (e.g. the methods each granularity offers)
+# The Distillation page's settings that are flags of `python -m core distill`, by DistillConfig field
+# (and the command's --preset), with their widget keys. The students' epochs and first seed are the
+# command's --epochs and --seed, names the link already gives the sidebar's baseline, so they (and
+# the number of seeds) stay out of the link.
+DISTILL_KEYS = {"preset": "distill_preset", "teacher": "distill_teacher", "student": "distill_student", "temperature": "distill_temperature",
+                "alpha": "distill_alpha", "labelled_fraction": "distill_labelled", "learning_rate": "distill_learning_rate",
+                "augment": "distill_augment", "teacher_epochs": "distill_teacher_epochs"}
+
+
+def _preset_param() -> LinkParam:
+    from core.distillation.config import DEFAULT_PRESET, DISTILL_PRESETS
+
+    # Always in the link: the command without --preset starts from DistillConfig's defaults, not the page's preset.
+    return LinkParam("preset", DEFAULT_PRESET, str, choices=tuple(DISTILL_PRESETS), keep=True)
+
+
+def _distill_params() -> dict[str, LinkParam]:
+    """The Distillation page's parameters by field, with DistillConfig's names, checks and defaults."""
+    from core.distillation.config import DistillConfig
+
+    return {"preset": _preset_param(), **config_params(DistillConfig, [field for field in DISTILL_KEYS if field != "preset"])}
+
+
+def _every_image() -> float:
+    """The page's labelled share for "every image" (its None): the option's maximum."""
+    from core.distillation.config import DistillConfig
+    from core.options import spec
+
+    return spec(DistillConfig, "labelled_fraction").maximum
+
+
+def _distill_page_params(preset: str, page_defaults: dict[str, Any], page_choices: dict[str, Iterable] | None = None) -> dict[str, LinkParam]:
+    """The parameters as the page reads and writes them: each defaults to what the page shows when
+    the link leaves it out (the preset's T, alpha and labelled share, then `page_defaults`: the
+    student, teacher and learning rate it picks for its source), and `page_choices` narrow the CLI's
+    choices to the widgets' (the teachers this machine has, the labelled shares offered)."""
+    from core.distillation.config import DISTILL_PRESETS
+
+    defaults = {**DISTILL_PRESETS[preset].config_fields(), **page_defaults}
+    defaults["labelled_fraction"] = defaults["labelled_fraction"] or _every_image()
+    choices = {field: tuple(options) for field, options in (page_choices or {}).items()}
+    return {field: replace(param, default=defaults.get(field, param.default), choices=choices.get(field, param.choices))
+            for field, param in _distill_params().items()}
+
+
+# The pages with link settings, in the link's order. Distillation comes last: its config's module
+# imports torch, so its names are read only when the URL holds a name the others do not know (the
+# Overview's first render imports no torch).
+PAGE_PARAMS = {"pruning": _prune_params, "quantization": _all_quant_params, "distillation": _distill_params}
+_page_options: dict[str, dict] = {}  # what the Pruning page told apply_page_link: the methods each granularity offers, the same for every session
 
 
 def _names_of(page: str) -> set[str]:
     return {param.name for param in PAGE_PARAMS[page]().values()}
 
 
-def _known_names() -> set[str]:
-    names = set(SIDEBAR_KEYS)
+def _link_names(present: Iterable[str]) -> list[str]:
+    """The names a link carries, in its order (the sidebar's, then each page's), read page by page
+    only until every name in `present` is placed (a name no page carries reads them all)."""
+    names = list(SIDEBAR_KEYS)
     for page in PAGE_PARAMS:
-        names |= _names_of(page)
+        if set(present) <= set(names):
+            break
+        names += [param.name for param in PAGE_PARAMS[page]().values()]
     return names
 
 
@@ -119,7 +174,7 @@ def apply_sidebar_link(models: list[str], devices: list[str]) -> None:
     """Before the sidebar's widgets: a link's baseline settings into their widget keys; unknown parameters named once."""
     params = sidebar_params(models, devices)
     applied, warnings = _applied(), []
-    known = _known_names()
+    known = set(_link_names(st.query_params))
     for name, text in st.query_params.items():
         if name not in known and applied.get(f"unknown:{name}") != text:
             applied[f"unknown:{name}"] = text
@@ -157,7 +212,7 @@ def write_sidebar_link() -> None:
     params = sidebar_params()
     values = sidebar_values()
     _write({name: params[name].text(value) for name, value in values.items()}, set(params))
-    known = _known_names()
+    known = set(_link_names(st.query_params))
     for name in [name for name in st.query_params if name not in known]:
         del st.query_params[name]
     with st.sidebar.expander("Share this setup", icon=":material/share:"):
@@ -170,24 +225,33 @@ def write_sidebar_link() -> None:
 
 def apply_page_link(page: str, **options) -> None:
     """Before a page's widgets: the link's values for its main settings into their widget keys.
-    Pruning takes `methods`, the ranking methods each granularity offers (the first is its default)."""
-    _page_options[page] = options
+    Pruning takes `methods`, the ranking methods each granularity offers (the first is its default).
+    Distillation takes `on_preset` (the preset selectbox's on_change, which fills T, alpha and the
+    labelled share), `teachers` and `labelled_choices` (its widgets' choices), and `student` and
+    `teacher` (the ones it picks for this source)."""
     if page == "pruning":
+        _page_options[page] = options
         _apply_pruning(options["methods"])
     elif page == "quantization":
         _apply_quantization()
+    elif page == "distillation":
+        _apply_distillation(**options)
 
 
-def write_page_link(page: str, config=None) -> None:
-    """After a page's widgets: its settings (the Pruning page's `config`; the Quantization page's
-    widget values) into the URL, and the link shown."""
-    others = set().union(*(_names_of(other) for other in PAGE_PARAMS if other != page)) - _names_of(page)
-    for name in [name for name in st.query_params if name in others]:
+def write_page_link(page: str, config=None, **page_defaults) -> None:
+    """After a page's widgets: its settings (the Pruning and Distillation pages' `config`; the
+    Quantization page's widget values) into the URL, and the link shown. Distillation's
+    `page_defaults` are the student, teacher and learning rate it shows when a link leaves them out."""
+    # The sidebar's write dropped every name no page knows: what is neither its nor this page's is another page's.
+    own = _names_of(page)
+    for name in [name for name in st.query_params if name not in SIDEBAR_KEYS and name not in own]:
         del st.query_params[name]
     if page == "pruning":
         _write_pruning(config, _page_options.get(page, {}).get("methods"))
     elif page == "quantization":
         _write_quantization()
+    elif page == "distillation":
+        _write_distillation(config, page_defaults)
     show_link(page)
 
 
@@ -262,6 +326,34 @@ def _write_quantization() -> None:
     _write(wanted, set(wanted))
 
 
+def _apply_distillation(on_preset: Callable[[], None], teachers: list[str], labelled_choices: Iterable[float], student: str, teacher: str) -> None:
+    state = st.session_state
+    query = _fresh_query(_names_of("distillation"))
+    preset_reading = read_params({"preset": _preset_param()}, query)
+    if "preset" in preset_reading.values:
+        state[DISTILL_KEYS["preset"]] = preset_reading.values["preset"]
+        on_preset()  # the preset's values first, so that the link's own values below win over them
+    preset = state.get(DISTILL_KEYS["preset"], _preset_param().default)
+    params = _distill_page_params(preset, {"student": student, "teacher": teacher}, {"teacher": teachers, "labelled_fraction": labelled_choices})
+    del params["preset"]
+    reading = read_params(params, query)
+    for field, value in reading.values.items():
+        if field == "learning_rate" and value is None:
+            state.pop(DISTILL_KEYS[field], None)  # refused: the widget starts from the students' recipe, which it cannot leave empty
+        else:
+            state[DISTILL_KEYS[field]] = value
+    _warn(preset_reading.warnings + reading.warnings)
+
+
+def _write_distillation(config, page_defaults: dict[str, Any]) -> None:
+    preset = st.session_state.get(DISTILL_KEYS["preset"], _preset_param().default)
+    params = _distill_page_params(preset, page_defaults)
+    values = {"preset": preset, **{field: getattr(config, field) for field in params if field != "preset"}}
+    if config.labelled_fraction is None:
+        values["labelled_fraction"] = _every_image()  # said outright: a preset with a share would otherwise win on opening
+    _write({params[field].name: params[field].text(value) for field, value in values.items()}, {param.name for param in params.values()})
+
+
 # The link itself -----------------------------------------------------------------------------------
 
 
@@ -290,8 +382,8 @@ def link_for(page: str | None) -> str:
         url = f"{url}/{page}"
     elif not url:
         url = "/"
-    order = [*SIDEBAR_KEYS, *(param.name for other in PAGE_PARAMS for param in PAGE_PARAMS[other]().values())]
     values = dict(st.query_params.items())
+    order = _link_names(values)
     query = query_text({name: values[name] for name in sorted(values, key=lambda name: order.index(name) if name in order else len(order))})
     return f"{url}?{query}" if query else url
 

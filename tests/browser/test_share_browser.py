@@ -1,6 +1,8 @@
-"""A share link opened in a real browser: the Pruning page comes up with the link's settings."""
+"""A share link opened in a real browser: the Pruning and Distillation pages come up with the link's settings."""
 
 import pytest
+
+from core.distillation.config import DEFAULT_PRESET, DISTILL_PRESETS
 
 from tests.browser.conftest import assert_no_exception, screenshot, wait_for_idle, wait_until
 
@@ -33,4 +35,26 @@ def test_a_pruning_link_opens_with_its_amount_and_granularity(server, browser):
     assert_no_exception(page)
     wait_until(page, lambda: "/quantization" in page.url and "amount=" not in page.url and "granularity=" not in page.url, "the URL following the page")
     assert "dataset=digits" in page.url and "seed=0" in page.url
+    page.close()
+
+
+def test_a_distillation_link_opens_with_its_preset_and_its_own_values(server, browser):
+    preset = next(name for name in DISTILL_PRESETS if name != DEFAULT_PRESET)  # not the page's default, so the link's is seen to apply
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto(f"{server.url}/distillation?seed=0&preset={preset}&temperature=8&alpha=0.3")
+    wait_for_idle(page)
+    assert_no_exception(page)
+    page.get_by_role("spinbutton", name="Temperature T").wait_for()
+    assert page.get_by_role("combobox", name="Preset").input_value() == DISTILL_PRESETS[preset].title
+    assert page.get_by_role("spinbutton", name="Temperature T").input_value() == "8.00", "the link's T wins over its preset's"
+    alpha = page.locator('[data-testid="stSlider"]').filter(has_text="Weight of the teacher (alpha)").first
+    assert alpha.locator('[data-testid="stSliderThumbValue"]').inner_text() == "0.30"
+    assert page.locator('[data-testid="stAlertContentWarning"]').count() == 0
+    # The address bar and the Share expander hold the setup under `python -m core distill`'s names.
+    wait_until(page, lambda: f"preset={preset}" in page.url and "temperature=8" in page.url and "alpha=0.3" in page.url, "the URL holding the setup")
+    page.get_by_text("Share this setup").click()
+    wait_for_idle(page)
+    link = page.locator('[data-testid="stSidebar"] [data-testid="stCode"]').inner_text()
+    assert f"{server.url}/distillation?dataset=digits&seed=0&preset={preset}&temperature=8&alpha=0.3" in link
+    screenshot(page, "share-link-distillation")
     page.close()
