@@ -148,6 +148,10 @@ def prune_job(config: dict, workspace: Workspace, progress: ProgressCallback, st
     return {"run_id": run_id, "accuracy": result.headline.accuracy_after}
 
 
+SWEEP_CANCELLED = "cancelled; the trials that had finished stay in the history"
+CANCELLED_LINE = "cancelled; nothing was saved"  # every other kind: a run is recorded only when it finishes
+
+
 def sweep_job(config: dict, workspace: Workspace, progress: ProgressCallback, stop: StopFlag) -> dict:
     """The Explore page's sweep (`python -m core sweep`): this task drives the trials, which run as
     Ray tasks on the queue's own cluster (core.sweep.engine.connect inside a task), so the cluster's
@@ -164,8 +168,6 @@ def sweep_job(config: dict, workspace: Workspace, progress: ProgressCallback, st
     return {"sweep_id": state.sweep_id, "planned": state.planned, "trials_run": state.trials_run, "run_id": recommendation.run_id, "seconds": state.seconds}
 
 
-SWEEP_CANCELLED = "cancelled; the trials that had finished stay in the history"
 JOB_KINDS = {"baseline": train_baseline_job, "quantize": quantize_job, "distill": distill_job, "prune": prune_job, "sweep": sweep_job}
 # What a cancelled job left behind, by kind (the queue's line for everyone who asked).
 CANCELLED_LINES = {"sweep": SWEEP_CANCELLED}
-CANCELLED_LINE = "cancelled; nothing was saved"
