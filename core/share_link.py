@@ -173,7 +173,8 @@ def settle_conflicts(config_class, params: dict[str, LinkParam], given: dict[str
     return warnings
 
 
-def query_text(values: dict[str, str]) -> str:
+def query_text(values: dict[str, str | list[str]]) -> str:
+    """The query string; a list is one parameter per item (a sweep's grid axes)."""
     from urllib.parse import urlencode
 
-    return urlencode(values, safe=":/,")
+    return urlencode(values, safe=":/,", doseq=True)

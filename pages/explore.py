@@ -20,15 +20,15 @@ from core.charts.sweep import sweep_frontier_figure
 from core.context import RunContext
 from core.errors import UserError
 from core.jobs.queue import default_max_running
-from core.options import spec as option_spec
 from core.progress import Progress
-from core.pruning import PruneConfig
 from core.sweep.estimate import estimate_sweep
-from core.sweep.explore import cli_command, expected_slots, list_axis, parse_number_list, preview_sweep, range_axis, recorded_outcomes, run_download, run_download_name, source_point, trial_rows
+from core.sweep.explore import (AMOUNT_STEP_MIN, FORM_ALPHAS, FORM_AMOUNT_RANGE, FORM_QUANTIZE_BITS, FORM_QUANTIZE_MODE, FORM_RANDOM_COUNT, FORM_TEMPERATURES, FORM_VARY,
+                                MAX_CPUS_PER_TRIAL, MAX_RANDOM_COUNT, amount_bounds, cli_command, expected_slots, list_axis, parse_number_list, preview_sweep, range_axis, recorded_outcomes, run_download, run_download_name, source_point, trial_rows)
 from core.sweep.frontier import OBJECTIVES, TrialOutcome, recommend
 from core.sweep.grid import parse_grid, technique_parameters
 from core.sweep.run import MAX_BUDGET_POINTS, EngineOptions, SweepSpec, run_sweep
 from core.sweep.search import SEARCH_HELP, parse_search
+from ui import share
 from ui.jobs_view import classroom_mode, queued_job, source_config
 from ui.opened_run import OPEN_RUN_KEY
 from ui.source import choose_source
@@ -39,7 +39,6 @@ FINISHED_KEY = "explore_last_message"
 QUEUED = classroom_mode()  # a classroom server runs sweeps through its job queue (ui/jobs_view.py)
 TECHNIQUE_PAGES = {"prune": "pages/pruning.py", "quantize": "pages/quantization.py", "distill": "pages/distillation.py", "pipeline": "pages/compare.py"}
 OBJECTIVE_TABS = {"size": "Size", "latency": "Latency", "macs": "MACs"}
-AMOUNT_MAX_MARGIN = 0.01  # PruneConfig.amount is below its `below` bound (1.0: everything pruned)
 
 st.title("🧭 Explore")
 st.markdown(
@@ -50,6 +49,7 @@ st.markdown(
 stop_requested = bool(st.session_state.pop(STOP_KEY, False))
 source = choose_source("explore_source")
 parameters = technique_parameters()
+share.apply_page_link("explore")  # a share link's sweep settings, before the widgets
 
 
 def default_only(values: list, default) -> bool:
@@ -57,20 +57,22 @@ def default_only(values: list, default) -> bool:
 
 
 def prune_axes() -> list[str]:
-    amount = option_spec(PruneConfig, "amount")
-    top = round(float(amount.below if amount.below is not None else amount.maximum) - (AMOUNT_MAX_MARGIN if amount.below is not None else 0.0), 4)
+    bottom, top = amount_bounds()
+    low_default, high_default, step_default = FORM_AMOUNT_RANGE
+    help_text = parameters["prune"]["amount"].help
     columns = st.columns(3)
-    low = columns[0].number_input("Amount from", float(amount.minimum), top, 0.3, 0.05, format="%.2f", key="explore_amount_min", help=amount.help)
-    high = columns[1].number_input("Amount to", float(amount.minimum), top, 0.9, 0.05, format="%.2f", key="explore_amount_max", help="inclusive")
-    step = columns[2].number_input("Amount step", 0.01, top, 0.3, 0.05, format="%.2f", key="explore_amount_step")
+    low = columns[0].number_input("Amount from", bottom, top, low_default, 0.05, format="%.2f", key="explore_amount_min", help=help_text)
+    high = columns[1].number_input("Amount to", bottom, top, high_default, 0.05, format="%.2f", key="explore_amount_max", help="inclusive")
+    step = columns[2].number_input("Amount step", AMOUNT_STEP_MIN, top, step_default, 0.05, format="%.2f", key="explore_amount_step")
     columns = st.columns(3)
-    granularity = columns[0].multiselect("Granularity", parameters["prune"]["granularity"].choices, ["unstructured"], key="explore_granularity", help=parameters["prune"]["granularity"].help)
-    scope = columns[1].multiselect("Scope", parameters["prune"]["scope"].choices, ["layer"], key="explore_scope", help=parameters["prune"]["scope"].help)
-    epochs_option = parameters["prune"]["finetune_epochs"]
-    epochs = columns[2].multiselect("Fine-tune epochs", list(range(int(epochs_option.minimum), int(epochs_option.maximum) + 1)), [0], key="explore_finetune_epochs", help=epochs_option.help)
+    prune = parameters["prune"]
+    granularity = columns[0].multiselect("Granularity", prune["granularity"].choices, [prune["granularity"].default], key="explore_granularity", help=prune["granularity"].help)
+    scope = columns[1].multiselect("Scope", prune["scope"].choices, [prune["scope"].default], key="explore_scope", help=prune["scope"].help)
+    epochs_option = prune["finetune_epochs"]
+    epochs = columns[2].multiselect("Fine-tune epochs", list(range(int(epochs_option.minimum), int(epochs_option.maximum) + 1)), [epochs_option.default], key="explore_finetune_epochs", help=epochs_option.help)
     texts = [range_axis("prune.amount", low, high, step)]
-    for name, values, default in (("granularity", granularity, "unstructured"), ("scope", scope, "layer"), ("finetune_epochs", epochs, 0)):
-        if not default_only(values, default):  # one value that is the default is the default: left out of the grid
+    for name, values in (("granularity", granularity), ("scope", scope), ("finetune_epochs", epochs)):
+        if not default_only(values, prune[name].default):  # one value that is the default is the default: left out of the grid
             texts.append(list_axis(f"prune.{name}", values))
     return texts
 
@@ -78,22 +80,23 @@ def prune_axes() -> list[str]:
 def quantize_axes() -> list[str]:
     columns = st.columns(3)
     modes = ["auto", *parameters["quantize"]["mode"].choices]
-    mode = columns[0].selectbox("Mode", modes, key="explore_quantize_mode", help="auto: 8 bits is the real int8 model (static), fewer bits are simulated")
+    mode = columns[0].selectbox("Mode", modes, modes.index(FORM_QUANTIZE_MODE), key="explore_quantize_mode", help="auto: 8 bits is the real int8 model (static), fewer bits are simulated")
     bits_option = parameters["quantize"]["bits"]
-    bits = columns[1].multiselect("Bits", list(range(int(bits_option.maximum), int(bits_option.minimum) - 1, -1)), [8, 4], key="explore_quantize_bits", help=bits_option.help)
-    per_channel = columns[2].multiselect("Per channel", [True, False], [True], key="explore_quantize_per_channel", format_func=lambda value: "true" if value else "false",
-                                         help=parameters["quantize"]["per_channel"].help)
-    texts = [] if mode == "auto" else [f"quantize.mode={mode}"]
+    bits = columns[1].multiselect("Bits", list(range(int(bits_option.maximum), int(bits_option.minimum) - 1, -1)), list(FORM_QUANTIZE_BITS), key="explore_quantize_bits", help=bits_option.help)
+    per_channel_option = parameters["quantize"]["per_channel"]
+    per_channel = columns[2].multiselect("Per channel", [True, False], [per_channel_option.default], key="explore_quantize_per_channel", format_func=lambda value: "true" if value else "false",
+                                         help=per_channel_option.help)
+    texts = [] if mode == FORM_QUANTIZE_MODE else [f"quantize.mode={mode}"]
     texts.append(list_axis("quantize.bits", bits))
-    if not default_only(per_channel, True):
+    if not default_only(per_channel, per_channel_option.default):
         texts.append(list_axis("quantize.per_channel", per_channel))
     return texts
 
 
 def distill_axes() -> list[str]:
     columns = st.columns(2)
-    temperatures = columns[0].text_input("Temperatures", "2, 4", key="explore_temperatures", help=parameters["distill"]["temperature"].help)
-    alphas = columns[1].text_input("Alphas (weight of the teacher)", "0.5", key="explore_alphas", help=parameters["distill"]["alpha"].help)
+    temperatures = columns[0].text_input("Temperatures", FORM_TEMPERATURES, key="explore_temperatures", help=parameters["distill"]["temperature"].help)
+    alphas = columns[1].text_input("Alphas (weight of the teacher)", FORM_ALPHAS, key="explore_alphas", help=parameters["distill"]["alpha"].help)
     return [list_axis("distill.temperature", parse_number_list(temperatures)), list_axis("distill.alpha", parse_number_list(alphas))]
 
 
@@ -101,10 +104,9 @@ def distill_axes() -> list[str]:
 st.subheader("What to vary")
 texts: list[str | None] = []
 errors: list[str] = []
-for label, key, default, axes in (("Pruning", "explore_vary_prune", True, prune_axes), ("Quantization", "explore_vary_quantize", False, quantize_axes),
-                                  ("Distillation", "explore_vary_distill", False, distill_axes)):
+for label, technique, axes in (("Pruning", "prune", prune_axes), ("Quantization", "quantize", quantize_axes), ("Distillation", "distill", distill_axes)):
     with st.container(border=True):
-        if st.checkbox(f"Vary {label.lower()}", default, key=key):
+        if st.checkbox(f"Vary {label.lower()}", FORM_VARY[technique], key=f"explore_vary_{technique}"):
             try:
                 chosen = [text for text in axes() if text]
             except UserError as error:
@@ -119,11 +121,11 @@ st.caption("Several techniques ticked make each trial a pipeline (distill, prune
 with st.container(border=True):
     columns = st.columns(4)
     search_kind = columns[0].radio("Search", ["grid", "random", "budget"], horizontal=True, key="explore_search", help=SEARCH_HELP)
-    random_count = columns[0].number_input("Random trials (N)", 1, 10_000, 4, key="explore_random_count", disabled=search_kind != "random")
+    random_count = columns[0].number_input("Random trials (N)", 1, MAX_RANDOM_COUNT, FORM_RANDOM_COUNT, key="explore_random_count", disabled=search_kind != "random")
     objective = columns[1].selectbox("Objective", list(OBJECTIVES), key="explore_objective", format_func=lambda name: f"{name}: {OBJECTIVES[name][1]}",
                                      help="What the recommendation minimises: file bytes, latency at the batch, or MACs per image")
-    budget_points = columns[2].number_input("Accuracy budget (points)", 0.0, MAX_BUDGET_POINTS, 1.0, 0.5, key="explore_budget", help="The largest accuracy drop allowed, in points on the full test set")
-    cpus_per_trial = columns[3].number_input("CPUs per trial", 1, 256, 1, key="explore_cpus_per_trial", help="CPUs each trial asks Ray for; torch uses as many threads")
+    budget_points = columns[2].number_input("Accuracy budget (points)", 0.0, MAX_BUDGET_POINTS, SweepSpec.budget_points, 0.5, key="explore_budget", help="The largest accuracy drop allowed, in points on the full test set")
+    cpus_per_trial = columns[3].number_input("CPUs per trial", 1, MAX_CPUS_PER_TRIAL, EngineOptions.cpus_per_trial, key="explore_cpus_per_trial", help="CPUs each trial asks Ray for; torch uses as many threads")
     if QUEUED:
         # A classroom server's sweeps run on its job queue's cluster (local, or $RAY_ADDRESS), never one a student names.
         address = ""
@@ -131,6 +133,8 @@ with st.container(border=True):
     else:
         address = st.text_input("Ray address", key="explore_ray_address", placeholder="empty: a local cluster on this machine (or the cluster in $RAY_ADDRESS)",
                                 help="host:port of an existing Ray cluster. Empty: $RAY_ADDRESS when it is set, else a local cluster started on this machine").strip()
+
+share.write_page_link("explore", grid=None if errors else [text for text in texts if text])  # the current settings back into the URL
 
 seed = int(baseline_config().seed)
 try:

@@ -236,3 +236,72 @@ def test_the_link_parsing_needs_no_streamlit():
 
     code = "import sys, core.share_link as s; s.sidebar_params(); print('streamlit' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+# The Explore page: `python -m core sweep`'s names, one `grid` parameter per axis ------------------
+
+
+def explore_cli(at: AppTest) -> str:
+    return next(code.value for code in at.code if code.value.startswith("python -m core sweep"))
+
+
+EXPLORE_GRID = ["prune.amount=0.2:0.6:0.2", "prune.granularity=unstructured,channel"]
+
+
+def test_an_explore_link_fills_the_sweep_form_and_the_url_follows_it(digits_baseline):
+    at = open_link("pages/explore.py", dataset="digits", seed="0", grid=EXPLORE_GRID, search="random:3", objective="latency", **{"budget-points": "2"})
+    assert not at.warning
+    assert at.checkbox(key="explore_vary_prune").value and not at.checkbox(key="explore_vary_quantize").value
+    assert [at.number_input(key=key).value for key in ("explore_amount_min", "explore_amount_max", "explore_amount_step")] == pytest.approx([0.2, 0.6, 0.2])
+    assert at.multiselect(key="explore_granularity").value == ["unstructured", "channel"]
+    assert at.radio(key="explore_search").value == "random" and at.number_input(key="explore_random_count").value == 3
+    assert at.selectbox(key="explore_objective").value == "latency" and at.number_input(key="explore_budget").value == 2.0
+    command = explore_cli(at)
+    assert "--grid prune.amount=0.2:0.6:0.2 --grid prune.granularity=unstructured,channel --search random:3 --objective latency --budget-points 2" in command
+    assert at.query_params == {"dataset": "digits", "seed": "0", "grid": EXPLORE_GRID, "search": "random:3", "objective": "latency", "budget-points": "2"}
+    assert shown_link(at) == ("/explore?dataset=digits&seed=0&grid=prune.amount%3D0.2:0.6:0.2&grid=prune.granularity%3Dunstructured,channel"
+                              "&search=random:3&objective=latency&budget-points=2")
+    # A widget changed rewrites the URL; the URL's older grid must not win over the form.
+    at.multiselect(key="explore_scope").set_value(["layer", "global"]).run()
+    at.checkbox(key="explore_vary_quantize").check().run()
+    at.radio(key="explore_search").set_value("budget").run()
+    assert not at.exception and not at.warning
+    assert at.multiselect(key="explore_scope").value == ["layer", "global"]
+    grid = [*EXPLORE_GRID, "prune.scope=layer,global", "quantize.bits=8,4"]
+    assert at.query_params["grid"] == grid and at.query_params["search"] == "budget"
+    assert all(f"--grid {text}" in explore_cli(at) for text in grid)
+    # The written link opened afresh gives the same form.
+    again = open_link("pages/explore.py", **at.query_params)
+    assert not again.warning and explore_cli(again) == explore_cli(at)
+
+
+def test_an_explore_link_refuses_a_value_with_one_line_and_the_rest_applies(digits_baseline):
+    grid = ["prune.amount=0.1:0.5:0.2", "prune.colour=red", "prune.iterative_steps=1,2", "prune.amount=0.1,0.2,0.5", "distill.alpha=0.2,0.8"]
+    at = open_link("pages/explore.py", dataset="digits", seed="0", grid=grid, objective="colour", search="random:2", **{"budget-points": "-1", "cpus-per-trial": "2"})
+    lines = [warning.value for warning in at.warning]
+    assert len(lines) == 5, lines
+    assert "Link: objective=colour is not one of size, latency, macs; using size" in lines
+    assert "Link: budget-points=-1 is refused (--budget-points must be between 0 and 100, got -1); using 1" in lines
+    assert any(line.startswith("Link: grid=prune.colour=red is refused (--grid 'prune.colour=red': prune has no parameter 'colour'") for line in lines)
+    assert "Link: grid=prune.iterative_steps=1,2 is ignored: the Explore form has no widget for prune.iterative_steps" in lines
+    assert any(line.startswith("Link: grid=prune.amount=0.1,0.2,0.5 is refused (--grid prune.amount is given twice") and line.endswith("; the first one applies") for line in lines)
+    assert at.selectbox(key="explore_objective").value == "size" and at.number_input(key="explore_budget").value == 1.0
+    assert at.number_input(key="explore_cpus_per_trial").value == 2 and at.number_input(key="explore_random_count").value == 2
+    assert at.checkbox(key="explore_vary_distill").value and at.text_input(key="explore_temperatures").value == ""
+    assert "--grid prune.amount=0.1:0.5:0.2 --grid distill.alpha=0.2,0.8" in explore_cli(at)
+    assert at.query_params["grid"] == ["prune.amount=0.1:0.5:0.2", "distill.alpha=0.2,0.8"] and "objective" not in at.query_params
+    at.run()
+    assert not at.warning, "a refusal is said once, when the link is opened"
+
+
+def test_an_uneven_amount_list_falls_back_to_the_forms_range(digits_baseline):
+    at = open_link("pages/explore.py", dataset="digits", seed="0", grid=["prune.amount=0.1,0.2,0.5", "prune.scope=global"])
+    assert [warning.value for warning in at.warning] == ["Link: grid=prune.amount=0.1,0.2,0.5 is not evenly spaced, which the form's from/to/step cannot say; using 0.3:0.9:0.3"]
+    assert "--grid prune.amount=0.3:0.9:0.3 --grid prune.scope=global" in explore_cli(at)
+
+
+def test_a_page_switch_leaves_the_explore_settings_behind(digits_baseline):
+    at = open_link("pages/explore.py", dataset="digits", seed="0", grid=EXPLORE_GRID, objective="latency")
+    at.switch_page("pages/pruning.py").run()
+    assert not at.exception and not at.warning
+    assert at.query_params == {"dataset": "digits", "seed": "0"}

@@ -23,13 +23,50 @@ from core.history import RunRecord
 from core.source import ModelSource
 from core.sweep import store
 from core.sweep.frontier import TrialOutcome
-from core.sweep.grid import format_value
+from core.sweep.grid import GridAxis, format_value, parse_grid
 from core.sweep.run import SweepSpec, earlier_outcomes, plan_sweep, sweep_id_for
 from core.sweep.search import candidates
 from core.workspace import Workspace
 
 # The history's "before" figure of each objective (every trial of a sweep shares its source).
 SOURCE_METRICS = {"size": "size_bytes_before", "macs": "macs_before"}  # latency: relative to the source, so the source is at 1
+
+
+# The Explore form's starting values and bounds: pages/explore.py's widgets start from them, and a
+# share link's grid (ui/share.py) falls back to them. The prune lists start at each option's default.
+FORM_VARY = {"prune": True, "quantize": False, "distill": False}  # the "Vary ..." checkboxes
+FORM_AMOUNT_RANGE = (0.3, 0.9, 0.3)  # amount from, to (inclusive), step
+AMOUNT_STEP_MIN = 0.01  # the form's finest amount step (its amounts show two decimals)
+AMOUNT_MAX_MARGIN = 0.01  # PruneConfig.amount is below its `below` bound (1.0: everything pruned)
+FORM_QUANTIZE_MODE = "auto"  # no quantize.mode axis: 8 bits static, fewer simulated
+FORM_QUANTIZE_BITS = (8, 4)
+FORM_TEMPERATURES = "2, 4"
+FORM_ALPHAS = "0.5"
+FORM_RANDOM_COUNT = 4
+MAX_RANDOM_COUNT = 10_000
+MAX_CPUS_PER_TRIAL = 256
+
+
+def amount_bounds() -> tuple[float, float]:
+    """The form's amount bounds: the option's minimum, and its maximum or the last step below its exclusive bound."""
+    from core.options import spec
+    from core.pruning.config import PruneConfig
+
+    amount = spec(PruneConfig, "amount")
+    top = amount.maximum if amount.below is None else amount.below - AMOUNT_MAX_MARGIN
+    return float(amount.minimum), round(float(top), 4)
+
+
+def axis_as_range(axis: GridAxis) -> tuple[float, float, float | None] | None:
+    """A numeric axis as the form's from, to and step (step None for one value), or None when its
+    values are not evenly spaced upwards: checked by parsing range_axis's text back to the same values."""
+    values = axis.values
+    if len(values) == 1:
+        return values[0], values[0], None
+    step = round(values[1] - values[0], 10)
+    if step <= 0 or parse_grid([range_axis(axis.name, values[0], values[-1], step)]).axes[0].values != values:
+        return None
+    return values[0], values[-1], step
 
 
 def range_axis(name: str, start: float, stop: float, step: float) -> str:

@@ -58,3 +58,25 @@ def test_a_distillation_link_opens_with_its_preset_and_its_own_values(server, br
     assert f"{server.url}/distillation?dataset=digits&seed=0&preset={preset}&temperature=8&alpha=0.3" in link
     screenshot(page, "share-link-distillation")
     page.close()
+
+
+def test_an_explore_link_opens_with_its_grid_and_search(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    grid = "grid=prune.amount%3D0.2%3A0.6%3A0.2&grid=prune.granularity%3Dunstructured%2Cchannel"
+    page.goto(f"{server.url}/explore?seed=0&{grid}&search=random:3&objective=latency&budget-points=2")
+    wait_for_idle(page)
+    assert_no_exception(page)
+    page.get_by_role("spinbutton", name="Amount from").wait_for()
+    assert page.get_by_role("spinbutton", name="Amount from").input_value() == "0.20"
+    assert page.get_by_role("spinbutton", name="Amount to").input_value() == "0.60"
+    assert page.get_by_role("spinbutton", name="Amount step").input_value() == "0.20"
+    assert page.get_by_role("radio", name="random").is_checked()
+    assert page.get_by_role("spinbutton", name="Random trials (N)").input_value() == "3"
+    assert page.locator('[data-testid="stAlertContentWarning"]').count() == 0
+    # The page's terminal command makes the same sweep, and the address bar keeps it (one grid per axis).
+    command = " ".join(page.locator('[data-testid="stCode"]').filter(has_text="python -m core sweep").first.inner_text().split())
+    assert "--grid prune.amount=0.2:0.6:0.2 --grid prune.granularity=unstructured,channel --search random:3 --objective latency --budget-points 2" in command
+    wait_until(page, lambda: "/explore?" in page.url and "dataset=digits" in page.url and "grid=prune.granularity" in page.url, "the URL holding the setup")
+    assert page.url.count("grid=") == 2 and "objective=latency" in page.url
+    screenshot(page, "share-link-explore")
+    page.close()
