@@ -30,6 +30,7 @@ from core.pipeline.run import run_pipeline
 from core.pruning.config import PruneConfig
 from core.quantization.config import MODES, SimulateConfig
 from core.record import record
+from ui import share
 from ui.metrics import delta_or_none
 from ui.deploy_view import deploy_tab
 from ui.diff_view import exemplars, run_diff, show_exemplars, show_run_diff
@@ -73,14 +74,23 @@ def filtered_runs(all_runs: dict[int, RunSummary]) -> list[RunSummary]:
     return [run for run in all_runs.values() if all(not values or getattr(run, name) in values for name, values in chosen.items())]
 
 
+def reference_candidates(all_runs: dict[int, RunSummary]) -> tuple[list[int], int | None]:
+    """The runs that can be the reference (pinned first, then the trainings, newest first) and the
+    default one: the sidebar's baseline when it is among them. ([], None) when none can."""
+    baseline = cached_baseline()
+    candidates = [run for run in all_runs.values() if run.technique == "train" or run.pinned]
+    ids = [run.run_id for run in sorted(candidates, key=lambda run: (not run.pinned, -run.run_id))]
+    if not ids:
+        return [], None
+    return ids, baseline.run_id if baseline is not None and baseline.run_id in ids else ids[0]
+
+
 def reference_choice(all_runs: dict[int, RunSummary]) -> RunSummary | None:
     """The run everything is compared with: the sidebar's baseline by default, or a pinned run."""
     baseline = cached_baseline()
-    candidates = [run for run in all_runs.values() if run.technique == "train" or run.pinned]
-    if not candidates:
+    ids, default_id = reference_candidates(all_runs)
+    if not ids:
         return None
-    ids = [run.run_id for run in sorted(candidates, key=lambda run: (not run.pinned, -run.run_id))]
-    default_id = baseline.run_id if baseline is not None and baseline.run_id in ids else ids[0]
     if st.session_state.get("compare_reference") not in ids:
         st.session_state["compare_reference"] = default_id
     chosen = st.selectbox("Compare with (reference)", ids, key="compare_reference", format_func=lambda run_id: _reference_label(all_runs[run_id], baseline.run_id if baseline else None))
@@ -421,6 +431,8 @@ if not all_runs:
     st.info("No runs recorded yet. Train a baseline in the sidebar, then prune, quantize or distill it; every finished run appears here.")
     st.stop()
 
+references, default_reference = reference_candidates(all_runs)
+share.apply_page_link("compare", references=references, recorded=list(all_runs), default_reference=default_reference)  # a share link's reference and runs
 controls = st.expander("Controls (filters, selection, reference)", expanded=False) if presentation_mode() else st.container()
 with controls:
     runs = filtered_runs(all_runs)
@@ -433,6 +445,7 @@ chosen = selected or runs
 if reference is None:
     st.warning("No baseline (train run) in the history to compare with; train one in the sidebar.")
     st.stop()
+share.write_page_link("compare", reference=reference.run_id, selected=[run.run_id for run in selected], default_reference=default_reference)
 if not runs:
     st.info("No runs match these filters.")
 

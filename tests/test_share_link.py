@@ -305,3 +305,54 @@ def test_a_page_switch_leaves_the_explore_settings_behind(digits_baseline):
     at.switch_page("pages/pruning.py").run()
     assert not at.exception and not at.warning
     assert at.query_params == {"dataset": "digits", "seed": "0"}
+
+
+# The Compare page: the reference and the selected runs, under `python -m core report`'s names ------
+
+
+@pytest.fixture()
+def compare_home(digits_baseline, session_workspace, tmp_path, monkeypatch):
+    """A copy of the session workspace (its baseline) with a pruning run and a second, pinned one:
+    the page's reference can then be the baseline or the pinned run."""
+    import shutil
+
+    from core import history
+    from core.workspace import Workspace
+    from tests.conftest import record_prune_run
+
+    home = tmp_path / "compare-home"
+    shutil.copytree(session_workspace.root, home, ignore=shutil.ignore_patterns("*.sqlite-wal", "*.sqlite-shm", "streamlit-*.log"))
+    monkeypatch.setenv("MEL_HOME", str(home))
+    workspace = Workspace.open(home)
+    pruned = record_prune_run(digits_baseline, workspace, amount=0.5)
+    pinned = record_prune_run(digits_baseline, workspace, amount=0.8)
+    history.set_pinned(workspace.history_db, pinned, True)
+    return {"baseline": digits_baseline.run_id, "pruned": pruned, "pinned": pinned}
+
+
+def test_a_compare_link_sets_the_reference_and_the_selected_runs_and_the_url_follows(compare_home):
+    runs = compare_home
+    at = open_link("pages/compare.py", dataset="digits", seed="0", reference=str(runs["pinned"]), runs=f"{runs['pruned']},{runs['baseline']}")
+    assert not at.warning
+    assert at.selectbox(key="compare_reference").value == runs["pinned"]
+    assert at.multiselect(key="compare_selected").value == [runs["pruned"], runs["baseline"]]
+    assert at.query_params["reference"] == str(runs["pinned"]) and at.query_params["runs"] == ",".join(map(str, sorted([runs["pruned"], runs["baseline"]])))
+    at.selectbox(key="compare_reference").set_value(runs["baseline"]).run()  # the page's default: left out of the link
+    at.multiselect(key="compare_selected").set_value([]).run()
+    assert "reference" not in at.query_params and "runs" not in at.query_params
+    assert shown_link(at).endswith("/compare?dataset=digits&seed=0")
+
+
+def test_a_compare_link_naming_runs_the_history_lacks_is_one_line_each_and_the_rest_applies(compare_home):
+    runs = compare_home
+    at = open_link("pages/compare.py", reference=str(runs["pruned"]), runs=f"{runs['pruned']},999,x")
+    assert [warning.value for warning in at.warning] == [
+        f"Link: reference={runs['pruned']} is not a baseline or pinned run of this history; using #{runs['baseline']}",
+        "Link: runs 999, x are not in this history; showing the others",
+    ]
+    assert at.selectbox(key="compare_reference").value == runs["baseline"]
+    assert at.multiselect(key="compare_selected").value == [runs["pruned"]]
+    at.run()
+    assert not at.warning  # said once, on opening
+    at.switch_page("pages/pruning.py").run()
+    assert "runs" not in at.query_params and "reference" not in at.query_params  # a page switch leaves Compare's names behind

@@ -162,10 +162,20 @@ def _explore_params() -> dict[str, LinkParam]:
     return {param.name: param for param in params}
 
 
+# The Compare page's settings, by `python -m core report`'s names: the run everything is compared
+# with and the runs selected (ids of this server's history, which the class shares). Its filters stay
+# out: the report's --dataset and --model are the sidebar's names in the link.
+COMPARE_KEYS = {"reference": "compare_reference", "runs": "compare_selected"}
+
+
+def _compare_params() -> dict[str, LinkParam]:
+    return {"reference": LinkParam("reference", None, int), "runs": LinkParam("runs", None, str)}
+
+
 # The pages with link settings, in the link's order. Distillation and Explore come last: their
 # modules import torch, so their names are read only when the URL holds a name the others do not
 # know (the Overview's first render imports no torch).
-PAGE_PARAMS = {"pruning": _prune_params, "quantization": _all_quant_params, "distillation": _distill_params, "explore": _explore_params}
+PAGE_PARAMS = {"pruning": _prune_params, "quantization": _all_quant_params, "compare": _compare_params, "distillation": _distill_params, "explore": _explore_params}
 _page_options: dict[str, dict] = {}  # what the Pruning page told apply_page_link: the methods each granularity offers, the same for every session
 
 
@@ -288,6 +298,8 @@ def apply_page_link(page: str, **options) -> None:
         _apply_distillation(**options)
     elif page == "explore":
         _apply_explore()
+    elif page == "compare":
+        _apply_compare(**options)
 
 
 def write_page_link(page: str, config=None, **page_defaults) -> None:
@@ -307,6 +319,8 @@ def write_page_link(page: str, config=None, **page_defaults) -> None:
         _write_distillation(config, page_defaults)
     elif page == "explore":
         _write_explore(page_defaults["grid"])
+    elif page == "compare":
+        _write_compare(**page_defaults)
     show_link(page)
 
 
@@ -543,6 +557,34 @@ def _write_explore(grid: list[str] | None) -> None:
         st.query_params[GRID] = grid  # one query parameter per axis, in the form's order
     if grid is not None:
         _applied()[GRID] = _grid_marker(grid)
+
+
+def _apply_compare(references: list[int], recorded: list[int], default_reference: int | None) -> None:
+    """A link's reference (one of `references`, the baseline and pinned runs) and selected runs (of
+    `recorded`, the history's ids) into the page's widgets; what the history lacks is one line each."""
+    query, warnings = _fresh_query(set(COMPARE_KEYS)), []
+    fallback = "the sidebar's baseline" if default_reference is None else f"#{default_reference}"
+    if "reference" in query:
+        text = query["reference"]
+        reference = int(text) if text.strip().isdigit() else None
+        if reference in references:
+            st.session_state[COMPARE_KEYS["reference"]] = reference
+        else:
+            warnings.append(f"Link: reference={text} is not a baseline or pinned run of this history; using {fallback}")
+    if "runs" in query:
+        words = [word.strip() for word in query["runs"].split(",") if word.strip()]
+        found = [int(word) for word in words if word.isdigit() and int(word) in recorded]
+        missing = [word for word in words if not (word.isdigit() and int(word) in recorded)]
+        if missing:
+            warnings.append(f"Link: runs {', '.join(missing)} are not in this history; {'showing the others' if found else 'none selected'}")
+        st.session_state[COMPARE_KEYS["runs"]] = list(dict.fromkeys(found))
+    _warn(warnings)
+
+
+def _write_compare(reference: int, selected: list[int], default_reference: int | None) -> None:
+    """The reference (left out when it is the page's default) and the selection (none: every run shown)."""
+    _write({"reference": None if reference == default_reference else str(reference),
+            "runs": ",".join(str(run_id) for run_id in sorted(selected)) or None}, set(COMPARE_KEYS))
 
 
 # The link itself -----------------------------------------------------------------------------------
