@@ -94,7 +94,7 @@ def ensure_dataset_available(name: str) -> str:
 
 def sidebar_config() -> BaselineConfig:
     st.sidebar.title("Model Efficiency Lab")
-    from ui import share  # the share link (ui/share.py): the URL's settings into the widget keys first
+    from ui import share  # the share link (ui/share/): the URL's settings into the widget keys first
 
     share.apply_sidebar_link(available_models(), available_devices())
     name = ensure_dataset_available(dataset_name_from_sidebar())

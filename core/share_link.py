@@ -5,7 +5,7 @@ common options of `python -m core`) and a page's main settings (its config's `op
 Each parameter is parsed with the flag's type and refused by the same check the CLI runs (an
 OptionSpec's range or choices, BaselineConfig.validate, validate_dataset_name), so a link accepts
 exactly what the command line accepts. A refused value becomes one line naming it and the default
-used instead; the rest of the link still applies. No Streamlit here: ui/share.py binds these to widgets.
+used instead; the rest of the link still applies. No Streamlit here: ui/share/ binds these to widgets.
 """
 
 from __future__ import annotations

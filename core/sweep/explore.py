@@ -33,7 +33,7 @@ SOURCE_METRICS = {"size": "size_bytes_before", "macs": "macs_before"}  # latency
 
 
 # The Explore form's starting values and bounds: pages/explore.py's widgets start from them, and a
-# share link's grid (ui/share.py) falls back to them. The prune lists start at each option's default.
+# share link's grid (ui/share/explore.py) falls back to them. The prune lists start at each option's default.
 FORM_VARY = {"prune": True, "quantize": False, "distill": False}  # the "Vary ..." checkboxes
 FORM_AMOUNT_RANGE = (0.3, 0.9, 0.3)  # amount from, to (inclusive), step
 AMOUNT_STEP_MIN = 0.01  # the form's finest amount step (its amounts show two decimals)

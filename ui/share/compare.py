@@ -1,0 +1,45 @@
+"""The Compare page's part of the share link: `python -m core report`'s reference and runs."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.share_link import LinkParam
+from ui.share.url_state import fresh_query, warn, write_query
+
+# The Compare page's settings, by `python -m core report`'s names: the run everything is compared
+# with and the runs selected (ids of this server's history, which the class shares). Its filters stay
+# out: the report's --dataset and --model are the sidebar's names in the link.
+COMPARE_KEYS = {"reference": "compare_reference", "runs": "compare_selected"}
+
+
+def link_params() -> dict[str, LinkParam]:
+    return {"reference": LinkParam("reference", None, int), "runs": LinkParam("runs", None, str)}
+
+
+def apply(references: list[int], recorded: list[int], default_reference: int | None) -> None:
+    """A link's reference (one of `references`, the baseline and pinned runs) and selected runs (of
+    `recorded`, the history's ids) into the page's widgets; what the history lacks is one line each."""
+    query, warnings = fresh_query(set(COMPARE_KEYS)), []
+    fallback = "the sidebar's baseline" if default_reference is None else f"#{default_reference}"
+    if "reference" in query:
+        text = query["reference"]
+        reference = int(text) if text.strip().isdigit() else None
+        if reference in references:
+            st.session_state[COMPARE_KEYS["reference"]] = reference
+        else:
+            warnings.append(f"Link: reference={text} is not a baseline or pinned run of this history; using {fallback}")
+    if "runs" in query:
+        words = [word.strip() for word in query["runs"].split(",") if word.strip()]
+        found = [int(word) for word in words if word.isdigit() and int(word) in recorded]
+        missing = [word for word in words if not (word.isdigit() and int(word) in recorded)]
+        if missing:
+            warnings.append(f"Link: runs {', '.join(missing)} are not in this history; {'showing the others' if found else 'none selected'}")
+        st.session_state[COMPARE_KEYS["runs"]] = list(dict.fromkeys(found))
+    warn(warnings)
+
+
+def write(config=None, *, reference: int, selected: list[int], default_reference: int | None) -> None:
+    """The reference (left out when it is the page's default) and the selection (none: every run shown)."""
+    write_query({"reference": None if reference == default_reference else str(reference),
+            "runs": ",".join(str(run_id) for run_id in sorted(selected)) or None}, set(COMPARE_KEYS))
