@@ -77,10 +77,11 @@ def test_two_sessions_asking_the_same_training_start_one_job_and_both_get_its_re
 
 
 def test_a_closed_session_does_not_cancel_the_job_another_session_waits_for(queue, workspace):
-    # 20 epochs: still running a second after it starts on a fast machine, so the second request joins it.
-    job = queue.submit("baseline", tiny_config(seed=3, epochs=20), "leaves")
+    # 100 epochs (about 10 s on a fast 2-core machine): still running when the second request comes,
+    # a moment after the job is seen running, so it joins the job.
+    job = queue.submit("baseline", tiny_config(seed=3, epochs=100), "leaves")
     wait_for(queue, job.job_id, (RUNNING,))
-    queue.submit("baseline", tiny_config(seed=3, epochs=20), "stays")  # the first session is gone; nothing is called for it
+    queue.submit("baseline", tiny_config(seed=3, epochs=100), "stays")  # the first session is gone; nothing is called for it
     done = wait_for(queue, job.job_id, (DONE, FAILED, CANCELLED))
     assert done.state == DONE and done.record.asked_by == ["leaves", "stays"]
 
