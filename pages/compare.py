@@ -85,10 +85,10 @@ def reference_candidates(all_runs: dict[int, RunSummary]) -> tuple[list[int], in
     return ids, baseline.run_id if baseline is not None and baseline.run_id in ids else ids[0]
 
 
-def reference_choice(all_runs: dict[int, RunSummary]) -> RunSummary | None:
-    """The run everything is compared with: the sidebar's baseline by default, or a pinned run."""
+def reference_choice(all_runs: dict[int, RunSummary], ids: list[int], default_id: int | None) -> RunSummary | None:
+    """The run everything is compared with, one of `ids` (reference_candidates): `default_id`, the
+    sidebar's baseline, unless another is chosen."""
     baseline = cached_baseline()
-    ids, default_id = reference_candidates(all_runs)
     if not ids:
         return None
     if st.session_state.get("compare_reference") not in ids:
@@ -436,7 +436,7 @@ share.apply_page_link("compare", references=references, recorded=list(all_runs),
 controls = st.expander("Controls (filters, selection, reference)", expanded=False) if presentation_mode() else st.container()
 with controls:
     runs = filtered_runs(all_runs)
-    reference = reference_choice(all_runs)
+    reference = reference_choice(all_runs, references, default_reference)
     shown_ids = {run.run_id for run in runs}
     st.session_state["compare_selected"] = [run_id for run_id in st.session_state.get("compare_selected", []) if run_id in shown_ids]
     st.multiselect("Selected runs (for the buttons, the charts and the exports; none = all shown)", [run.run_id for run in runs], key="compare_selected", format_func=lambda run_id: all_runs[run_id].label)
