@@ -4,7 +4,7 @@
 loads from the cache) the baseline that every page starts from. No ML code lives here.
 
 The sidebar and the Overview come up without importing torch (a cached baseline is shown from its
-card, core.baseline_card); torch and the pages' ML modules load in the background after the first
+card, core.foundation.baseline.card); torch and the pages' ML modules load in the background after the first
 page is drawn (ui.state.start_torch_warmup).
 """
 
@@ -15,15 +15,16 @@ from pathlib import Path
 import pandas  # noqa: F401 (before the background warmup: plotly uses pandas once it is in sys.modules, even half-imported by another thread)
 import streamlit as st
 
-from core import history
-from core.baseline_config import BaselineConfig
+from core.foundation import history
+from core.foundation.baseline.config import BaselineConfig
 from core.charts.training import live_training_figure
-from core.dataset_names import DEFAULT_DATASET, FOLDER_PREFIX, TORCHVISION_DATASETS, DatasetSpec, is_dataset_on_disk, validate_dataset_name
-from core.errors import UserError
-from core.model_names import available_models
-from core.progress import Progress
-from core.records import MAX_EPOCHS
-from ui.jobs_view import classroom_mode, queued_baseline_training
+from core.foundation.data.names import DEFAULT_DATASET, FOLDER_PREFIX, TORCHVISION_DATASETS, DatasetSpec, is_dataset_on_disk, validate_dataset_name
+from core.foundation.errors import UserError
+from core.foundation.models.names import available_models
+from core.foundation.progress import Progress
+from core.foundation.training.records import MAX_EPOCHS
+from ui.jobs_view import queued_baseline_training
+from ui.state import classroom_mode
 from ui.presentation import apply_presentation_mode
 from ui.state import CONFIG_KEY, PRESENTATION_KEY, TRAINING_STOP_KEY, SessionStopFlag, baseline_card, cached_baseline, dataset_for, ensure_navigation_mode, format_bytes, report_error, start_torch_warmup, torch_ready, workspace
 
@@ -47,7 +48,7 @@ def available_devices() -> list[str]:
     devices = ["auto", "cpu"]
     if not torch_ready():
         return devices
-    from core.training import resolve_device
+    from core.foundation.training.loop import resolve_device
 
     for name in ("cuda", "mps"):
         try:
@@ -81,7 +82,7 @@ def ensure_dataset_available(name: str) -> str:
     st.sidebar.warning(f"{name} is not in {workspace().data_dir} yet; showing the embedded '{DEFAULT_DATASET}' meanwhile.")
     if st.sidebar.button(f"Download {name}", key="sidebar_download"):
         bar = st.sidebar.progress(0.0, text=f"Downloading {name}…")
-        from core.datasets import load_dataset
+        from core.foundation.data.datasets import load_dataset
 
         try:
             with st.spinner(f"Downloading {name} (about 170 MB for CIFAR-10)…"):
@@ -175,7 +176,7 @@ def baseline_status_and_training(config: BaselineConfig, live_area) -> None:
                 redraws[0] += 1
                 chart.plotly_chart(live_training_figure(steps, losses, accuracies, progress.total), width="stretch", key=f"live_training_chart_{redraws[0]}")
 
-        from core.baseline import TrainingStopped, get_baseline
+        from core.foundation.baseline.trained import TrainingStopped, get_baseline
 
         try:
             get_baseline(config, workspace(), report, stop=stop, dataset=dataset)

@@ -51,10 +51,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import LOAD_AT_START, add_output_option, write_results  # noqa: E402
 from bench.streamlit_client import ProtocolError, StreamlitClient, number_state, slider_state, trigger_state  # noqa: E402
-from core.baseline import BaselineConfig, get_baseline  # noqa: E402
+from core.foundation.baseline.trained import BaselineConfig, get_baseline  # noqa: E402
 from core.jobs.store import ACTIVE_STATES, DONE, JobStore  # noqa: E402
 from core.sweep.engine import LOCAL_OBJECT_STORE_BYTES  # noqa: E402  (the local cluster's, for --ray-cluster)
-from core.workspace import Workspace  # noqa: E402
+from core.foundation.workspace import Workspace  # noqa: E402
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, start_server  # noqa: E402
 
 SLIDER_KEY, SEED_KEY, EPOCHS_KEY, TRAIN_KEY = "prune_amount", "sidebar_seed", "sidebar_epochs", "sidebar_train"

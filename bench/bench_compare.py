@@ -8,14 +8,14 @@
    zip written to disk), accuracy within 1.5 points (measured on the model rebuilt from that zip).
 2. The "Smallest fast model" preset (distill + channel pruning with removal + static int8): at least
    3x lower measured latency than the fp32 baseline at batch 256, under the one latency protocol
-   (core.latency: the int8 model and the fp32 baseline both compiled by inductor, interleaved
+   (core.foundation.measures.latency: the int8 model and the fp32 baseline both compiled by inductor, interleaved
    rounds; the batch-1 figures are reported beside it); accuracy within 3 points.
 3. The Compare page with 200 recorded runs renders within 2 s: driven by Streamlit's AppTest
    (server side: read the history, summarise, build the table and the charts, serialise them).
 
 Each preset runs as the CLI's `pipeline --preset` does: core.pipeline.config.pipeline_options and
 build_pipeline_config, then core.pipeline.run.run_pipeline (which records every step), and the
-pipeline run itself is recorded with core.record.
+pipeline run itself is recorded with core.contract.record.
 
 Writes bench/results/compare.json (or --output) and prints a summary. Never a pass/fail test: it
 reports. A partial run (--only) keeps the other parts' last figures from the file it writes.
@@ -42,16 +42,16 @@ sys.path.insert(0, str(REPO_ROOT))
 import torch  # noqa: E402
 
 from bench.common import RESULTS_DIR, add_dataset_options, add_output_option, dataset_spec, write_results  # noqa: E402
-from core.baseline import BaselineConfig, get_baseline  # noqa: E402
-from core.context import RunContext  # noqa: E402
-from core.datasets import DatasetSpec  # noqa: E402
+from core.foundation.baseline.trained import BaselineConfig, get_baseline  # noqa: E402
+from core.contract.context import RunContext  # noqa: E402
+from core.foundation.data.datasets import DatasetSpec  # noqa: E402
 from core.pipeline.config import PRESETS, build_pipeline_config, pipeline_options  # noqa: E402
 from core.pipeline.run import run_pipeline  # noqa: E402
-from core.progress import stderr_progress  # noqa: E402
-from core.record import record  # noqa: E402
-from core.result import Headline  # noqa: E402
-from core.source import ModelSource  # noqa: E402
-from core.workspace import Workspace  # noqa: E402
+from core.foundation.progress import stderr_progress  # noqa: E402
+from core.contract.record import record  # noqa: E402
+from core.contract.result import Headline  # noqa: E402
+from core.contract.source import ModelSource  # noqa: E402
+from core.foundation.workspace import Workspace  # noqa: E402
 
 TARGETS = {"deep_compression_ratio": 20.0, "deep_compression_max_drop_points": 1.5, "smallest_fast_speedup": 3.0, "smallest_fast_max_drop_points": 3.0, "render_seconds": 2.0}
 SUMMARY_KEYS = (
@@ -107,7 +107,7 @@ class SeededRun:
 
     @property
     def int8(self) -> bool:
-        return self.runtime != "torch eager"  # compiled int8: no MAC count, as core.record leaves it
+        return self.runtime != "torch eager"  # compiled int8: no MAC count, as core.contract.record leaves it
 
 
 def seeded_run(technique: str, rng: random.Random) -> SeededRun:
@@ -135,9 +135,9 @@ def seeded_run(technique: str, rng: random.Random) -> SeededRun:
 
 def seed_history(workspace: Workspace, baseline_run_id: int, count: int) -> None:
     """`count` runs in realistic chains (baseline -> distill -> prune -> quantize -> pipeline), each
-    row laid out as core.record writes it (the headline keys, headline_version 2, details), so the
+    row laid out as core.contract.record writes it (the headline keys, headline_version 2, details), so the
     page summarises and draws what it would in class."""
-    from core import history
+    from core.foundation import history
 
     rng = random.Random(0)
     db = workspace.history_db
@@ -204,7 +204,7 @@ def render_seconds(run_count: int) -> dict:
         "runs_tab_median_seconds": statistics.median(timings["Runs"]),
         "charts_tab_median_seconds": statistics.median(timings["Charts"]),
         "render_seconds": max(statistics.median(timings["Runs"]), statistics.median(timings["Charts"])),
-        "history_rows": "headline_version 2 (as core.record writes them)",
+        "history_rows": "headline_version 2 (as core.contract.record writes them)",
         "method": "streamlit.testing AppTest, whole app (sidebar + page), median of 5 reruns per tab",
     }
     print(f"Compare page with {run_count} runs: Runs tab {result['runs_tab_median_seconds']:.2f} s, Charts tab {result['charts_tab_median_seconds']:.2f} s (median of 5), first render {cold:.2f} s", flush=True)

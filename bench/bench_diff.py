@@ -27,24 +27,24 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import REPO_ROOT, add_dataset_options, add_output_option, dataset_spec, write_results  # noqa: E402
-from core import history  # noqa: E402
-from core.baseline import BaselineConfig, get_baseline  # noqa: E402
-from core.context import RunContext  # noqa: E402
-from core.datasets import load_dataset  # noqa: E402
-from core.diff.predictions import PREDICTIONS_DIR  # noqa: E402
-from core.progress import stderr_progress  # noqa: E402
+from core.foundation import history  # noqa: E402
+from core.foundation.baseline.trained import BaselineConfig, get_baseline  # noqa: E402
+from core.contract.context import RunContext  # noqa: E402
+from core.foundation.data.datasets import load_dataset  # noqa: E402
+from core.contract.predictions import PREDICTIONS_DIR  # noqa: E402
+from core.foundation.progress import stderr_progress  # noqa: E402
 from core.pruning import PruneConfig, prune  # noqa: E402
 from core.quantization import StaticInt8Config, quantize  # noqa: E402
-from core.record import record  # noqa: E402
-from core.source import ModelSource  # noqa: E402
-from core.workspace import Workspace  # noqa: E402
+from core.contract.record import record  # noqa: E402
+from core.contract.source import ModelSource  # noqa: E402
+from core.foundation.workspace import Workspace  # noqa: E402
 
 # Run in a child process: time the comparison alone, after the imports.
 MEASURE = """
 import json, sys, time
 started = time.perf_counter()
 from core.diff.runs import diff_runs
-from core.workspace import Workspace
+from core.foundation.workspace import Workspace
 imported = time.perf_counter()
 comparison = diff_runs(Workspace.open(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))
 done = time.perf_counter()

@@ -12,8 +12,8 @@ missing). --preset all-labels measures the every-label race instead.
 
 The race runs as the technique every page and command uses, `distill(source, config, context)`,
 whose source is the classroom baseline of the student's architecture (the model the distilled
-student replaces; trained once when missing), and is recorded with core.record. Its headline times
-the student against that baseline under the one latency protocol (core.latency: 1 and 256 images,
+student replaces; trained once when missing), and is recorded with core.contract.record. Its headline times
+the student against that baseline under the one latency protocol (core.foundation.measures.latency: 1 and 256 images,
 interleaved, eager). Writes bench/results/distillation.json (or --output).
 """
 
@@ -31,17 +31,17 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import add_dataset_options, add_output_option, dataset_spec, write_results  # noqa: E402
-from core.baseline import BaselineConfig, get_baseline  # noqa: E402
-from core.context import RunContext  # noqa: E402
-from core.datasets import ImageSplit, load_dataset  # noqa: E402
+from core.foundation.baseline.trained import BaselineConfig, get_baseline  # noqa: E402
+from core.contract.context import RunContext  # noqa: E402
+from core.foundation.data.datasets import ImageSplit, load_dataset  # noqa: E402
 from core.distillation.config import DEFAULT_PRESET, DISTILL_PRESETS, labelled_images, preset_config  # noqa: E402
 from core.distillation import TeacherLogitCache, distill, distillation_loss, get_teacher, teacher_logit_source  # noqa: E402
-from core.models import build_model  # noqa: E402
-from core.progress import stderr_progress  # noqa: E402
-from core.record import record  # noqa: E402
-from core.source import ModelSource  # noqa: E402
-from core.training import TrainRecipe, train_model  # noqa: E402
-from core.workspace import Workspace  # noqa: E402
+from core.foundation.models.registry import build_model  # noqa: E402
+from core.foundation.progress import stderr_progress  # noqa: E402
+from core.contract.record import record  # noqa: E402
+from core.contract.source import ModelSource  # noqa: E402
+from core.foundation.training.loop import TrainRecipe, train_model  # noqa: E402
+from core.foundation.workspace import Workspace  # noqa: E402
 
 
 def interleaved_epoch_times(dataset, cache: TeacherLogitCache, recipe: TrainRecipe, student: str, temperature: float, alpha: float, repeats: int, images: int) -> dict:

@@ -27,8 +27,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import REPO_ROOT, add_output_option, write_results  # noqa: E402
-from core.baseline import BaselineConfig, get_baseline  # noqa: E402
-from core.workspace import Workspace  # noqa: E402
+from core.foundation.baseline.trained import BaselineConfig, get_baseline  # noqa: E402
+from core.foundation.workspace import Workspace  # noqa: E402
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 def free_port() -> int:

@@ -6,7 +6,7 @@
 Targets (2-core CPU): digits >= 97% within 10 s of training; CIFAR-10 classroom preset with
 simple_cnn >= 65% within 90 s on the full 10,000-image test set (JPEG copy, loaded via folder:);
 the CIFAR-10 teacher >= 78% within 10 minutes; first render <= 5 s after the server starts.
-Each trained model's latency is the one protocol's (core.latency: 1 and 256 images, eager), as
+Each trained model's latency is the one protocol's (core.foundation.measures.latency: 1 and 256 images, eager), as
 recorded with its checkpoint. Writes bench/results/foundation[-PARTS].json (or --output).
 """
 
@@ -21,10 +21,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import DEFAULT_CIFAR_DIR, add_output_option, ensure_cifar, write_results  # noqa: E402
-from core.baseline import BaselineConfig, get_baseline, train_baseline  # noqa: E402
-from core.datasets import DatasetSpec, load_dataset  # noqa: E402
-from core.progress import stderr_progress  # noqa: E402
-from core.workspace import Workspace  # noqa: E402
+from core.foundation.baseline.trained import BaselineConfig, get_baseline, train_baseline  # noqa: E402
+from core.foundation.data.datasets import DatasetSpec, load_dataset  # noqa: E402
+from core.foundation.progress import stderr_progress  # noqa: E402
+from core.foundation.workspace import Workspace  # noqa: E402
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

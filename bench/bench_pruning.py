@@ -13,7 +13,7 @@
    parameters, at least 2x lower latency at batch 256, accuracy within 3 points.
 
 Parts 2 and 3 run the technique as every page and command does, `prune(source, config, context)`,
-and record each run with core.record. Latency is the one protocol's (core.latency: 1 and 256
+and record each run with core.contract.record. Latency is the one protocol's (core.foundation.measures.latency: 1 and 256
 images, interleaved rounds, eager), measured inside prune(); part 3 also times the same pair on one
 thread, which other processes disturb less on a shared 2-core machine.
 
@@ -35,17 +35,17 @@ sys.path.insert(0, str(REPO_ROOT))
 import torch  # noqa: E402
 
 from bench.common import add_dataset_options, add_output_option, apptest_app, dataset_spec, write_results  # noqa: E402
-from core.baseline import BaselineConfig, get_baseline  # noqa: E402
-from core.context import RunContext  # noqa: E402
-from core.evaluation import QuickEvaluator  # noqa: E402
-from core.latency import measure_latencies  # noqa: E402
-from core.progress import stderr_progress  # noqa: E402
+from core.foundation.baseline.trained import BaselineConfig, get_baseline  # noqa: E402
+from core.contract.context import RunContext  # noqa: E402
+from core.foundation.training.quick_evaluation import QuickEvaluator  # noqa: E402
+from core.foundation.measures.latency import measure_latencies  # noqa: E402
+from core.foundation.progress import stderr_progress  # noqa: E402
 from core.pruning import PruneConfig, preview_pruning, prune  # noqa: E402
 from core.pruning.run import finetune_recipe  # noqa: E402
-from core.record import record  # noqa: E402
-from core.source import ModelSource  # noqa: E402
-from core.training import evaluate, train_model  # noqa: E402
-from core.workspace import Workspace  # noqa: E402
+from core.contract.record import record  # noqa: E402
+from core.contract.source import ModelSource  # noqa: E402
+from core.foundation.training.loop import evaluate, train_model  # noqa: E402
+from core.foundation.workspace import Workspace  # noqa: E402
 
 SLIDER_AMOUNTS = (0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.35, 0.4, 0.45)
 

@@ -13,11 +13,11 @@ Also reported: dynamic int8 (Linear only), 8-bit QAT converted to int8, the post
 at 8..2 bits, and every variant's deployed and file bytes.
 
 Every variant runs the technique as every page and command does, `quantize(source, config,
-context)`; static, dynamic and both QATs are recorded with core.record. Latency comes two ways:
-- the one protocol (core.latency), measured inside quantize(): 1 and 256 images, interleaved
+context)`; static, dynamic and both QATs are recorded with core.contract.record. Latency comes two ways:
+- the one protocol (core.foundation.measures.latency), measured inside quantize(): 1 and 256 images, interleaved
   rounds; int8 models and the fp32 model beside them both compiled (inductor), simulated ones eager;
 - the int8 speed-up table at explicit batch sizes (--latency-batch-sizes, default 32, 128, 256):
-  compiled fp32 versus compiled int8 (core.quantization.latency, freezing on), alternating over
+  compiled fp32 versus compiled int8 (core.foundation.measures.compile, freezing on), alternating over
   --latency-rounds rounds, the speed-up being the median of the per-round ratios. The first batch
   size's comparison is also kept under "latency", as before.
 
@@ -44,16 +44,16 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from bench.common import add_dataset_options, add_output_option, apptest_app, dataset_spec, write_results  # noqa: E402
-from core.baseline import BaselineConfig, get_baseline  # noqa: E402
-from core.context import RunContext  # noqa: E402
-from core.evaluation import QuickEvaluator  # noqa: E402
-from core.progress import stderr_progress  # noqa: E402
+from core.foundation.baseline.trained import BaselineConfig, get_baseline  # noqa: E402
+from core.contract.context import RunContext  # noqa: E402
+from core.foundation.training.quick_evaluation import QuickEvaluator  # noqa: E402
+from core.foundation.progress import stderr_progress  # noqa: E402
 from core.quantization import DynamicInt8Config, QATConfig, SimulateConfig, StaticInt8Config, accuracy_by_bits, quantize, quantize_model  # noqa: E402
-from core.metrics import measure_latency  # noqa: E402
-from core.quantization.latency import agreement_with_reference, try_compile  # noqa: E402
-from core.record import record  # noqa: E402
-from core.source import ModelSource  # noqa: E402
-from core.workspace import Workspace  # noqa: E402
+from core.foundation.measures.latency import measure_latency  # noqa: E402
+from core.foundation.measures.compile import agreement_with_reference, try_compile  # noqa: E402
+from core.contract.record import record  # noqa: E402
+from core.contract.source import ModelSource  # noqa: E402
+from core.foundation.workspace import Workspace  # noqa: E402
 
 PARTS = ("static", "dynamic", "qat4", "qat8", "sweep", "simulate")
 SLIDER_BITS = (7, 6, 5, 4, 3, 2)  # each a new setting, so nothing comes from the cache
@@ -131,7 +131,7 @@ def variant_summary(result, latency=None) -> dict:
 
 
 # ---- the batch-size table: compiled fp32 against compiled int8, one compile per batch shape ------------
-# Bench-only (the product times with core.latency's protocol at 1 and 256 images); kept here so the
+# Bench-only (the product times with core.foundation.measures.latency's protocol at 1 and 256 images); kept here so the
 # table at 32/128/256 images stays measured the way the README's figures were.
 
 RUNTIME = "torch.compile (inductor, freezing on), CPU"

@@ -34,20 +34,20 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench.common import add_dataset_options, add_output_option, dataset_spec, machine_facts, write_results  # noqa: E402
-from core import history  # noqa: E402
-from core.baseline import BaselineConfig, get_baseline  # noqa: E402
-from core.context import RunContext  # noqa: E402
-from core.datasets import load_dataset  # noqa: E402
+from core.foundation import history  # noqa: E402
+from core.foundation.baseline.trained import BaselineConfig, get_baseline  # noqa: E402
+from core.contract.context import RunContext  # noqa: E402
+from core.foundation.data.datasets import load_dataset  # noqa: E402
 from core.deploy.onnx_files import INPUT_NAME  # noqa: E402
 from core.deploy.runtimes import RUNTIMES, RuntimeReport, deploy_models, measure_runtimes, table_rows  # noqa: E402
-from core.latency import BATCH_SIZES, EAGER, THROUGHPUT_BATCH_SIZE  # noqa: E402
+from core.foundation.measures.latency import BATCH_SIZES, EAGER, THROUGHPUT_BATCH_SIZE  # noqa: E402
 from core.pipeline.config import PRESETS, build_pipeline_config  # noqa: E402
-from core.progress import stderr_progress  # noqa: E402
+from core.foundation.progress import stderr_progress  # noqa: E402
 from core.pruning import prune  # noqa: E402
 from core.quantization import quantize  # noqa: E402
-from core.record import record  # noqa: E402
-from core.source import ModelSource  # noqa: E402
-from core.workspace import Workspace  # noqa: E402
+from core.contract.record import record  # noqa: E402
+from core.contract.source import ModelSource  # noqa: E402
+from core.foundation.workspace import Workspace  # noqa: E402
 
 TARGET_INT8_RATIO = 2.0
 TARGET_SMALLEST_FAST_SPEEDUP = 4.0

@@ -13,7 +13,7 @@
    than the fp32 baseline's file (the hand-made Deep Compression preset: 26.7x at -0.87 points).
 3. speed: the budget search for the lowest latency at batch 256 within 2 points, over channel
    pruning with removal and int8. Target: at least 3x faster than the baseline, timed together in
-   the trial (core.latency: interleaved rounds, both compiled when the trial is int8).
+   the trial (core.foundation.measures.latency: interleaved rounds, both compiled when the trial is int8).
 Memory: the resident memory of this process (the driver, which holds the dataset and the baseline
 as the dashboard does) plus every Ray process, sampled every 0.5 s during each sweep; PSS counts
 shared pages once. Target: under 4 GB.
@@ -40,16 +40,16 @@ sys.path.insert(0, str(REPO_ROOT))
 import torch  # noqa: E402
 
 from bench.common import RESULTS_DIR, add_dataset_options, add_output_option, dataset_spec, write_results  # noqa: E402
-from core.baseline import BaselineConfig, get_baseline  # noqa: E402
-from core.context import RunContext  # noqa: E402
-from core.progress import stderr_progress  # noqa: E402
-from core.source import ModelSource  # noqa: E402
+from core.foundation.baseline.trained import BaselineConfig, get_baseline  # noqa: E402
+from core.contract.context import RunContext  # noqa: E402
+from core.foundation.progress import stderr_progress  # noqa: E402
+from core.contract.source import ModelSource  # noqa: E402
 from core.sweep import engine  # noqa: E402
 from core.sweep.grid import parse_grid  # noqa: E402
 from core.sweep.run import EngineOptions, SweepSpec, plan_sweep, run_sweep  # noqa: E402
 from core.sweep.search import parse_search  # noqa: E402
 from core.sweep.worker import TrialPayload, run_trial, strip_source  # noqa: E402
-from core.workspace import Workspace  # noqa: E402
+from core.foundation.workspace import Workspace  # noqa: E402
 
 TARGETS = {"parallel_ratio_max": 0.6, "size_ratio_min": 30.0, "size_budget_points": 1.0, "speedup_min": 3.0, "speed_budget_points": 2.0, "memory_gib_max": 4.0}
 PARALLEL_GRID = ["prune.amount=0.3:0.9:0.2", "prune.granularity=unstructured,channel", "prune.finetune_epochs=0,1"]  # 4 x 2 x 2 = 16

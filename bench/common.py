@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from core.datasets import DatasetSpec
+from core.foundation.data.datasets import DatasetSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "bench" / "results"

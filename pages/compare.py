@@ -12,24 +12,25 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from core import history
+from core.foundation import history
 from core.charts.compare import latency_accuracy_figure, lineage_sunburst_figure, lineage_tree_figure, pipeline_waterfall_figure, size_accuracy_figure
-from core.compare.artifact import evaluate_package, load_model_zip, write_model_zip
+from core.contract.artifact import evaluate_package, load_model_zip, write_model_zip
 from core.compare.lineage import lineage_nodes
 from core.charts.png import figure_png, png_export_status
-from core.report import build_report, example_sections, runs_csv, runtime_sections
-from core.compare.runs import RunSummary, WaterfallStep, comparison_table, summarize, table_records, waterfall_steps
-from core.compare.sources import package_for_run
-from core.context import RunContext
+from core.report.html import build_report, example_sections, runs_csv, runtime_sections
+from core.contract.run_summary import RunSummary, summarize
+from core.compare.runs import WaterfallStep, comparison_table, table_records, waterfall_steps
+from core.contract.run_models import package_for_run
+from core.contract.context import RunContext
 from core.distillation import available_teachers
 from core.distillation.config import DistillConfig
-from core.errors import UserError
-from core.options import OptionSpec, spec
+from core.foundation.errors import UserError
+from core.contract.options import OptionSpec, spec
 from core.pipeline.config import PRESETS, STEP_ORDER, build_pipeline_config, pipeline_options
 from core.pipeline.run import run_pipeline
 from core.pruning.config import PruneConfig
 from core.quantization.config import MODES, SimulateConfig
-from core.record import record
+from core.contract.record import record
 from ui import share
 from ui.metrics import delta_or_none
 from ui.deploy_view import deploy_tab

@@ -13,20 +13,21 @@ import time
 
 import streamlit as st
 
-from core import history
+from core.foundation import history
 from core.charts.distillation import agreement_figure, gain_per_seed_figure, race_curves_figure, size_accuracy_figure, soft_labels_figure
 from core.charts.style import scale_for_presentation
-from core.context import RunContext
+from core.contract.context import RunContext
 from core.distillation import DISTILLED, HARD, DistillConfig, available_teachers, check_teacher_not_smaller, distill, get_teacher, soft_label_examples, student_recipe, teacher_config
 from core.distillation.config import DEFAULT_PRESET, DISTILL_PRESETS, MAX_SEEDS, labelled_images
-from core.errors import UserError
-from core.evaluation import EVAL_SUBSET_SIZE
+from core.foundation.errors import UserError
+from core.foundation.training.quick_evaluation import EVAL_SUBSET_SIZE
 from core.jobs.kinds import distill_report_from_dict
-from core.options import spec
-from core.record import record
+from core.contract.options import spec
+from core.contract.record import record
 from ui import share
 from ui.diff_view import run_diff, show_run_diff
-from ui.jobs_view import classroom_mode, queued_job, queued_training, source_config
+from ui.jobs_view import queued_job, queued_training, source_config
+from ui.state import classroom_mode
 from ui.metrics import delta_or_none
 from ui.opened_run import show_opened_run
 from ui.source import choose_source, source_key

@@ -15,12 +15,12 @@ import time
 import pandas as pd
 import streamlit as st
 
-from core import history
+from core.foundation import history
 from core.charts.sweep import sweep_frontier_figure
-from core.context import RunContext
-from core.errors import UserError
+from core.contract.context import RunContext
+from core.foundation.errors import UserError
 from core.jobs.queue import default_max_running
-from core.progress import Progress
+from core.foundation.progress import Progress
 from core.sweep.estimate import estimate_sweep
 from core.sweep.explore import (AMOUNT_STEP_MIN, FORM_ALPHAS, FORM_AMOUNT_RANGE, FORM_QUANTIZE_BITS, FORM_QUANTIZE_MODE, FORM_RANDOM_COUNT, FORM_TEMPERATURES, FORM_VARY,
                                 MAX_CPUS_PER_TRIAL, MAX_RANDOM_COUNT, amount_bounds, cli_command, expected_slots, list_axis, parse_number_list, preview_sweep, range_axis, recorded_outcomes, run_download, run_download_name, source_point, trial_rows)
@@ -29,7 +29,8 @@ from core.sweep.grid import parse_grid, technique_parameters
 from core.sweep.run import MAX_BUDGET_POINTS, EngineOptions, SweepSpec, run_sweep
 from core.sweep.search import SEARCH_HELP, parse_search
 from ui import share
-from ui.jobs_view import classroom_mode, queued_job, source_config
+from ui.jobs_view import queued_job, source_config
+from ui.state import classroom_mode
 from ui.opened_run import OPEN_RUN_KEY
 from ui.source import choose_source
 from ui.state import SessionStopFlag, baseline_config, cached_baseline, report_error, show_figure, workspace

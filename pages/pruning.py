@@ -3,7 +3,7 @@
 The page starts from a model source (the sidebar's baseline, or any floating-point run of the
 history). A slider move prunes a copy of it and evaluates it with the quick evaluator (a 2,000-image
 test subset, no training, no latency). Fine-tuning, the iterative schedule, the sensitivity scan, the
-accuracy sweep and latency are buttons, each with progress; a pruning run is recorded by core.record.
+accuracy sweep and latency are buttons, each with progress; a pruning run is recorded by core.contract.record.
 On a classroom server (MEL_CLASSROOM=1) "Prune, fine-tune and save" asks the server's job queue
 (core.jobs, kind "prune") and the page shows the recorded run once the job is done.
 """
@@ -21,20 +21,21 @@ from core.charts.pruning import accuracy_vs_sparsity_figure, sensitivity_figure,
 from core.charts.training import learning_curve_figure
 from core.diff.layers import LayerErrorReport
 from core.diff.runs import layer_errors_against_source, pruned_preview_package
-from core.context import RunContext
-from core.errors import UserError
-from core.evaluation import QuickEvaluator
-from core.latency import THROUGHPUT_BATCH_SIZE, LatencyFigures, measure_latencies
-from core.options import spec
+from core.contract.context import RunContext
+from core.foundation.errors import UserError
+from core.foundation.training.quick_evaluation import QuickEvaluator
+from core.foundation.measures.latency import THROUGHPUT_BATCH_SIZE, LatencyFigures, measure_latencies
+from core.contract.options import spec
 from core.pruning import METHODS, PruneConfig, PrunedModels, PruneSnapshot, accuracy_sweep, all_weights, layer_shapes, preview_pruning, prune, sensitivity_scan, source_layers, weight_view
 from core.pruning.masks import unstructured_layers
 from core.pruning.recorded import PruneRunFigures, recorded_figures, run_figures
 from core.pruning.stats import architecture_rows
-from core.record import record
-from core.result import TechniqueResult
-from core.source import ModelSource
+from core.contract.record import record
+from core.contract.result import TechniqueResult
+from core.contract.source import ModelSource
 from ui.diff_view import run_diff, show_layer_errors, show_run_diff
-from ui.jobs_view import classroom_mode, queued_job, source_config
+from ui.jobs_view import queued_job, source_config
+from ui.state import classroom_mode
 from ui import share
 from ui.latency import figures_caption, protocol_text
 from ui.opened_run import show_opened_run

@@ -4,7 +4,7 @@ The page starts from a model source (the sidebar's baseline, or any floating-poi
 history). Simulate re-renders on every control change from a cache (the quick evaluator's test
 subset, no training, no latency). Dynamic, static and QAT runs are buttons: core.quantization's
 `quantize` measures them on the full test set and times them under the one latency protocol
-(compiled, for int8 kernels); the page records each with core.record. On a classroom server the
+(compiled, for int8 kernels); the page records each with core.contract.record. On a classroom server the
 QAT run (the one that trains) goes through the job queue instead, and its recorded run is read back.
 """
 
@@ -17,28 +17,29 @@ import pandas as pd
 import streamlit as st
 
 from core.charts.quantization import SCHEMES, LayerErrorRow, VariantCost, accuracy_vs_bits_figure, layer_error_figure, scheme_label, size_latency_figure, weight_histogram_figure
-from core.compare.sources import package_from_quantized
+from core.contract.run_models import package_from_quantized
 from core.diff.layers import LayerErrorReport
 from core.diff.runs import layer_errors_against_source
 from core.charts.training import learning_curve_figure
-from core.context import RunContext
-from core.errors import UserError
-from core.evaluation import QuickEvaluator
-from core.latency import COMPILED, LatencyFigures, measure_latencies
-from core.options import spec
+from core.contract.context import RunContext
+from core.foundation.errors import UserError
+from core.foundation.training.quick_evaluation import QuickEvaluator
+from core.foundation.measures.latency import COMPILED, LatencyFigures, measure_latencies
+from core.contract.options import spec
 from core.quantization import DynamicInt8Config, QATConfig, QuantizationResult, SimulateConfig, StaticInt8Config, accuracy_by_bits, error_by_granularity, quantize, quantize_model
 from core.quantization.config import QuantizationConfig
 from core.quantization.recorded import is_rebuilt, recorded_quantization
-from core.record import record
-from core.result import TechniqueResult
-from core.source import ModelSource
+from core.contract.record import record
+from core.contract.result import TechniqueResult
+from core.contract.source import ModelSource
 from ui.latency import protocol_text
 from ui.metrics import delta_or_none
 from ui.opened_run import show_opened_run
 from ui.source import choose_source, quick_accuracy, quick_evaluator, source_key
 from ui import share
 from ui.diff_view import run_diff, show_layer_errors, show_run_diff
-from ui.jobs_view import classroom_mode, queued_job, source_config
+from ui.jobs_view import queued_job, source_config
+from ui.state import classroom_mode
 from ui.state import format_bytes, progress_reporter, report_error, show_figure, workspace
 
 MODE_LABELS = {"simulate": "Simulate (2–8 bits)", "dynamic": "Dynamic int8", "static": "Static int8", "qat": "Quantization-aware training"}

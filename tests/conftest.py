@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.baseline import Baseline, BaselineConfig, get_baseline
-from core.datasets import DatasetSpec
-from core.workspace import Workspace
+from core.foundation.baseline.trained import Baseline, BaselineConfig, get_baseline
+from core.foundation.data.datasets import DatasetSpec
+from core.foundation.workspace import Workspace
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # A private torch.compile cache per test session (inherited by the servers the browser tests start):
@@ -94,22 +94,22 @@ def open_app_page(page_path: str, timeout_s: int = 180, before_switch=None) -> "
 
 
 def forbid_latency_measurement(monkeypatch) -> None:
-    """From now on, timing any model (core.latency's protocol, whoever calls it) raises, so a page
+    """From now on, timing any model (core.foundation.measures.latency's protocol, whoever calls it) raises, so a page
     that measures latency where it must not shows an exception."""
-    import core.latency
+    import core.foundation.measures.latency
 
     def refuse(*args, **kwargs):
         raise AssertionError("a latency was measured where the page must only redraw")
 
-    monkeypatch.setattr(core.latency, "measure_latency", refuse)
+    monkeypatch.setattr(core.foundation.measures.latency, "measure_latency", refuse)
 
 
 def record_prune_run(baseline: Baseline, workspace: Workspace, **config) -> int:
     """A pruning run made through core (as the CLI makes it) from the baseline, recorded; its run id."""
-    from core.context import RunContext
+    from core.contract.context import RunContext
     from core.pruning import PruneConfig, prune
-    from core.record import record
-    from core.source import ModelSource
+    from core.contract.record import record
+    from core.contract.source import ModelSource
 
     return record(prune(ModelSource.from_baseline(baseline), PruneConfig(**config), RunContext(workspace)), workspace)
 
@@ -127,7 +127,7 @@ def subset_test_run(digits_baseline, session_workspace) -> int:
     import io
     import json
 
-    from core.cli import main
+    from core.cli.main import main
 
     output = io.StringIO()
     with contextlib.redirect_stdout(output):

@@ -86,7 +86,7 @@ def test_folder_with_problems_names_them_and_the_app_goes_on(session_workspace, 
 
 
 def test_offline_download_names_the_folder_and_stays_on_digits(session_workspace, monkeypatch):
-    import core.datasets as datasets
+    import core.foundation.data.datasets as datasets
 
     def offline(name, data_dir, download):
         raise OSError("network is unreachable") if download else RuntimeError("Dataset not found")
@@ -105,8 +105,8 @@ def test_offline_download_names_the_folder_and_stays_on_digits(session_workspace
 
 
 def test_sidebar_offers_the_one_model_registry_and_the_epoch_cap(session_workspace):
-    from core.models import available_models
-    from core.training import MAX_EPOCHS
+    from core.foundation.models.registry import available_models
+    from core.foundation.training.loop import MAX_EPOCHS
 
     at = new_app()
     at.run()

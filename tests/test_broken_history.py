@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from core import history
-from core.errors import UserError
+from core.foundation import history
+from core.foundation.errors import UserError
 from tests.conftest import REPO_ROOT
 
 NOT_A_DATABASE = "is not a SQLite database (a half-copied workspace?); move it aside or restore it from a backup, then retry"

@@ -10,7 +10,7 @@ import pytest
 
 from core.charts.compare import latency_accuracy_figure, size_accuracy_figure
 from core.charts.style import scale_for_presentation, styled
-from core.compare.runs import RunSummary
+from core.contract.run_summary import RunSummary
 
 
 def summary(run_id: int, technique: str, size_bytes: int, latency_ms: float, accuracy: float, pinned: bool = False) -> RunSummary:

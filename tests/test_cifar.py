@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from core.datasets import DatasetSpec, load_dataset
-from core.models import build_model
-from core.training import TrainRecipe, evaluate, train_model
+from core.foundation.data.datasets import DatasetSpec, load_dataset
+from core.foundation.models.registry import build_model
+from core.foundation.training.loop import TrainRecipe, evaluate, train_model
 
 
 @pytest.mark.slow

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from core.cli import main
-from core.latency import THROUGHPUT_BATCH_SIZE
+from core.cli.main import main
+from core.foundation.measures.latency import THROUGHPUT_BATCH_SIZE
 from tests.conftest import REPO_ROOT
 
 
@@ -23,7 +23,7 @@ def test_train_prints_one_json_object_last(tmp_path):
         assert key in payload
     assert 0.3 < payload["accuracy"] <= 1.0 and payload["params"] > 0 and payload["macs"] > 0
     assert payload["checkpoint"].startswith(str(tmp_path)) and not payload["from_cache"]
-    # Latency under the one protocol (core.latency): a throughput batch and a single image, runtime named.
+    # Latency under the one protocol (core.foundation.measures.latency): a throughput batch and a single image, runtime named.
     assert payload["latency_batch_size"] == THROUGHPUT_BATCH_SIZE and payload["latency_ms"] > 0 and payload["latency_ms_single"] > 0
     assert payload["latency_runtime"] == "torch eager" and payload["latency_threads"] >= 1
     assert "[train]" in completed.stderr  # progress goes to stderr
@@ -41,10 +41,10 @@ def test_bad_input_exits_2_with_one_line(tmp_path):
     "args, message",
     [
         (["--epochs", "-1"], "--epochs must be between 0 and 200, got -1"),
-        (["--epochs", "201"], "--epochs must be between 0 and 200, got 201"),  # core.training.MAX_EPOCHS
+        (["--epochs", "201"], "--epochs must be between 0 and 200, got 201"),  # core.foundation.training.loop.MAX_EPOCHS
         (["--dataset", "folder:/no/such/folder"], "does not exist"),
         (["--train-size", "3"], "smaller than the 10 classes"),
-        (["--model", "giant"], "argument --model: invalid choice: 'giant'"),  # --model's choices are core.models' registry
+        (["--model", "giant"], "argument --model: invalid choice: 'giant'"),  # --model's choices are core.foundation.models.registry' registry
         (["--epochs", "many"], "argument --epochs: invalid int value: 'many'"),
     ],
 )

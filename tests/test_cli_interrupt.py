@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 
-from core import history
+from core.foundation import history
 from tests.conftest import REPO_ROOT, noise_folder
 
 

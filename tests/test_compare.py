@@ -14,26 +14,27 @@ from pathlib import Path
 import pytest
 import torch
 
-from core import history
+from core.foundation import history
 from core.charts.compare import latency_accuracy_figure, lineage_sunburst_figure, lineage_tree_figure, pipeline_waterfall_figure, size_accuracy_figure
-from core.cli import main
+from core.cli.main import main
 from core.charts import png
-from core.compare import artifact
-from core.compare.artifact import ModelPackage, QuantizedWeight, evaluate_package, load_model_zip, read_model_zip, write_model_zip
+from core.contract import artifact
+from core.contract.artifact import ModelPackage, QuantizedWeight, evaluate_package, load_model_zip, read_model_zip, write_model_zip
 from core.compare.lineage import chain, lineage_nodes
-from core.compare.pareto import pareto_front
-from core.report import build_report, runs_csv
-from core.compare.runs import WaterfallStep, compare_to_reference, comparison_table, summarize, waterfall_steps
-from core.compare.sources import package_for_run
-from core.context import RunContext
+from core.foundation.measures.pareto import pareto_front
+from core.report.html import build_report, runs_csv
+from core.compare.runs import WaterfallStep, compare_to_reference, comparison_table, waterfall_steps
+from core.contract.run_summary import summarize
+from core.contract.run_models import package_for_run
+from core.contract.context import RunContext
 from core.distillation import DistillConfig
-from core.errors import UserError
-from core.latency import THROUGHPUT_BATCH_SIZE
+from core.foundation.errors import UserError
+from core.foundation.measures.latency import THROUGHPUT_BATCH_SIZE
 from core.pipeline import build_pipeline_config, pipeline_options, run_pipeline
 from core.pruning import PruneConfig, prune
 from core.quantization.config import StaticInt8Config
-from core.record import record
-from core.source import ModelSource
+from core.contract.record import record
+from core.contract.source import ModelSource
 
 
 # ----------------------------------------------------------------------------------- Pareto
@@ -364,7 +365,7 @@ def test_pipeline_refuses_bad_settings_before_any_work(tmp_path, capsys, argumen
 
 
 def _subcommands() -> dict:
-    from core.cli import build_parser
+    from core.cli.main import build_parser
 
     return build_parser()._subparsers._group_actions[0].choices
 
@@ -386,8 +387,8 @@ def test_pipeline_options_come_from_the_technique_commands():
 
 
 def test_a_flag_means_the_same_in_the_pipeline_as_in_its_own_command():
-    from core.quantization.cli import config_from_args as quantize_config_from_args
-    from core.options import from_options
+    from core.cli.quantize import config_from_args as quantize_config_from_args
+    from core.contract.options import from_options
     from core.pruning.config import parse_layers
 
     commands = _subcommands()
@@ -401,7 +402,7 @@ def test_a_flag_means_the_same_in_the_pipeline_as_in_its_own_command():
     prune_args = commands["prune"].parse_args(prune_flags)
     assert config.prune == from_options(PruneConfig, prune_args, layers=parse_layers(prune_args.layers), seed=prune_args.seed)
     assert config.quantize == quantize_config_from_args(commands["quantize"].parse_args(quantize_flags))
-    from core.distillation.cli import config_from_args as distill_config_from_args
+    from core.cli.distill import config_from_args as distill_config_from_args
 
     assert config.distill == distill_config_from_args(commands["distill"].parse_args(distill_flags), "simple_cnn")
     assert (config.distill.teacher, config.distill.temperature, config.distill.epochs, config.prune.amount, config.quantize.bits) == ("resnet18", 3.0, 5, 0.3, 4)

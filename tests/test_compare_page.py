@@ -8,8 +8,8 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import history
-from core.cli import main
+from core.foundation import history
+from core.cli.main import main
 from core.charts.png import png_export_status
 from tests.conftest import open_app_page, record_prune_run
 
@@ -163,8 +163,8 @@ def test_an_uploaded_model_zip_loads_back_and_shows_its_accuracy(page, digits_ba
     import pickle
     from pathlib import Path
 
-    from core.compare.artifact import write_model_zip
-    from core.compare.sources import package_for_run
+    from core.contract.artifact import write_model_zip
+    from core.contract.run_models import package_for_run
 
     open_tab(page, "Export & import")
     data = write_model_zip(package_for_run(history.get_run(session_workspace.history_db, digits_baseline.run_id), session_workspace))[0]

@@ -1,6 +1,6 @@
 """The technique contract, end to end through the CLI: every technique (prune, quantize simulated and
-static int8, distill, pipeline) records a history row carrying the full headline (core.result), timed
-under the one latency protocol (core.latency), and prints the same headline as its JSON line; the
+static int8, distill, pipeline) records a history row carrying the full headline (core.contract.result), timed
+under the one latency protocol (core.foundation.measures.latency), and prints the same headline as its JSON line; the
 training run carries latency at the same batch size. Then --from-run chains: a distilled student
 pruned, the pruned model quantized, each recorded as the child of the run it started from."""
 
@@ -10,13 +10,13 @@ import json
 
 import pytest
 
-from core import history
-from core.baseline import BaselineConfig, get_baseline
-from core.cli import main
-from core.datasets import DatasetSpec
-from core.latency import THROUGHPUT_BATCH_SIZE
-from core.result import HEADLINE_KEYS
-from core.workspace import Workspace
+from core.foundation import history
+from core.foundation.baseline.trained import BaselineConfig, get_baseline
+from core.cli.main import main
+from core.foundation.data.datasets import DatasetSpec
+from core.foundation.measures.latency import THROUGHPUT_BATCH_SIZE
+from core.contract.result import HEADLINE_KEYS
+from core.foundation.workspace import Workspace
 
 pytestmark = pytest.mark.slow
 

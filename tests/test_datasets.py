@@ -3,8 +3,8 @@ import pytest
 import torch
 from PIL import Image
 
-from core.datasets import DatasetSpec, class_balanced_subset, load_dataset, load_full_dataset
-from core.errors import UserError
+from core.foundation.data.datasets import DatasetSpec, class_balanced_subset, load_dataset, load_full_dataset
+from core.foundation.errors import UserError
 
 
 def write_image(path, size=(12, 12), mode="RGB", seed=0):
@@ -119,7 +119,7 @@ def test_folder_with_a_single_class_is_refused_in_one_line(workspace, tmp_path):
 
 def test_single_class_folder_cached_before_the_refusal_is_refused_too(workspace, tmp_path, monkeypatch):
     """A workspace may hold a one-class folder decoded by an older version; its cache is not served."""
-    import core.datasets as datasets
+    import core.foundation.data.datasets as datasets
 
     root = make_folder(tmp_path / "only-cats", classes=("cat",))
     def split():
@@ -140,7 +140,7 @@ def test_unknown_dataset_name_is_a_user_error(workspace):
 
 
 def test_offline_torchvision_dataset_names_the_folder(workspace, monkeypatch):
-    import core.datasets as datasets
+    import core.foundation.data.datasets as datasets
 
     def refuse_download(name, data_dir, download):
         if download:

@@ -14,21 +14,21 @@ import onnx
 import pytest
 import torch
 
-from core.baseline import BaselineConfig, get_baseline
-from core.cli import main
-from core.context import RunContext
-from core.datasets import DatasetSpec
+from core.foundation.baseline.trained import BaselineConfig, get_baseline
+from core.cli.main import main
+from core.contract.context import RunContext
+from core.foundation.data.datasets import DatasetSpec
 from core.deploy.export import FP32_AGREEMENT_MIN, cached_export, INT8_ACCURACY_TOLERANCE, onnx_for_run
 from core.deploy.onnx_files import INPUT_NAME, operator_counts, ort_session, read_metadata
 from core.deploy.runtimes import ONNXRUNTIME, OPENVINO, PRECISIONS, cached_runtime_report, default_runs, measure_runtimes, table_rows
-from core.diff.predictions import model_for_run, run_predictions
-from core.history import get_run
-from core.latency import BATCH_SIZES, COMPILED, EAGER
+from core.contract.predictions import model_for_run, run_predictions
+from core.foundation.history import get_run
+from core.foundation.measures.latency import BATCH_SIZES, COMPILED, EAGER
 from core.pruning import PruneConfig, prune
 from core.quantization import DynamicInt8Config, QATConfig, SimulateConfig, StaticInt8Config, quantize
-from core.record import record
-from core.source import ModelSource
-from core.workspace import Workspace
+from core.contract.record import record
+from core.contract.source import ModelSource
+from core.foundation.workspace import Workspace
 
 INT8_KINDS = {"static", "qat8", "dynamic"}
 
@@ -158,10 +158,10 @@ def test_bad_export_requests_exit_2_with_one_line(runs, tmp_path, args, message)
 
 
 def test_an_unavailable_runtime_is_reported_not_raised(runs, monkeypatch):
-    import core.quantization.latency
+    import core.foundation.measures.compile
 
     monkeypatch.setitem(sys.modules, "openvino", None)  # `import openvino` now raises ImportError
-    monkeypatch.setattr(core.quantization.latency, "backend_unavailable_reason", lambda: "no C++ compiler on this test machine")
+    monkeypatch.setattr(core.foundation.measures.compile, "backend_unavailable_reason", lambda: "no C++ compiler on this test machine")
     workspace, run_id = runs["workspace"], runs["ids"]["baseline"]
     report = measure_runtimes(workspace, [run_id], rounds=1, runtimes=(EAGER, COMPILED, OPENVINO))
     by_key = {(f.runtime, f.precision, f.batch_size): f for f in report.figures}

@@ -18,8 +18,8 @@ import core.deploy.runtimes
 import ui.deploy_view
 from core.deploy.export import EXPORTS_DIR, file_name, onnx_for_run
 from core.deploy.runtimes import ONNXRUNTIME, OPENVINO, cached_runtime_report, default_runs
-from core.history import get_run
-from core.latency import EAGER
+from core.foundation.history import get_run
+from core.foundation.measures.latency import EAGER
 from tests.conftest import REPO_ROOT, open_app_page, record_prune_run
 
 FAST_RUNTIMES = [EAGER, ONNXRUNTIME]  # torch.compile is left out: it compiles for tens of seconds

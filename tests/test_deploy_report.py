@@ -14,14 +14,14 @@ import sys
 
 import pytest
 
-from core import history
-from core.baseline import get_baseline
-from core.cli import main
-from core.compare.runs import summarize
+from core.foundation import history
+from core.foundation.baseline.trained import get_baseline
+from core.cli.main import main
+from core.contract.run_summary import summarize
 from core.deploy.runtimes import ONNXRUNTIME, OPENVINO, default_runs, measure_runtimes, table_rows
-from core.latency import BATCH_SIZES, EAGER
-from core.report import build_report, example_sections, runtime_sections
-from core.workspace import Workspace
+from core.foundation.measures.latency import BATCH_SIZES, EAGER
+from core.report.html import build_report, example_sections, runtime_sections
+from core.foundation.workspace import Workspace
 from tests.conftest import DEFAULT_BASELINE_CONFIG, record_prune_run
 
 FAST_RUNTIMES = (EAGER, ONNXRUNTIME)  # no compiling: the whole module takes well under a minute
@@ -145,11 +145,11 @@ def test_runs_never_measured_get_one_sentence_and_each_set_is_shown_once(lab):
 
 
 def test_a_run_timed_in_another_runs_set_is_not_called_unmeasured(lab, monkeypatch):
-    import core.report
+    import core.report.html
 
     baseline, measured = lab["baseline"], lab["measured"]
-    saved = core.report.cached_runtime_report
-    monkeypatch.setattr(core.report, "cached_runtime_report", lambda workspace, run_ids: None if run_ids == [baseline] else saved(workspace, run_ids))
+    saved = core.report.html.cached_runtime_report
+    monkeypatch.setattr(core.report.html, "cached_runtime_report", lambda workspace, run_ids: None if run_ids == [baseline] else saved(workspace, run_ids))
     document, sections = report_of(lab, [baseline, measured], reference_id=baseline)  # the baseline alone was never measured now
     assert [entry.run_ids for entry in sections.measured] == [lab["pair"]] and sections.unmeasured == []
     assert '<p class="note unmeasured">' not in document  # its fp32 model is in the pair's table

@@ -10,23 +10,23 @@ from pathlib import Path
 import pytest
 import torch
 
-from core import history
-from core.baseline import BaselineConfig, get_baseline
-from core.compare.sources import package_for_run
-from core.context import RunContext
-from core.datasets import DatasetSpec
-from core.diff import predictions as predictions_module
+from core.foundation import history
+from core.foundation.baseline.trained import BaselineConfig, get_baseline
+from core.contract.run_models import package_for_run
+from core.contract.context import RunContext
+from core.foundation.data.datasets import DatasetSpec
+from core.contract import predictions as predictions_module
 from core.diff.exemplars import exemplars_for_baseline, find_exemplars
 from core.diff.layers import MAX_SQNR_DB, compare_packages
 from core.diff.pairs import diff_predictions
-from core.diff.predictions import artifact_fingerprint, fingerprint_test_split, predictions_path, run_predictions
+from core.contract.predictions import artifact_fingerprint, fingerprint_test_split, predictions_path, run_predictions
 from core.diff.runs import diff_runs
-from core.errors import UserError
+from core.foundation.errors import UserError
 from core.pruning import PruneConfig, prune
 from core.quantization import SimulateConfig, StaticInt8Config, quantize
-from core.record import record
-from core.source import ModelSource
-from core.workspace import META_FILE, WEIGHTS_FILE, Workspace, atomic_save_tensors, save_checkpoint
+from core.contract.record import record
+from core.contract.source import ModelSource
+from core.foundation.workspace import META_FILE, WEIGHTS_FILE, Workspace, atomic_save_tensors, save_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,11 +9,11 @@ import json
 import re
 
 
-from core import history
-from core.cli import main
-from core.compare.runs import summarize
+from core.foundation import history
+from core.cli.main import main
+from core.contract.run_summary import summarize
 from core.diff.runs import diff_runs
-from core.report import REPORT_GALLERY_SIZE, build_report, example_sections, runtime_sections
+from core.report.html import REPORT_GALLERY_SIZE, build_report, example_sections, runtime_sections
 
 
 def summary(workspace, run_id):

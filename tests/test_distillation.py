@@ -1,5 +1,5 @@
 """Distillation: the KD loss, the teacher-logit cache, the fair race (core.distillation.race.run_race,
-which records nothing), the technique (distill(source, config, context), recorded by core.record),
+which records nothing), the technique (distill(source, config, context), recorded by core.contract.record),
 the CLI and the charts."""
 
 from __future__ import annotations
@@ -16,25 +16,25 @@ import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from core import history
+from core.foundation import history
 from core.charts.distillation import agreement_figure, gain_per_seed_figure, race_curves_figure, size_accuracy_figure, soft_labels_figure
-from core import resnet
-from core.cli import main
-from core.context import RunContext
-from core.datasets import DatasetSpec, load_dataset
+from core.foundation.models import resnet
+from core.cli.main import main
+from core.contract.context import RunContext
+from core.foundation.data.datasets import DatasetSpec, load_dataset
 from core.distillation import DistillConfig, distill, get_teacher, kd_loss, run_race
 from core.distillation import race as race_module
 from core.distillation import teacher_logits, teachers
 from core.distillation.config import DISTILL_PRESETS, labelled_images, student_dataset, student_recipe
 from core.distillation.teacher_logits import TeacherLogitCache, build_teacher_logit_cache
 from core.distillation.soft_labels import soft_label_examples
-from core.errors import UserError
-from core.latency import THROUGHPUT_BATCH_SIZE
-from core.models import build_model
-from core.record import record
-from core.source import ModelSource
-from core.training import Batch, evaluate, predict_logits
-from core.workspace import WEIGHTS_FILE
+from core.foundation.errors import UserError
+from core.foundation.measures.latency import THROUGHPUT_BATCH_SIZE
+from core.foundation.models.registry import build_model
+from core.contract.record import record
+from core.contract.source import ModelSource
+from core.foundation.training.loop import Batch, evaluate, predict_logits
+from core.foundation.workspace import WEIGHTS_FILE
 
 DIGITS = DatasetSpec("digits")
 # A quick teacher (16 epochs, ~96% on digits; fewer leave its batch-norm statistics unsettled) shared by every test here through the session workspace.
@@ -389,7 +389,7 @@ def test_race_charts_show_every_seed_and_the_teacher(session_workspace, digits_t
 
 @pytest.mark.parametrize("channels, side", [(1, 8), (3, 32)])
 def test_resnet18_teacher_fits_small_images(channels, side):
-    model = build_model("resnet18", channels, side, 10).eval()  # in core.models' one registry: no registration step
+    model = build_model("resnet18", channels, side, 10).eval()  # in core.foundation.models.registry' one registry: no registration step
     assert model(torch.randn(2, channels, side, side)).shape == (2, 10)
     assert "resnet18" in teachers.available_teachers() and "teacher" in teachers.available_teachers()
 
@@ -457,8 +457,8 @@ def test_few_labels_students_learn_from_one_class_balanced_subset_with_its_own_t
 
 
 def test_the_cli_preset_sets_what_the_page_s_preset_sets_and_flags_win(tmp_path):
-    from core.cli import build_parser
-    from core.distillation.cli import config_from_args
+    from core.cli.main import build_parser
+    from core.cli.distill import config_from_args
 
     args = build_parser().parse_args(["distill", "--workspace", str(tmp_path), "--preset", "few-labels"])
     config = config_from_args(args, "simple_cnn")

@@ -1,4 +1,4 @@
-"""The one quick evaluator (core.evaluation): a fixed, class-balanced test subset whose accuracy is
+"""The one quick evaluator (core.foundation.training.quick_evaluation): a fixed, class-balanced test subset whose accuracy is
 the full evaluation's on the same images."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.evaluation import EVAL_SUBSET_SIZE, QuickEvaluator, evaluation_subset
-from core.models import build_model
-from core.training import evaluate
+from core.foundation.training.quick_evaluation import EVAL_SUBSET_SIZE, QuickEvaluator, evaluation_subset
+from core.foundation.models.registry import build_model
+from core.foundation.training.loop import evaluate
 
 
 def test_the_subset_is_class_balanced_and_repeatable(digits_baseline):

@@ -11,7 +11,7 @@ import shutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import history
+from core.foundation import history
 from core.sweep import engine
 from tests.conftest import open_app_page
 
@@ -87,9 +87,9 @@ def test_a_small_sweep_is_recorded_drawn_recommended_and_opens_on_the_pruning_pa
     assert any("finished: 2 trial(s) run this time" in s.value for s in at.success)
     assert metric(at, "To run") == "0" and metric(at, "Already in the history") == "2"
     # The download offered is the recommended run's model zip, which loads back (the compare page's format).
-    from core.compare.artifact import load_model_zip
+    from core.contract.artifact import load_model_zip
     from core.sweep.explore import run_download, run_download_name
-    from core.workspace import Workspace
+    from core.foundation.workspace import Workspace
 
     run = history.get_run(db, int(recommended.group(1)))
     assert run_download_name(run, Workspace.open(explore_home)) == f"model-run-{run.id}.zip"
@@ -131,7 +131,7 @@ def test_quantization_axes_auto_mode_pipelines_and_refused_combinations(explore_
 
 @pytest.mark.parametrize("page_path", ["pages/quantization.py", "pages/distillation.py", "pages/compare.py"])
 def test_every_target_page_shows_the_opened_run_card_and_closes_it(explore_home, digits_baseline, page_path):
-    from core.workspace import Workspace
+    from core.foundation.workspace import Workspace
     from tests.conftest import record_prune_run
 
     run_id = record_prune_run(digits_baseline, Workspace.open(explore_home), amount=0.4)

@@ -12,10 +12,10 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import history
-from core.cli import main
+from core.foundation import history
+from core.cli.main import main
 from core.distillation import DistillConfig
-from core.options import spec
+from core.contract.options import spec
 from tests.conftest import REPO_ROOT, open_app_page
 
 pytestmark = pytest.mark.slow
@@ -114,7 +114,7 @@ def test_pages_take_the_extremes_their_controls_allow(session_workspace, digits_
     assert float(next(metric.delta for metric in at.metric if metric.label == "Deployed size").split("×")[0]) > 8  # 2-bit codes
 
     at.switch_page("pages/distillation.py").run()
-    # The page's ranges are DistillConfig's own (core.options.spec): its extremes are the CLI's.
+    # The page's ranges are DistillConfig's own (core.contract.options.spec): its extremes are the CLI's.
     temperature, alpha = spec(DistillConfig, "temperature"), spec(DistillConfig, "alpha")
     assert temperature.maximum == 100.0 and alpha.maximum == 1.0
     widget(at, "distill_temperature").set_value(temperature.maximum).run()

@@ -15,9 +15,9 @@ from dataclasses import replace
 
 import pytest
 
-from core.baseline import card_of, load_cached_baseline
-from core.baseline_card import find_baseline_card
-from core.workspace import META_FILE, WEIGHTS_FILE, Workspace
+from core.foundation.baseline.trained import card_of, load_cached_baseline
+from core.foundation.baseline.card import find_baseline_card
+from core.foundation.workspace import META_FILE, WEIGHTS_FILE, Workspace
 from tests.conftest import DEFAULT_BASELINE_CONFIG, REPO_ROOT
 
 # Runs app.py once in AppTest (the dashboard's first script run: sidebar and Overview) and prints

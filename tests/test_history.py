@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from core import history
+from core.foundation import history
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -122,7 +122,7 @@ def test_journal_is_wal(tmp_path):
 WRITER = """
 import sys
 from pathlib import Path
-from core import history
+from core.foundation import history
 db, tag, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 for i in range(count):
     history.record_run(db, technique="prune", dataset="digits", model="simple_cnn", params={"writer": tag, "i": i}, metrics={"accuracy": i / count})
@@ -162,7 +162,7 @@ def test_concurrent_threads_and_processes_lose_no_rows(tmp_path):
 CRASHER = """
 import os, sys
 from pathlib import Path
-from core import history
+from core.foundation import history
 connection = history.connect(Path(sys.argv[1]))
 connection.execute("BEGIN IMMEDIATE")
 connection.execute("INSERT INTO runs (created_at, finished_at, technique, dataset, model, params_json, metrics_json) VALUES (0, 0, 'crash', 'digits', 'simple_cnn', '{}', '{}')")

@@ -13,14 +13,14 @@ from dataclasses import asdict
 
 import pytest
 
-from core import history
-from core.baseline import BaselineConfig, get_baseline, load_cached_baseline
-from core.datasets import DatasetSpec
+from core.foundation import history
+from core.foundation.baseline.trained import BaselineConfig, get_baseline, load_cached_baseline
+from core.foundation.data.datasets import DatasetSpec
 from core.jobs.queue import JobQueue
-from core.records import MAX_EPOCHS
+from core.foundation.training.records import MAX_EPOCHS
 from core.jobs.store import CANCELLED, DONE, FAILED, INTERRUPTED, QUEUED, RUNNING, JobRecord, JobStore
 from core.sweep import engine
-from core.workspace import Workspace
+from core.foundation.workspace import Workspace
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.slow
@@ -147,8 +147,8 @@ def test_a_cancelled_sweep_stops_between_trials_and_keeps_the_finished_ones(queu
 KILLED_SERVER = """
 import sys, time
 from core.jobs.queue import JobQueue
-from core.records import MAX_EPOCHS
-from core.workspace import Workspace
+from core.foundation.training.records import MAX_EPOCHS
+from core.foundation.workspace import Workspace
 JobQueue._submit_to_ray = lambda self, record: object()
 JobQueue._ensure_monitor = lambda self: None
 queue = JobQueue(Workspace.open(sys.argv[1]), max_running=1)

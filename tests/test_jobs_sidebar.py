@@ -8,11 +8,12 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import history
+from core.foundation import history
 from core.jobs.store import JobStore
 from core.sweep import engine
 from tests.conftest import REPO_ROOT
-from ui.jobs_view import CLASSROOM_ENV, job_queue
+from ui.jobs_view import job_queue
+from ui.state import CLASSROOM_ENV
 
 pytestmark = pytest.mark.slow
 WAIT_SECONDS = 300
@@ -77,8 +78,8 @@ def test_a_failed_job_is_one_line_in_the_sidebar_and_the_button_comes_back(class
 
 
 def test_the_distillation_teacher_trains_in_the_queue_and_the_page_shows_it_when_done(classroom):
-    from core.baseline import BaselineConfig, get_baseline
-    from core.datasets import DatasetSpec
+    from core.foundation.baseline.trained import BaselineConfig, get_baseline
+    from core.foundation.data.datasets import DatasetSpec
 
     get_baseline(BaselineConfig(DatasetSpec("digits", 200), epochs=1), classroom)  # the student's baseline, the page's source
     at = student()

@@ -11,21 +11,22 @@ from dataclasses import asdict
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import history
-from core.baseline import BaselineConfig, get_baseline
-from core.datasets import DatasetSpec
+from core.foundation import history
+from core.foundation.baseline.trained import BaselineConfig, get_baseline
+from core.foundation.data.datasets import DatasetSpec
 from core.distillation import DistillConfig, teacher_config
-from core.errors import UserError
+from core.foundation.errors import UserError
 from core.jobs.kinds import JOB_KINDS, distill_report_from_dict, prune_config_from_dict
 from core.jobs.store import JobStore
 from core.jobs.worker import CancelFileFlag
-from core.progress import no_progress
+from core.foundation.progress import no_progress
 from core.pruning import PruneConfig
 from core.pruning.recorded import recorded_figures
 from core.quantization import QATConfig
 from core.sweep import engine
 from tests.conftest import REPO_ROOT
-from ui.jobs_view import CLASSROOM_ENV, job_queue
+from ui.jobs_view import job_queue
+from ui.state import CLASSROOM_ENV
 
 pytestmark = pytest.mark.slow
 WAIT_SECONDS = 300  # generous: CI may share its cores; nothing here measures speed

@@ -1,4 +1,4 @@
-"""The one latency protocol (core.latency): both batch sizes for every model, one thread count and
+"""The one latency protocol (core.foundation.measures.latency): both batch sizes for every model, one thread count and
 one runtime for all of them, interleaved rounds, and an all-or-nothing fall back to eager when
 this machine cannot compile."""
 
@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from core.latency import BATCH_SIZES, COMPILED, EAGER, SINGLE_BATCH_SIZE, THROUGHPUT_BATCH_SIZE, measure_latencies
-from core.models import build_model
-from core.quantization import latency as quantization_latency
-from core.result import latency_pair
+from core.foundation.measures.latency import BATCH_SIZES, COMPILED, EAGER, SINGLE_BATCH_SIZE, THROUGHPUT_BATCH_SIZE, measure_latencies
+from core.foundation.models.registry import build_model
+from core.foundation.measures import compile as quantization_latency
+from core.contract.result import latency_pair
 
 EXAMPLE = torch.zeros(1, 1, 8, 8)  # a digits-sized image
 

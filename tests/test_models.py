@@ -2,11 +2,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from core import resnet
-from core.errors import UserError
-from core.metrics import count_parameters
-from core.models import MODEL_NAMES, STUDENT_MODELS, available_models, build_model
-from core.resnet import IMAGENET_WEIGHTS_FILE, RESNET18, RESNET18_IMAGENET
+from core.foundation.models import resnet
+from core.foundation.errors import UserError
+from core.foundation.measures.metrics import count_parameters
+from core.foundation.models.registry import MODEL_NAMES, STUDENT_MODELS, available_models, build_model
+from core.foundation.models.resnet import IMAGENET_WEIGHTS_FILE, RESNET18, RESNET18_IMAGENET
 
 
 @pytest.fixture()
@@ -17,7 +17,7 @@ def empty_torch_hub(tmp_path, monkeypatch):
 
 
 def write_stand_in_imagenet_weights(hub) -> dict[str, torch.Tensor]:
-    """A torchvision ResNet-18 state dict (random weights: same names and shapes as the real file) where core.resnet looks."""
+    """A torchvision ResNet-18 state dict (random weights: same names and shapes as the real file) where core.foundation.models.resnet looks."""
     from torchvision.models import resnet18
 
     state = {name: tensor.contiguous() for name, tensor in resnet18(weights=None).state_dict().items()}

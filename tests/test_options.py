@@ -1,4 +1,4 @@
-"""Configs that describe their own options (core.options): ranges, choices and exclusive bounds
+"""Configs that describe their own options (core.contract.options): ranges, choices and exclusive bounds
 enforced by validate(); from_options taking only the fields given; CLI flags derived from the
 same description; and the CLI refusing exactly what a config (and so a page) refuses."""
 
@@ -10,13 +10,13 @@ from dataclasses import dataclass
 
 import pytest
 
-from core.baseline import BaselineConfig
-from core.cli import main
-from core.errors import UserError
-from core.options import add_arguments, check_ranges, from_options, given, option, spec
+from core.foundation.baseline.trained import BaselineConfig
+from core.cli.main import main
+from core.foundation.errors import UserError
+from core.contract.options import add_arguments, check_ranges, from_options, given, option, spec
 from core.pruning import PruneConfig
 from core.quantization import QATConfig, SimulateConfig, StaticInt8Config
-from core.training import MAX_EPOCHS, TrainRecipe
+from core.foundation.training.loop import MAX_EPOCHS, TrainRecipe
 
 
 @dataclass(frozen=True)
@@ -199,14 +199,14 @@ def assert_nothing_done(workspace) -> None:
 @pytest.fixture()
 def no_training(monkeypatch):
     """Fail the test if a command gets as far as loading data or training a baseline."""
-    import core.baseline
-    import core.cli
+    import core.foundation.baseline.trained
+    import core.cli.main
 
     def refuse(*args, **kwargs):
         raise AssertionError("the command loaded data or trained before refusing")
 
-    monkeypatch.setattr(core.cli, "load_dataset", refuse)
-    monkeypatch.setattr(core.baseline, "train_model", refuse)
+    monkeypatch.setattr(core.cli.main, "load_dataset", refuse)
+    monkeypatch.setattr(core.foundation.baseline.trained, "train_model", refuse)
 
 
 @pytest.mark.parametrize("config, arguments", [

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-from core import history
+from core.foundation import history
 from core.charts.pruning import accuracy_vs_sparsity_figure, sensitivity_figure, size_speed_figure, sparsity_bars_figure, weight_heatmaps_figure, weight_histogram_figure
-from core.cli import main
-from core.context import RunContext
-from core.errors import UserError
-from core.evaluation import QuickEvaluator
-from core.latency import EAGER, THROUGHPUT_BATCH_SIZE
-from core.metrics import count_macs, count_nonzero_parameters, count_parameters, effective_tensors, state_dict_size_bytes
-from core.models import build_model
+from core.cli.main import main
+from core.contract.context import RunContext
+from core.foundation.errors import UserError
+from core.foundation.training.quick_evaluation import QuickEvaluator
+from core.foundation.measures.latency import EAGER, THROUGHPUT_BATCH_SIZE
+from core.foundation.measures.metrics import count_macs, count_nonzero_parameters, count_parameters, effective_tensors, state_dict_size_bytes
+from core.foundation.models.registry import build_model
 from core.pruning import (
     PruneConfig,
     all_weights,
@@ -36,10 +36,10 @@ from core.pruning import (
     weight_view,
 )
 from core.pruning.stats import architecture_rows, layer_shapes
-from core.record import record
-from core.source import ModelSource
-from core.training import predict_logits
-from core.workspace import WEIGHTS_FILE
+from core.contract.record import record
+from core.contract.source import ModelSource
+from core.foundation.training.loop import predict_logits
+from core.foundation.workspace import WEIGHTS_FILE
 
 CIFAR_INPUT = torch.zeros(1, 3, 32, 32)
 
@@ -54,7 +54,7 @@ def weight_of(model, layer: str) -> torch.Tensor:
 
 
 def prune_and_record(baseline, workspace, **config):
-    """prune() of the baseline, then core.record: what the page and the CLI do."""
+    """prune() of the baseline, then core.contract.record: what the page and the CLI do."""
     result = prune(ModelSource.from_baseline(baseline), PruneConfig(**config), RunContext(workspace))
     return result, record(result, workspace)
 

@@ -8,16 +8,16 @@ import json
 import pytest
 import torch
 
-from core import history
-from core.cli import main
-from core.context import RunContext
-from core.metrics import count_parameters
-from core.models import build_model
+from core.foundation import history
+from core.cli.main import main
+from core.contract.context import RunContext
+from core.foundation.measures.metrics import count_parameters
+from core.foundation.models.registry import build_model
 from core.pruning import PruneConfig, global_sparsity, prune
 from core.pruning.stats import output_channels
-from core.record import record
-from core.source import ModelSource, compose_removed_channels
-from core.training import predict_logits
+from core.contract.record import record
+from core.contract.source import ModelSource, compose_removed_channels
+from core.foundation.training.loop import predict_logits
 
 CPU = torch.device("cpu")
 

@@ -11,11 +11,11 @@ import torch
 
 from pathlib import Path
 
-from core import history
+from core.foundation import history
 from core.charts.quantization import SCHEMES, LayerErrorRow, VariantCost, accuracy_vs_bits_figure, layer_error_figure, size_latency_figure, weight_histogram_figure
-from core.cli import main
-from core.context import RunContext
-from core.latency import COMPILED, EAGER, THROUGHPUT_BATCH_SIZE, measure_latencies
+from core.cli.main import main
+from core.contract.context import RunContext
+from core.foundation.measures.latency import COMPILED, EAGER, THROUGHPUT_BATCH_SIZE, measure_latencies
 from core.quantization import (
     DynamicInt8Config,
     QATConfig,
@@ -29,13 +29,13 @@ from core.quantization import (
     quantize_model,
     quantize_tensor,
 )
-from core.quantization import latency as latency_module
+from core.foundation.measures import compile as latency_module
 from core.quantization import pt2e
 from core.quantization.fake_quant import quantizable_layers
 from core.quantization.size import SCALE_BYTES, ZERO_POINT_BYTES, explain_difference
-from core.record import record
-from core.source import ModelSource
-from core.workspace import WEIGHTS_FILE
+from core.contract.record import record
+from core.contract.source import ModelSource
+from core.foundation.workspace import WEIGHTS_FILE
 
 ALL_BITS = range(2, 9)
 SPECS = [QuantSpec(bits, per_channel, symmetric) for bits in ALL_BITS for per_channel in (True, False) for symmetric in (True, False)]
@@ -235,7 +235,7 @@ def test_static_int8_size_counts_int8_weights_scales_biases_and_activation_qpara
 def test_the_saved_artifact_has_the_reported_bytes_and_the_difference_is_explained(digits_baseline, session_workspace):
     workspace = session_workspace  # the baseline's run is recorded here, so the parent link can be checked
     result = quantize(ModelSource.from_baseline(digits_baseline), SimulateConfig(bits=4), RunContext(workspace))
-    assert result.artifact.path is None  # the technique saves nothing; core.record does
+    assert result.artifact.path is None  # the technique saves nothing; core.contract.record does
     run_id = record(result, workspace)
     folder = result.artifact.path
     quantized = result.report  # the QuantizationResult: model, report, artifact tensors

@@ -9,8 +9,8 @@ import shutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import history
-from core.options import spec
+from core.foundation import history
+from core.contract.options import spec
 from core.quantization import QATConfig, SimulateConfig, StaticInt8Config
 from tests.conftest import forbid_latency_measurement, open_app_page, record_prune_run
 

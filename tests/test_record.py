@@ -1,4 +1,4 @@
-"""core.record, the one writer of technique results: the artifact first (inside the workspace, its
+"""core.contract.record, the one writer of technique results: the artifact first (inside the workspace, its
 path stored relative), then one history row, child of the run the result started from."""
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from core import history, record as record_module
-from core.datasets import DatasetSpec
-from core.record import record
-from core.result import HEADLINE_KEYS, Artifact, Headline, TechniqueResult
-from core.source import ModelSource
-from core.workspace import Workspace, load_checkpoint
+from core.foundation import history
+from core.contract import record as record_module
+from core.foundation.data.datasets import DatasetSpec
+from core.contract.record import record
+from core.contract.result import HEADLINE_KEYS, Artifact, Headline, TechniqueResult
+from core.contract.source import ModelSource
+from core.foundation.workspace import Workspace, load_checkpoint
 
 
 def make_source(workspace: Workspace, baseline) -> ModelSource:

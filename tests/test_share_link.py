@@ -6,9 +6,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.distillation.config import DEFAULT_PRESET, DISTILL_PRESETS, DistillConfig
-from core.options import spec
+from core.contract.options import spec
 from core.pruning import PruneConfig
-from core.share_link import config_params, read_params, settle_conflicts, sidebar_params
+from ui.share.link import config_params, read_params, settle_conflicts, sidebar_params
 from tests.conftest import REPO_ROOT
 
 PRUNE_FIELDS = ("granularity", "scope", "method", "amount", "remove")
@@ -234,7 +234,7 @@ def test_the_link_parsing_needs_no_streamlit():
     import subprocess
     import sys
 
-    code = "import sys, core.share_link as s; s.sidebar_params(); print('streamlit' in sys.modules)"
+    code = "import sys, ui.share.link as s; s.sidebar_params(); print('streamlit' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip() == "False"
 
 
@@ -316,8 +316,8 @@ def compare_home(digits_baseline, session_workspace, tmp_path, monkeypatch):
     the page's reference can then be the baseline or the pinned run."""
     import shutil
 
-    from core import history
-    from core.workspace import Workspace
+    from core.foundation import history
+    from core.foundation.workspace import Workspace
     from tests.conftest import record_prune_run
 
     home = tmp_path / "compare-home"

@@ -8,15 +8,15 @@ import dataclasses
 import pytest
 import torch
 
-from core import history
-from core.context import RunContext
-from core.errors import UserError
-from core.evaluation import QuickEvaluator
+from core.foundation import history
+from core.contract.context import RunContext
+from core.foundation.errors import UserError
+from core.foundation.training.quick_evaluation import QuickEvaluator
 from core.quantization.config import SimulateConfig
 from core.quantization.run import quantize
-from core.record import record
-from core.source import ModelSource, compose_removed_channels
-from core.training import evaluate
+from core.contract.record import record
+from core.contract.source import ModelSource, compose_removed_channels
+from core.foundation.training.loop import evaluate
 
 
 def test_a_baseline_source_carries_its_run_and_figures(digits_baseline):

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from core import history
-from core.context import RunContext
-from core.errors import UserError
-from core.source import ModelSource
+from core.foundation import history
+from core.contract.context import RunContext
+from core.foundation.errors import UserError
+from core.contract.source import ModelSource
 from core.sweep import engine, store
 from core.sweep.frontier import TrialOutcome, frontier, recommend, within_budget
 from core.sweep.grid import parse_axis, parse_grid
@@ -167,8 +167,8 @@ def test_random_search_draws_distinct_points_reproducibly():
 @pytest.fixture(scope="module")
 def baseline_workspace(tmp_path_factory):
     """A workspace holding only the default digits baseline (trained once for this module)."""
-    from core.baseline import get_baseline
-    from core.workspace import Workspace
+    from core.foundation.baseline.trained import get_baseline
+    from core.foundation.workspace import Workspace
     from tests.conftest import DEFAULT_BASELINE_CONFIG
 
     root = tmp_path_factory.mktemp("sweep-baseline")
@@ -179,7 +179,7 @@ def baseline_workspace(tmp_path_factory):
 @pytest.fixture()
 def sweep_workspace(baseline_workspace, tmp_path):
     """A copy of that workspace per test, so each test sees its own runs only (and Ray is shut down after)."""
-    from core.workspace import Workspace
+    from core.foundation.workspace import Workspace
 
     shutil.copytree(baseline_workspace, tmp_path / "ws")
     yield Workspace.open(tmp_path / "ws")
@@ -187,7 +187,7 @@ def sweep_workspace(baseline_workspace, tmp_path):
 
 
 def source_in(workspace) -> ModelSource:
-    from core.baseline import get_baseline
+    from core.foundation.baseline.trained import get_baseline
     from tests.conftest import DEFAULT_BASELINE_CONFIG
 
     baseline = get_baseline(DEFAULT_BASELINE_CONFIG, workspace)
@@ -209,7 +209,8 @@ def test_four_trial_sweep_on_local_ray_records_runs_frontier_and_recommendation(
         assert run.parent_id == source.run_id and run.technique == "prune"
         assert run.params["sweep"]["id"] == state.sweep_id and run.params["amount"] == run.params["sweep"]["point"]["prune.amount"]
         assert sweep_workspace.resolve_artifact(run.artifact_path).exists()
-    from core.compare.runs import comparison_table, summarize, table_records
+    from core.compare.runs import comparison_table, table_records
+    from core.contract.run_summary import summarize
 
     summaries = [summarize(run) for run in runs.values()]  # the compare page's table and the report's CSV name the sweep
     assert {record["sweep_id"] for record in table_records(comparison_table(summaries, summaries[0]))} == {state.sweep_id}
@@ -295,7 +296,7 @@ def test_cli_sweep_json_and_rerun(tmp_path):
     run_ids = {trial["run_id"] for trial in payload["trials"]}
     assert set(payload["frontier"]) <= run_ids and (payload["recommended"] in run_ids or payload["recommended"] is None)
     assert "[sweep]" in completed.stderr
-    from core.workspace import Workspace
+    from core.foundation.workspace import Workspace
 
     runs = history.list_runs(Workspace.open(tmp_path).history_db, technique="pipeline")  # prune + quantize: each trial a pipeline
     assert {run.id for run in runs} == run_ids
@@ -348,7 +349,7 @@ def test_a_killed_sweep_keeps_its_finished_trials_and_the_rerun_runs_only_the_re
     import signal
     import time
 
-    from core.workspace import Workspace
+    from core.foundation.workspace import Workspace
 
     home = tmp_path / "ws"
     shutil.copytree(baseline_workspace, home)

@@ -3,11 +3,11 @@ import threading
 import pytest
 import torch
 
-from core.datasets import DatasetSpec, load_dataset
-from core.models import build_model
-from core.progress import Progress
-from core.errors import UserError
-from core.training import MAX_EPOCHS, TrainRecipe, augment_batch, evaluate, evaluation_from_logits, train_model
+from core.foundation.data.datasets import DatasetSpec, load_dataset
+from core.foundation.models.registry import build_model
+from core.foundation.progress import Progress
+from core.foundation.errors import UserError
+from core.foundation.training.loop import MAX_EPOCHS, TrainRecipe, augment_batch, evaluate, evaluation_from_logits, train_model
 
 
 def test_training_on_digits_reaches_90_percent(workspace):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from core import history
+from core.foundation import history
 from tests.conftest import REPO_ROOT
 from ui.state import TRAINING_STOP_KEY, SessionStopFlag
 
@@ -19,7 +19,7 @@ def button_labels(at: AppTest) -> list[str]:
 
 
 def test_stop_is_offered_only_while_training_and_stops_the_run(workspace, monkeypatch):
-    import core.baseline
+    import core.foundation.baseline.trained
 
     at = new_app()
     at.run()
@@ -29,7 +29,7 @@ def test_stop_is_offered_only_while_training_and_stops_the_run(workspace, monkey
     assert any("No baseline yet" in info.value for info in at.sidebar.info)
     assert "Train baseline" in button_labels(at) and "Stop training" not in button_labels(at)  # nothing trains yet
 
-    real_get_baseline = core.baseline.get_baseline
+    real_get_baseline = core.foundation.baseline.trained.get_baseline
     during_training = []
 
     def press_stop_after_the_first_batch(config, workspace, progress, stop=None, dataset=None):
@@ -42,7 +42,7 @@ def test_stop_is_offered_only_while_training_and_stops_the_run(workspace, monkey
 
         return real_get_baseline(config, workspace, report, stop, dataset)
 
-    monkeypatch.setattr(core.baseline, "get_baseline", press_stop_after_the_first_batch)
+    monkeypatch.setattr(core.foundation.baseline.trained, "get_baseline", press_stop_after_the_first_batch)
     at.button(key="sidebar_train").click().run()
     assert not at.exception
     assert during_training == [True]

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from core import history
-from core.cli import main
-from core.compare.artifact import evaluate_package
-from core.compare.sources import package_for_run
-from core.datasets import DatasetSpec, load_dataset
-from core.errors import UserError
-from core.source import ModelSource
-from core.workspace import Workspace, load_checkpoint
+from core.foundation import history
+from core.cli.main import main
+from core.contract.artifact import evaluate_package
+from core.contract.run_models import package_for_run
+from core.foundation.data.datasets import DatasetSpec, load_dataset
+from core.foundation.errors import UserError
+from core.contract.source import ModelSource
+from core.foundation.workspace import Workspace, load_checkpoint
 
 FIXTURE = Path(__file__).parent / "fixtures" / "workspace-v1"
 EXPECTED = json.loads((FIXTURE / "expected_runs.json").read_text())

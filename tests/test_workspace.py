@@ -3,12 +3,12 @@ import json
 import pytest
 import torch
 
-from core import history
-from core.baseline import BaselineConfig, get_baseline
-from core.datasets import DatasetSpec
-from core.errors import UserError
-from core.latency import THROUGHPUT_BATCH_SIZE
-from core.workspace import META_FILE, WEIGHTS_FILE, Workspace, atomic_write_bytes, load_checkpoint, save_checkpoint
+from core.foundation import history
+from core.foundation.baseline.trained import BaselineConfig, get_baseline
+from core.foundation.data.datasets import DatasetSpec
+from core.foundation.errors import UserError
+from core.foundation.measures.latency import THROUGHPUT_BATCH_SIZE
+from core.foundation.workspace import META_FILE, WEIGHTS_FILE, Workspace, atomic_write_bytes, load_checkpoint, save_checkpoint
 
 
 def test_checkpoint_round_trip(tmp_path):

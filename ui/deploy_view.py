@@ -7,13 +7,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import history
+from core.foundation import history
 from core.charts.deploy import runtime_latency_figure
-from core.compare.runs import RunSummary
+from core.contract.run_summary import RunSummary
 from core.deploy.export import cached_export, deploy_form, file_name, onnx_for_run
 from core.deploy.runtimes import RUNTIMES, RuntimeReport, cached_runtime_report, default_runs, measure_runtimes, table_rows
-from core.errors import UserError
-from core.latency import ROUNDS, SINGLE_BATCH_SIZE, THROUGHPUT_BATCH_SIZE
+from core.foundation.errors import UserError
+from core.foundation.measures.latency import ROUNDS, SINGLE_BATCH_SIZE, THROUGHPUT_BATCH_SIZE
 from ui.state import progress_reporter, report_error, show_figure, workspace
 
 MAX_DOWNLOADS = 20  # ONNX buttons drawn at most; the rest of a long history is one sentence away

@@ -10,27 +10,23 @@ picks the same settings, sees the same job instead of starting another.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict
 
 import streamlit as st
 
 from core.jobs.queue import JobQueue
 from core.jobs.store import ACTIVE_STATES, DONE, job_id_for
+from ui.state import baseline_config, cached_baseline
 
-CLASSROOM_ENV = "MEL_CLASSROOM"
 JOB_KIND = "baseline"
 REFRESH_SECONDS = 1.0
 
-
-def classroom_mode() -> bool:
-    return os.environ.get(CLASSROOM_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 @st.cache_resource(show_spinner=False)
 def job_queue(workspace_root: str) -> JobQueue:
     """One queue per server process and workspace, shared by every session."""
-    from core.workspace import Workspace
+    from core.foundation.workspace import Workspace
 
     return JobQueue(Workspace.open(workspace_root))
 
@@ -49,7 +45,7 @@ def queued_baseline_training(config, workspace_root: str) -> None:
 
 
 def queued_training(config, workspace_root: str, label: str, key_prefix: str) -> None:
-    """A button that queues the training of the baseline `config` (a core.baseline.BaselineConfig)
+    """A button that queues the training of the baseline `config` (a core.foundation.baseline.trained.BaselineConfig)
     and, while a job for it exists, its status, where the caller draws it; keys start with `key_prefix`."""
     queued_job(JOB_KIND, asdict(config), workspace_root, label, key_prefix)
 
@@ -89,10 +85,8 @@ def _follow_job(workspace_root: str, job_id: str, key_prefix: str, work: str = "
 
 
 def source_config(source) -> dict:
-    """A page's model source (core.source.ModelSource) as a job's JSON: the sidebar's baseline by its
+    """A page's model source (core.contract.source.ModelSource) as a job's JSON: the sidebar's baseline by its
     configuration (the worker loads it as the page does, from_baseline), any other run by its id."""
-    from ui.state import baseline_config, cached_baseline
-
     baseline = cached_baseline()
     if baseline is not None and source.run_id == baseline.run_id and source.technique == "train":
         return {"baseline": asdict(baseline_config())}

@@ -1,8 +1,8 @@
-"""How the pages state a latency measured under the one protocol (core.latency)."""
+"""How the pages state a latency measured under the one protocol (core.foundation.measures.latency)."""
 
 from __future__ import annotations
 
-from core.latency_protocol import BATCH_SIZES, LatencyFigures
+from core.foundation.measures.latency_protocol import BATCH_SIZES, LatencyFigures
 
 
 def protocol_text(runtime: str, threads: int | None = None) -> str:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import history
-from core.errors import UserError
+from core.foundation import history
+from core.foundation.errors import UserError
 from ui.state import format_bytes, report_error, workspace
 
 OPEN_RUN_KEY = "open_run_id"

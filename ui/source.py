@@ -14,20 +14,20 @@ import json
 
 import streamlit as st
 
-from core.baseline import Baseline
-from core.compare.runs import summarize
-from core.errors import UserError
-from core.evaluation import QuickEvaluator
-from core.history import RunRecord
-from core.source import ModelSource, source_candidates
-from core.workspace import META_FILE, Workspace
+from core.foundation.baseline.trained import Baseline
+from core.contract.run_summary import summarize
+from core.foundation.errors import UserError
+from core.foundation.training.quick_evaluation import QuickEvaluator
+from core.foundation.history import RunRecord
+from core.contract.source import ModelSource, source_candidates
+from core.foundation.workspace import META_FILE, Workspace
 from ui.state import report_error, require_baseline, workspace
 
 BASELINE_CHOICE = 0  # the selectbox's value for "the sidebar's baseline" (run ids start at 1)
 
 
 def compressible_runs(baseline: Baseline) -> list[RunRecord]:
-    """Runs on the sidebar's dataset that a technique can start from (core.source decides which)."""
+    """Runs on the sidebar's dataset that a technique can start from (core.contract.source decides which)."""
     try:
         return source_candidates(workspace().history_db, baseline.config.dataset, exclude_run_id=baseline.run_id)
     except UserError:
@@ -95,7 +95,7 @@ def _quick_evaluator_shared(key: str, _source: ModelSource) -> QuickEvaluator:
 
 
 def quick_evaluator(source: ModelSource) -> QuickEvaluator:
-    """The one quick evaluator (core.evaluation) for this source's dataset and device, built once per server."""
+    """The one quick evaluator (core.foundation.training.quick_evaluation) for this source's dataset and device, built once per server."""
     return _quick_evaluator_shared(source_key(source), source)
 
 

@@ -5,7 +5,7 @@ these helpers. Loaded datasets and baselines are shared read-only across browser
 st.cache_resource; anything a page changes is a copy.
 
 Importing this module does not import torch: the sidebar and the Overview draw from a baseline's
-card (core.baseline_card) while torch loads in the background (start_torch_warmup); the helpers
+card (core.foundation.baseline.card) while torch loads in the background (start_torch_warmup); the helpers
 that hand out tensors import it when first called.
 """
 
@@ -22,17 +22,17 @@ from typing import TYPE_CHECKING
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.baseline_card import BaselineCard, find_baseline_card
-from core.baseline_config import BaselineConfig
+from core.foundation.baseline.card import BaselineCard, find_baseline_card
+from core.foundation.baseline.config import BaselineConfig
 from core.charts.style import scale_for_presentation
-from core.dataset_names import FOLDER_PREFIX, DatasetSpec
-from core.errors import UserError
-from core.progress import Progress, ProgressCallback
-from core.workspace import META_FILE, Workspace
+from core.foundation.data.names import FOLDER_PREFIX, DatasetSpec
+from core.foundation.errors import UserError
+from core.foundation.progress import Progress, ProgressCallback
+from core.foundation.workspace import META_FILE, Workspace
 
 if TYPE_CHECKING:
-    from core.baseline import Baseline
-    from core.datasets import Dataset
+    from core.foundation.baseline.trained import Baseline
+    from core.foundation.data.datasets import Dataset
 
 THREADS_ENV = "MEL_TORCH_THREADS"
 CONFIG_KEY = "baseline_config"
@@ -55,7 +55,14 @@ def cap_torch_threads() -> int:
 WARMUP_ENV = "MEL_TORCH_WARMUP"  # "0": no background import (the first-render test checks the Overview alone)
 # What the other pages need first, imported while the first page is read. torch alone is ~3 s of a
 # cold start on two cores; the page modules' own imports follow it.
-WARMUP_MODULES = ("torch", "core.baseline", "core.pruning.run", "core.quantization.run")
+WARMUP_MODULES = ("torch", "core.foundation.baseline.trained", "core.pruning.run", "core.quantization.run")
+
+# A classroom server (MEL_CLASSROOM=1) runs long work in the job queue, once for every student who asks.
+CLASSROOM_ENV = "MEL_CLASSROOM"
+
+
+def classroom_mode() -> bool:
+    return os.environ.get(CLASSROOM_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 _warmup_done = threading.Event()
@@ -96,8 +103,6 @@ def warm_job_cluster() -> None:
     """On a classroom server, the job queue's Ray cluster and one worker, started before the class
     arrives (core.jobs.queue.warm_cluster). A cluster that cannot start is said once in the log;
     the queue reports it again, as one line, when a student asks for a job."""
-    from ui.jobs_view import classroom_mode
-
     if not classroom_mode():
         return
     from core.jobs.queue import warm_cluster
@@ -109,7 +114,7 @@ def warm_job_cluster() -> None:
 
 
 class SessionStopFlag:
-    """A StopFlag (core.progress) kept in st.session_state[key], so a button's on_click can set it
+    """A StopFlag (core.foundation.progress) kept in st.session_state[key], so a button's on_click can set it
     for the session's training run to read between batches."""
 
     def __init__(self, key: str):
@@ -139,7 +144,7 @@ def workspace() -> Workspace:
 
 @st.cache_resource(show_spinner="Loading dataset…", max_entries=8)
 def _load_dataset_shared(spec_json: str, workspace_root: str) -> Dataset:
-    from core.datasets import load_dataset
+    from core.foundation.data.datasets import load_dataset
 
     return load_dataset(DatasetSpec(**json.loads(spec_json)), Workspace.open(workspace_root), allow_download=False)
 
@@ -151,7 +156,7 @@ def dataset_for(spec: DatasetSpec) -> Dataset:
 
 @st.cache_resource(show_spinner="Loading the cached baseline…", max_entries=16)
 def _load_baseline_shared(config_json: str, workspace_root: str, checkpoint_mtime: float) -> Baseline | None:
-    from core.baseline import load_cached_baseline
+    from core.foundation.baseline.trained import load_cached_baseline
 
     config_dict = json.loads(config_json)
     config = BaselineConfig(DatasetSpec(**config_dict.pop("dataset")), **config_dict)
@@ -164,7 +169,7 @@ def baseline_config() -> BaselineConfig:
 
 def cached_baseline(config: BaselineConfig | None = None) -> Baseline | None:
     """The trained baseline for `config` (default: the sidebar's), or None if it is not trained yet."""
-    from core.baseline import checkpoint_folder, recipe_for
+    from core.foundation.baseline.trained import checkpoint_folder, recipe_for
 
     cap_torch_threads()
     config = config or baseline_config()
@@ -197,7 +202,7 @@ def require_baseline_card() -> BaselineCard:
         st.stop()
     if card is not None:
         return card
-    from core.baseline import card_of
+    from core.foundation.baseline.trained import card_of
 
     return card_of(require_baseline())
 

@@ -8,8 +8,9 @@ from plotly.subplots import make_subplots
 
 from core.charts.style import PALETTE, styled
 from core.compare.lineage import LineageNode
-from core.compare.pareto import pareto_front
-from core.compare.runs import RunSummary, WaterfallStep
+from core.foundation.measures.pareto import pareto_front
+from core.contract.run_summary import RunSummary
+from core.compare.runs import WaterfallStep
 
 # A technique keeps its colour on every chart.
 TECHNIQUE_COLORS = {"train": PALETTE[0], "distill": PALETTE[2], "prune": PALETTE[3], "quantize": PALETTE[1], "pipeline": PALETTE[4]}

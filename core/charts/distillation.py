@@ -11,7 +11,7 @@ from plotly.subplots import make_subplots
 from core.charts.style import PALETTE, styled
 from core.distillation.report import DistillReport
 from core.distillation.soft_labels import SoftLabelExamples
-from core.training import EpochRecord
+from core.foundation.training.loop import EpochRecord
 
 HARD_COLOUR, DISTILLED_COLOUR, TEACHER_COLOUR = PALETTE[0], PALETTE[3], PALETTE[7]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import plotly.graph_objects as go
 
-from core.errors import UserError
+from core.foundation.errors import UserError
 
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 BROWSER_ENV = "BROWSER_PATH"  # where kaleido's browser finder (choreographer) looks first

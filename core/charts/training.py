@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from core.charts.style import PALETTE, styled
-from core.records import EpochRecord
+from core.foundation.training.records import EpochRecord
 
 
 def learning_curve_figure(history: list[EpochRecord], title: str = "Learning curve") -> go.Figure:

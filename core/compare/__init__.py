@@ -1,5 +1,5 @@
 """Compare runs: one comparable summary per recorded run, the side-by-side table, the Pareto front,
-lineage, and the model zip. Charts (core.charts) and the HTML report (core.report) read from here;
+lineage, and the model zip. Charts (core.charts) and the HTML report (core.report.html) read from here;
 nothing here imports them, so the dependency runs one way.
 
 - runs: RunSummary (one comparable summary per recorded run), comparison_table, table_records

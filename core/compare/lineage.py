@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.compare.runs import RunSummary
+from core.contract.run_summary import RunSummary
 
 
 @dataclass

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from core import history
-from core.compare.runs import RunSummary, pick_reference, summarize
-from core.errors import UserError
+from core.foundation import history
+from core.contract.run_summary import RunSummary, summarize
+from core.compare.runs import pick_reference
+from core.foundation.errors import UserError
 
 
 def parse_run_ids(text: str | None) -> list[int] | None:

@@ -31,18 +31,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core import history
-from core.compare.runs import summarize
-from core.datasets import Dataset
+from core.foundation import history
+from core.contract.run_summary import summarize
+from core.foundation.data.datasets import Dataset
 from core.deploy.onnx_files import (
     OPSET, attach_exportable_input_quantization, check_onnx, dynamic_int8_onnx, float_onnx, ort_logits,
     static_int8_onnx, with_metadata,
 )
-from core.diff.predictions import artifact_fingerprint, fingerprint_test_split, package_for_any_run, run_predictions
+from core.contract.predictions import artifact_fingerprint, fingerprint_test_split, package_for_any_run, run_predictions
 from core.diff.runs import dataset_loader
-from core.errors import UserError
-from core.history import RunRecord
-from core.workspace import Workspace, atomic_write_bytes, atomic_write_json, load_checkpoint
+from core.foundation.errors import UserError
+from core.foundation.history import RunRecord
+from core.foundation.workspace import Workspace, atomic_write_bytes, atomic_write_json, load_checkpoint
 
 EXPORTS_DIR = "exports"
 EXPORT_VERSION = "1"  # bump when the files made here change, so cached ones are made again

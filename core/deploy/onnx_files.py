@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.compare.artifact import ActivationQuant
-from core.errors import UserError
+from core.contract.artifact import ActivationQuant
+from core.foundation.errors import UserError
 
 OPSET = 18
 INPUT_NAME = "images"

@@ -34,18 +34,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from core import history
-from core.datasets import Dataset
+from core.foundation import history
+from core.foundation.data.datasets import Dataset
 from core.deploy.export import DEFAULT_CALIBRATION_IMAGES, deploy_form, onnx_for_run
 from core.deploy.onnx_files import INPUT_NAME, float_onnx, ort_session, static_int8_onnx
-from core.diff.predictions import artifact_fingerprint, model_for_run
+from core.contract.predictions import artifact_fingerprint, model_for_run
 from core.diff.runs import dataset_loader
-from core.errors import UserError
-from core.history import RunRecord
-from core.latency import BATCH_SIZES, BUDGET_SECONDS, COMPILED, EAGER, ROUNDS, THROUGHPUT_BATCH_SIZE
-from core.metrics import median_call_ms
-from core.progress import Progress, ProgressCallback, no_progress
-from core.workspace import Workspace, atomic_write_json
+from core.foundation.errors import UserError
+from core.foundation.history import RunRecord
+from core.foundation.measures.latency import BATCH_SIZES, BUDGET_SECONDS, COMPILED, EAGER, ROUNDS, THROUGHPUT_BATCH_SIZE
+from core.foundation.measures.latency import median_call_ms
+from core.foundation.progress import Progress, ProgressCallback, no_progress
+from core.foundation.workspace import Workspace, atomic_write_json
 
 ONNXRUNTIME = "ONNX Runtime (CPU)"
 OPENVINO = "OpenVINO (CPU)"
@@ -182,7 +182,7 @@ def _float_form(workspace: Workspace, run: RunRecord, dataset: Dataset) -> nn.Mo
     """A quantize run's weights as an fp32 module (dequantized codes, no input fake quantization)."""
     import dataclasses
 
-    from core.diff.predictions import package_for_any_run
+    from core.contract.predictions import package_for_any_run
 
     package = package_for_any_run(workspace, run, dataset, allow_dynamic=True)
     return dataclasses.replace(package, activation_quant={}).build_model()
@@ -225,10 +225,10 @@ class TorchEagerRunner:
 
 
 class TorchCompiledRunner:
-    """One compiled graph per batch size (as core.latency compiles), freezing on."""
+    """One compiled graph per batch size (as core.foundation.measures.latency compiles), freezing on."""
 
     def __init__(self, model: nn.Module, example: torch.Tensor):
-        from core.quantization.latency import try_compile
+        from core.foundation.measures.compile import try_compile
 
         self.compiled = {}
         for size in BATCH_SIZES:
@@ -247,7 +247,7 @@ class TorchCompiledRunner:
 
     @torch.no_grad()
     def predict(self, images):
-        from core.quantization.latency import compiled_predictions
+        from core.foundation.measures.compile import compiled_predictions
 
         return compiled_predictions(self.compiled[PREDICT_BATCH], images, PREDICT_BATCH).numpy()
 
@@ -326,7 +326,7 @@ def _runner(model: DeployModel, runtime: str, precision: str, example: torch.Ten
             return TorchCompiledRunner(copy.deepcopy(model.fp32).cpu(), example)
         if model.torch_int8_reason:
             raise RuntimeUnavailable(model.torch_int8_reason)
-        from core.quantization.latency import backend_unavailable_reason
+        from core.foundation.measures.compile import backend_unavailable_reason
         from core.quantization.pt2e import calibrate, convert, prepare_static
 
         reason = backend_unavailable_reason()

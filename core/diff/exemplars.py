@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from core import history
-from core.datasets import Dataset
-from core.diff.predictions import RunPredictions, run_predictions
-from core.errors import UserError
-from core.progress import Progress, ProgressCallback, no_progress
-from core.workspace import Workspace
+from core.foundation import history
+from core.foundation.data.datasets import Dataset
+from core.contract.predictions import RunPredictions, run_predictions
+from core.foundation.errors import UserError
+from core.foundation.progress import Progress, ProgressCallback, no_progress
+from core.foundation.workspace import Workspace
 
 MIN_FAILING_SHARE = 0.5  # "most descendants": more than half of them get the image wrong
 

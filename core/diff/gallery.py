@@ -9,7 +9,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from core.datasets import Dataset
+from core.foundation.data.datasets import Dataset
 from core.diff.exemplars import Exemplar
 from core.diff.pairs import FlippedImage
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from core.compare.artifact import ModelPackage
-from core.datasets import Dataset, class_balanced_subset
-from core.errors import UserError
+from core.contract.artifact import ModelPackage
+from core.foundation.data.datasets import Dataset, class_balanced_subset
+from core.foundation.errors import UserError
 
 LAYER_BATCH_IMAGES = 256  # class-balanced test images, the same for every comparison
 LAYER_BATCH_SEED = 0
@@ -134,7 +134,7 @@ def compare_packages(reference: ModelPackage, model: ModelPackage, dataset: Data
     package also gets its weights-only twin (the same codes, fp32 inputs)."""
     if reference.architecture != model.architecture:
         raise UserError(f"{model_label} is a {model.architecture} and {reference_label} a {reference.architecture}: layer by layer, only the same architecture compares")
-    from core.models import build_model
+    from core.foundation.models.registry import build_model
 
     widths = full_widths(build_model(model.architecture, dataset.channels, dataset.image_size, dataset.num_classes))
     weights_only = dataclasses.replace(model, activation_quant={}).build_model() if model.activation_quant else None

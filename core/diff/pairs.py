@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from core.errors import UserError
+from core.foundation.errors import UserError
 
 CONFIDENCE_BINS = 40  # histogram bins of the true-class probability change, over [-1, 1]
 

@@ -11,16 +11,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from core import history
-from core.compare.artifact import package_from_model
-from core.datasets import Dataset, DatasetSpec, load_dataset
+from core.foundation import history
+from core.contract.artifact import package_from_model
+from core.foundation.data.datasets import Dataset, DatasetSpec, load_dataset
 from core.diff.layers import LayerErrorReport, compare_packages
 from core.diff.pairs import PredictionDiff, diff_predictions
-from core.diff.predictions import package_for_any_run, run_predictions
-from core.errors import UserError
-from core.history import RunRecord
-from core.source import recorded_dataset
-from core.workspace import Workspace
+from core.contract.predictions import package_for_any_run, run_predictions
+from core.foundation.errors import UserError
+from core.foundation.history import RunRecord
+from core.contract.source import recorded_dataset
+from core.foundation.workspace import Workspace
 
 
 @dataclass
@@ -68,8 +68,8 @@ def diff_runs(workspace: Workspace, run_a: int, run_b: int | None = None, with_l
 
 
 def layer_errors_against_source(source, package, label: str = "the result") -> LayerErrorReport:
-    """Layer errors of a model made from `source` (as a package: core.compare.artifact.package_from_model
-    for a pruned model with its lineage's removed channels, core.compare.sources.package_from_quantized
+    """Layer errors of a model made from `source` (as a package: core.contract.artifact.package_from_model
+    for a pruned model with its lineage's removed channels, core.contract.run_models.package_from_quantized
     for a quantization) against the source: what the pages draw for a live preview."""
     reference = package_from_model(source.model, source.architecture, source.dataset, {}, source.pruned_channels)
     source_label = f"run #{source.run_id} ({source.technique})" if source.run_id is not None else "the source"

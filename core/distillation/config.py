@@ -9,14 +9,14 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from core.baseline import BaselineConfig
-from core.datasets import Dataset, DatasetSpec, ImageSplit, class_balanced_indices
+from core.foundation.baseline.trained import BaselineConfig
+from core.foundation.data.datasets import Dataset, DatasetSpec, ImageSplit, class_balanced_indices
 from core.distillation.teachers import TEACHER_MODELS
-from core.errors import UserError
-from core.options import check_ranges, option
-from core.metrics import count_parameters
-from core.models import STUDENT_MODELS, build_model
-from core.training import AUGMENTATIONS, MAX_EPOCHS, TrainRecipe, classroom_recipe
+from core.foundation.errors import UserError
+from core.contract.options import check_ranges, option
+from core.foundation.measures.metrics import count_parameters
+from core.foundation.models.registry import STUDENT_MODELS, build_model
+from core.foundation.training.loop import AUGMENTATIONS, MAX_EPOCHS, TrainRecipe, classroom_recipe
 
 HARD, DISTILLED = "hard", "distilled"
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 100.0

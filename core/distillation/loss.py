@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from core.distillation.teacher_logits import TeacherLogitCache, TeacherPerBatch
-from core.training import Batch, BatchLoss
+from core.foundation.training.loop import Batch, BatchLoss
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor, temperature: float, alpha: float, label_smoothing: float = 0.0) -> torch.Tensor:

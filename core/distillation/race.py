@@ -9,18 +9,18 @@ from typing import Callable
 import torch
 from torch import nn
 
-from core.baseline import Baseline, TrainingStopped, get_baseline
-from core.datasets import Dataset, DatasetSpec, load_dataset
+from core.foundation.baseline.trained import Baseline, TrainingStopped, get_baseline
+from core.foundation.data.datasets import Dataset, DatasetSpec, load_dataset
 from core.distillation.config import DISTILLED, HARD, DistillConfig, check_teacher_not_smaller, student_dataset, student_recipe, teacher_config
 from core.distillation.loss import distillation_loss
 from core.distillation.report import DistillReport, StudentRun
 from core.distillation.teacher_logits import TeacherLogitCache, teacher_logit_source, teacher_test_logits
-from core.evaluation import EVAL_SUBSET_SIZE, evaluation_subset
-from core.metrics import measure_model
-from core.models import build_model
-from core.progress import Progress, ProgressCallback, StopFlag, no_progress
-from core.training import EpochRecord, predict_logits, resolve_device, train_model
-from core.workspace import Workspace
+from core.foundation.training.quick_evaluation import EVAL_SUBSET_SIZE, evaluation_subset
+from core.foundation.measures.metrics import measure_model
+from core.foundation.models.registry import build_model
+from core.foundation.progress import Progress, ProgressCallback, StopFlag, no_progress
+from core.foundation.training.loop import EpochRecord, predict_logits, resolve_device, train_model
+from core.foundation.workspace import Workspace
 
 # Called after every finished epoch with (HARD or DISTILLED, seed, that epoch's record).
 EpochCallback = Callable[[str, int, EpochRecord], None]

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from core.distillation.config import DistillConfig
-from core.metrics import ModelMetrics
-from core.training import EpochRecord, TrainRecipe
+from core.foundation.measures.metrics import ModelMetrics
+from core.foundation.training.loop import EpochRecord, TrainRecipe
 
 
 @dataclass

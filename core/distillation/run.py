@@ -10,12 +10,12 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 
-from core.context import RunContext
+from core.contract.context import RunContext
 from core.distillation.config import DistillConfig
 from core.distillation.race import EpochCallback, run_race
-from core.metrics import state_dict_size_bytes
-from core.result import Artifact, TechniqueResult, build_headline, latency_pair
-from core.source import ModelSource
+from core.foundation.measures.metrics import state_dict_size_bytes
+from core.contract.result import Artifact, TechniqueResult, build_headline, latency_pair
+from core.contract.source import ModelSource
 
 SIZE_MEASURE = "fp32 safetensors file"
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from core.datasets import Dataset, ImageSplit
+from core.foundation.data.datasets import Dataset, ImageSplit
 from core.distillation.loss import soft_targets
-from core.training import predict_logits
+from core.foundation.training.loop import predict_logits
 
 
 @dataclass

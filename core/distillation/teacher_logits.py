@@ -17,10 +17,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from core.baseline import Baseline
-from core.datasets import Dataset, ImageSplit
-from core.training import Batch, TrainRecipe, predict_logits
-from core.workspace import META_FILE, Workspace, atomic_save_tensors
+from core.foundation.baseline.trained import Baseline
+from core.foundation.data.datasets import Dataset, ImageSplit
+from core.foundation.training.loop import Batch, TrainRecipe, predict_logits
+from core.foundation.workspace import META_FILE, Workspace, atomic_save_tensors
 
 # Random crops shift every image differently each epoch, so no per-image logit can be stored.
 AUGMENTATIONS_WITH_CROPS = ("crop", "flip_crop")

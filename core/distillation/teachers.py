@@ -1,11 +1,11 @@
-"""Which models can teach: the lab's own `teacher` (core.models) and torchvision's ResNet-18
-adapted to small images (core.resnet). All of them live in core.models' one registry, so a teacher
+"""Which models can teach: the lab's own `teacher` (core.foundation.models.registry) and torchvision's ResNet-18
+adapted to small images (core.foundation.models.resnet). All of them live in core.foundation.models.registry' one registry, so a teacher
 is trained, cached and loaded like every other model, on every page and in the CLI."""
 
 from __future__ import annotations
 
-from core.models import available_models
-from core.resnet import RESNET18, RESNET18_IMAGENET
+from core.foundation.models.registry import available_models
+from core.foundation.models.resnet import RESNET18, RESNET18_IMAGENET
 
 TEACHER_MODELS = ("teacher", RESNET18, RESNET18_IMAGENET)
 

@@ -10,21 +10,21 @@ one job and the worker needs nothing from the page:
      "sweep": SweepSpec(...).as_dict(), "cpus_per_trial": 1,   # kind "sweep" (the Explore page's sweep)
      "seed": source.seed}
 
-Each runs the same core function as the page and the CLI and records the run with core.record.
+Each runs the same core function as the page and the CLI and records the run with core.contract.record.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from core.context import RunContext
-from core.progress import ProgressCallback, StopFlag
-from core.workspace import Workspace
+from core.contract.context import RunContext
+from core.foundation.progress import ProgressCallback, StopFlag
+from core.foundation.workspace import Workspace
 
 
 def _baseline_config(fields: dict):
-    from core.baseline import BaselineConfig
-    from core.datasets import DatasetSpec
+    from core.foundation.baseline.trained import BaselineConfig
+    from core.foundation.data.datasets import DatasetSpec
 
     fields = dict(fields)
     baseline_config = BaselineConfig(DatasetSpec(**fields.pop("dataset")), **fields)
@@ -34,7 +34,7 @@ def _baseline_config(fields: dict):
 
 def train_baseline_job(config: dict, workspace: Workspace, progress: ProgressCallback, stop: StopFlag) -> dict:
     """The sidebar's "Train baseline": the cached baseline for this configuration, trained if missing."""
-    from core.baseline import get_baseline
+    from core.foundation.baseline.trained import get_baseline
 
     baseline = get_baseline(_baseline_config(config), workspace, progress, stop=stop)
     return {"run_id": baseline.run_id, "accuracy": baseline.metrics.accuracy, "checkpoint": str(baseline.checkpoint), "from_cache": baseline.from_cache}
@@ -43,8 +43,8 @@ def train_baseline_job(config: dict, workspace: Workspace, progress: ProgressCal
 def job_source(source: dict, seed: int, workspace: Workspace, progress: ProgressCallback, stop: StopFlag):
     """The ModelSource a page started from: the sidebar's baseline (by its configuration, as the
     page's from_baseline) or a run of the history (as the page's from_run); `seed` is the page's."""
-    from core.baseline import get_baseline
-    from core.source import ModelSource
+    from core.foundation.baseline.trained import get_baseline
+    from core.contract.source import ModelSource
 
     if "baseline" in source:
         model_source = ModelSource.from_baseline(get_baseline(_baseline_config(source["baseline"]), workspace, progress, stop=stop))
@@ -66,7 +66,7 @@ def quantization_config_from_dict(fields: dict):
 def quantize_job(config: dict, workspace: Workspace, progress: ProgressCallback, stop: StopFlag) -> dict:
     """`python -m core quantize`, recorded: on a classroom server the Quantization page's QAT run."""
     from core.quantization import quantize
-    from core.record import record
+    from core.contract.record import record
 
     source = job_source(config["source"], config["seed"], workspace, progress, stop)
     result = quantize(source, quantization_config_from_dict(config["quantization"]), RunContext(workspace, progress, stop))
@@ -87,7 +87,7 @@ def distill_job(config: dict, workspace: Workspace, progress: ProgressCallback, 
     along (a few kilobytes: per-seed curves, accuracies, agreement), because the history keeps only
     the first seed's curve and the page draws every seed's."""
     from core.distillation import check_teacher_not_smaller, distill
-    from core.record import record
+    from core.contract.record import record
 
     source = job_source(config["source"], config["seed"], workspace, progress, stop)
     technique = distill_config_from_dict(config["distill"])
@@ -108,7 +108,7 @@ def distill_report_to_dict(report) -> dict:
 def distill_report_from_dict(fields: dict):
     """distill_report_to_dict's inverse (model None): what the page shows after a queued race."""
     from core.distillation.report import DistillReport, StudentRun
-    from core.records import EpochRecord, ModelMetrics, TrainRecipe
+    from core.foundation.training.records import EpochRecord, ModelMetrics, TrainRecipe
 
     def student_run(run: dict) -> StudentRun:
         return StudentRun(**{**run, "history": [EpochRecord(**epoch) for epoch in run["history"]]})
@@ -140,7 +140,7 @@ def prune_config_from_dict(fields: dict):
 def prune_job(config: dict, workspace: Workspace, progress: ProgressCallback, stop: StopFlag) -> dict:
     """`python -m core prune`, recorded: on a classroom server the Pruning page's "Prune, fine-tune and save"."""
     from core.pruning import prune
-    from core.record import record
+    from core.contract.record import record
 
     source = job_source(config["source"], config["seed"], workspace, progress, stop)
     result = prune(source, prune_config_from_dict(config["prune"]), RunContext(workspace, progress, stop))
@@ -157,7 +157,7 @@ def sweep_job(config: dict, workspace: Workspace, progress: ProgressCallback, st
     Ray tasks on the queue's own cluster (core.sweep.engine.connect inside a task), so the cluster's
     CPUs bound the queue's jobs and a sweep's trials together. Each trial is recorded as it finishes,
     as in the page; the page reads them back from the history by the sweep's id."""
-    from core.errors import UserError
+    from core.foundation.errors import UserError
     from core.sweep.run import EngineOptions, SweepSpec, run_sweep
 
     source = job_source(config["source"], config["seed"], workspace, progress, stop)

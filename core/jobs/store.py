@@ -11,7 +11,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from core.workspace import atomic_write_json, config_key
+from core.foundation.workspace import atomic_write_json, config_key
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED, INTERRUPTED = "queued", "running", "done", "failed", "cancelled", "interrupted"
 ACTIVE_STATES = (QUEUED, RUNNING)

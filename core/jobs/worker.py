@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from core.errors import UserError
-from core.progress import Progress
+from core.foundation.errors import UserError
+from core.foundation.progress import Progress
 
 PROGRESS_EVERY_SECONDS = 0.5
 
@@ -29,7 +29,7 @@ def warm_worker() -> int:
     import importlib
     import os
 
-    for name in ("torch", "core.jobs.kinds", "core.baseline", "core.training"):
+    for name in ("torch", "core.jobs.kinds", "core.foundation.baseline.trained", "core.foundation.training.loop"):
         importlib.import_module(name)
     return os.getpid()
 
@@ -39,7 +39,7 @@ def run_job(kind: str, config: dict, workspace_root: str, job_id: str, threads: 
 
     from core.jobs.kinds import JOB_KINDS
     from core.jobs.store import JobStore
-    from core.workspace import Workspace, atomic_write_json
+    from core.foundation.workspace import Workspace, atomic_write_json
 
     torch.set_num_threads(max(1, threads))
     workspace = Workspace.open(workspace_root)

@@ -1,7 +1,7 @@
 """What a pipeline runs: its steps in order, each step's technique config, and the presets.
 
 Configs are made from flag-named options (the CLI's namespace, the page's widgets, a preset) by
-each technique config's own option descriptions (core.options), so a setting means the same in a
+each technique config's own option descriptions (core.contract.options), so a setting means the same in a
 pipeline as in its technique's own command.
 """
 
@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.distillation.config import DistillConfig
-from core.errors import UserError
-from core.models import STUDENT_MODELS
-from core.options import from_options
+from core.foundation.errors import UserError
+from core.foundation.models.registry import STUDENT_MODELS
+from core.contract.options import from_options
 from core.pruning.config import PruneConfig, parse_layers
 from core.quantization.config import QuantizationConfig, quantization_config
 

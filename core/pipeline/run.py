@@ -3,7 +3,7 @@ them in that order), each recorded as a run whose parent is the step before, the
 encoding: the model zip, whose bytes are the pipeline's honest size.
 
     config = build_pipeline_config(pipeline_options("deep-compression", {}), source.architecture)
-    result = run_pipeline(source, config, context)      # core.result.TechniqueResult, not yet recorded
+    result = run_pipeline(source, config, context)      # core.contract.result.TechniqueResult, not yet recorded
 
 Every step's model is also weighed in the model-zip encoding (before entropy coding), so the
 waterfall's bars are real bytes of one encoding; the last bar is the zip itself, and its accuracy is
@@ -19,17 +19,17 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from core.compare.artifact import ModelPackage, evaluate_package, load_model_zip, package_from_model, write_model_zip
-from core.compare.sources import package_from_quantized
-from core.context import RunContext
-from core.errors import UserError
-from core.metrics import count_macs, count_nonzero_parameters, count_parameters, state_dict_size_bytes
+from core.contract.artifact import ModelPackage, evaluate_package, load_model_zip, package_from_model, write_model_zip
+from core.contract.run_models import package_from_quantized
+from core.contract.context import RunContext
+from core.foundation.errors import UserError
+from core.foundation.measures.metrics import count_macs, count_nonzero_parameters, count_parameters, state_dict_size_bytes
 from core.pipeline.config import PipelineConfig
-from core.progress import Progress, ProgressCallback
-from core.record import record
-from core.result import Artifact, TechniqueResult, build_headline, latency_pair
-from core.source import ModelSource
-from core.techniques import run_technique
+from core.foundation.progress import Progress, ProgressCallback
+from core.contract.record import record
+from core.contract.result import Artifact, TechniqueResult, build_headline, latency_pair
+from core.contract.source import ModelSource
+from core.pipeline.techniques import run_technique
 
 SIZE_MEASURE_BEFORE = "fp32 safetensors file"
 

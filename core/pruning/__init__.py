@@ -2,7 +2,7 @@
 dependency graph), and sizes that tell the truth (sparse encodings measured from the tensors).
 
     pruned, snapshot = preview_pruning(source, PruneConfig(granularity="channel", amount=0.5, remove=True), evaluator)
-    result = prune(source, PruneConfig(amount=0.8, scope="global", finetune_epochs=2), context)   # core.result.TechniqueResult
+    result = prune(source, PruneConfig(amount=0.8, scope="global", finetune_epochs=2), context)   # core.contract.result.TechniqueResult
 
 Names are imported from their submodules on first use, so the torch-free ones (the configs) can
 be read, e.g. by the share link, before torch is imported.
@@ -10,11 +10,11 @@ be read, e.g. by the share link, before torch is imported.
 
 from __future__ import annotations
 
-from core.lazy_exports import lazy_exports
+from core.foundation.lazy_exports import lazy_exports
 
 # Each public name, and the submodule that defines it.
 _EXPORTS = {
-    "load_pruned_model": "core.pruning.artifact",
+    "load_pruned_model": "core.contract.pruned_artifact",
     "GRANULARITIES": "core.pruning.config", "METHODS": "core.pruning.config", "PruneConfig": "core.pruning.config", "SCOPES": "core.pruning.config", "parse_layers": "core.pruning.config",
     "SizeReport": "core.pruning.encoding", "decode_sparse": "core.pruning.encoding", "encode_sparse": "core.pruning.encoding", "measure_sizes": "core.pruning.encoding",
     "PruneSnapshot": "core.pruning.explore", "PruningStopped": "core.pruning.explore", "SensitivityScan": "core.pruning.explore", "accuracy_sweep": "core.pruning.explore", "preview_pruning": "core.pruning.explore", "sensitivity_scan": "core.pruning.explore", "source_layers": "core.pruning.explore",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, replace
 
-from core.errors import UserError
-from core.options import check_ranges, option
+from core.foundation.errors import UserError
+from core.contract.options import check_ranges, option
 
 METHODS = ("l1", "random", "ln")
 GRANULARITIES = ("unstructured", "channel")

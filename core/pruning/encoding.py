@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from core.metrics import effective_tensors, state_dict_size_bytes
+from core.foundation.measures.metrics import effective_tensors, state_dict_size_bytes
 
 LAYOUTS = ("bitmask", "csr", "best")
 SEPARATOR = "::"  # tensor names already contain dots

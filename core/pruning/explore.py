@@ -1,6 +1,6 @@
 """Pruning you can move a slider over: prune a copy of the source and measure it on the quick
 evaluator's subset, without training or saving. Also the per-layer sensitivity scan and the
-one-shot accuracy sweep. Each function takes a model source (core.source.ModelSource, or
+one-shot accuracy sweep. Each function takes a model source (core.contract.source.ModelSource, or
 anything with its model / fresh_copy() / example_input())."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from dataclasses import asdict, dataclass, replace
 
 from torch import nn
 
-from core.errors import UserError
-from core.evaluation import QuickEvaluator
-from core.metrics import count_macs, count_nonzero_parameters, count_parameters
-from core.progress import Progress, ProgressCallback, StopFlag, no_progress
+from core.foundation.errors import UserError
+from core.foundation.training.quick_evaluation import QuickEvaluator
+from core.foundation.measures.metrics import count_macs, count_nonzero_parameters, count_parameters
+from core.foundation.progress import Progress, ProgressCallback, StopFlag, no_progress
 from core.pruning.config import PruneConfig
 from core.pruning.encoding import measure_sizes
 from core.pruning.masks import PrunedModels, apply_pruning, prunable_layers

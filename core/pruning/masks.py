@@ -9,7 +9,6 @@ then cut exactly those channels out, giving a smaller dense model with the same 
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 
 import torch
@@ -17,10 +16,10 @@ import torch_pruning as tp
 from torch import nn
 from torch.nn.utils import prune
 
-from core.errors import UserError
+from core.foundation.errors import UserError
+from core.foundation.models.channels import PRUNABLE_TYPES, cut_channels, dependency_graph, plain_copy, remove_channels  # noqa: F401 (remove_channels re-exported)
 from core.pruning.config import LN_NORM, PruneConfig
 
-PRUNABLE_TYPES = (nn.Conv2d, nn.Linear)
 NORM_TYPES = (nn.modules.batchnorm._BatchNorm,)
 
 
@@ -74,31 +73,6 @@ def chosen_layers(model: nn.Module, config: PruneConfig, available: list[str]) -
     return [name for name in available if name in config.layers]
 
 
-def plain_copy(model: nn.Module) -> nn.Module:
-    """A deep copy with every mask folded into its tensor (no pruning hooks left)."""
-    for module in model.modules():
-        for name in _masked_tensor_names(module):
-            # The hook's last product is a non-leaf tensor, which deepcopy refuses; the next forward recomputes it.
-            setattr(module, name, getattr(module, name).detach())
-    twin = copy.deepcopy(model)
-    for module in twin.modules():
-        for name in _masked_tensor_names(module):
-            prune.remove(module, name)
-    return twin
-
-
-def _masked_tensor_names(module: nn.Module) -> list[str]:
-    return [name[: -len("_orig")] for name, _ in module.named_parameters(recurse=False) if name.endswith("_orig")]
-
-
-def dependency_graph(model: nn.Module, example_input: torch.Tensor) -> tp.DependencyGraph:
-    was_training = model.training
-    model.eval()
-    graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_input[:1])
-    model.train(was_training)
-    return graph
-
-
 def apply_pruning(model: nn.Module, config: PruneConfig, example_input: torch.Tensor) -> PrunedModels:
     """Mask `model` in place as `config` says, and for `config.remove` also build the smaller model.
 
@@ -115,30 +89,8 @@ def apply_pruning(model: nn.Module, config: PruneConfig, example_input: torch.Te
     pruned = _choose_channels(model, {name: groups[name] for name in layers}, config)
     _mask_groups(model, twin, graph, pruned)
     # The twin holds exactly the masked model's weights, so cutting its channels gives the smaller model.
-    compact = _cut_channels(twin, graph, pruned)
+    compact = cut_channels(twin, graph, pruned)
     return PrunedModels(model, compact if config.remove else None, pruned, {name: len(groups[name][0].idxs) for name in layers}, compact)
-
-
-def remove_channels(model: nn.Module, pruned_channels: dict[str, list[int]], example_input: torch.Tensor) -> nn.Module:
-    """A smaller dense copy of `model` without the given output channels of each root layer
-    (also how a saved pruned model is rebuilt before its weights are loaded)."""
-    smaller = plain_copy(model)
-    return _cut_channels(smaller, dependency_graph(smaller, example_input), pruned_channels)
-
-
-def _cut_channels(model: nn.Module, graph: tp.DependencyGraph, pruned_channels: dict[str, list[int]]) -> nn.Module:
-    """Cut channels out of `model` in place; Torch-Pruning's dependency graph shrinks every layer that reads them."""
-    modules = dict(model.named_modules())
-    # Groups touch disjoint channel dimensions, so each keeps its original indices as others shrink.
-    for root, indices in pruned_channels.items():
-        if not indices:
-            continue
-        module = modules[root]
-        group = graph.get_pruning_group(module, graph.get_pruner_of_module(module).prune_out_channels, sorted(indices))
-        if not graph.check_pruning_group(group):
-            raise UserError(f"removing {len(indices)} channels from {root} would leave a layer with no channels; lower the amount")
-        group.prune()
-    return model
 
 
 def _mask_unstructured(model: nn.Module, layers: list[str], config: PruneConfig) -> None:

@@ -15,11 +15,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core import history
-from core.errors import UserError
-from core.records import EpochRecord
-from core.result import Headline, TechniqueResult
-from core.workspace import Workspace
+from core.foundation import history
+from core.foundation.errors import UserError
+from core.foundation.training.records import EpochRecord
+from core.contract.result import Headline, TechniqueResult
+from core.foundation.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class PruneRunFigures:
 
 
 def run_figures(result: TechniqueResult) -> PruneRunFigures:
-    """A recorded prune() result's figures (run id and path set by core.record)."""
+    """A recorded prune() result's figures (run id and path set by core.contract.record)."""
     report = result.report
     return PruneRunFigures(
         run_id=result.run_id, artifact_path=result.artifact.path, source_run_id=result.source.run_id, headline=result.headline,
@@ -63,5 +63,5 @@ def recorded_figures(workspace: Workspace, run_id: int) -> PruneRunFigures:
 
 
 def headline_from_metrics(metrics: dict) -> Headline:
-    """A run's headline back from its history metrics (core.record stores Headline.as_dict() among them)."""
+    """A run's headline back from its history metrics (core.contract.record stores Headline.as_dict() among them)."""
     return Headline(**{name.name: metrics[name.name] for name in dataclasses.fields(Headline) if name.name in metrics})

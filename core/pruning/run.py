@@ -1,5 +1,5 @@
 """The pruning technique: prune a copy of the source, fine-tune if asked (one-shot or an iterative
-schedule), and measure what it bought. Returns the one result shape (core.result); core.record
+schedule), and measure what it bought. Returns the one result shape (core.contract.result); core.contract.record
 saves it.
 
     result = prune(source, PruneConfig(granularity="channel", amount=0.5, remove=True, finetune_epochs=2), context)
@@ -13,19 +13,19 @@ from dataclasses import asdict, dataclass, field, replace
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from core.context import RunContext
-from core.models import build_model
-from core.progress import Progress
-from core.pruning.artifact import pruned_artifact_meta, pruned_tensors
+from core.contract.context import RunContext
+from core.foundation.models.registry import build_model
+from core.foundation.progress import Progress
+from core.contract.pruned_artifact import pruned_artifact_meta, pruned_tensors
 from core.pruning.config import PruneConfig
 from core.pruning.encoding import measure_sizes
 from core.pruning.explore import PruneSnapshot, PruningStopped, final_model, measure_snapshot, prune_copy
 from core.pruning.masks import PrunedModels, apply_pruning, plain_copy, remove_channels
 from core.pruning.stats import global_sparsity, layer_shapes, output_channels
-from core.result import Artifact, TechniqueResult, build_headline
-from core.latency import measure_latencies
-from core.source import ModelSource, compose_removed_channels
-from core.training import EpochRecord, TrainRecipe, evaluate, train_model
+from core.contract.result import Artifact, TechniqueResult, build_headline
+from core.foundation.measures.latency import measure_latencies
+from core.contract.source import ModelSource, compose_removed_channels
+from core.foundation.training.loop import EpochRecord, TrainRecipe, evaluate, train_model
 
 FINETUNE_LR_FACTOR = 0.3  # fine-tuning starts from trained weights: a gentler peak than training from scratch
 SIZE_MEASURE = "sparse encoding (each tensor dense, bitmask or CSR, whichever is smallest)"

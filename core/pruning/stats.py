@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from core.pruning.masks import PRUNABLE_TYPES
-
-
-@dataclass
-class LayerShape:
-    name: str
-    kind: str  # Conv2d, Linear, BatchNorm2d
-    weight_shape: list[int]  # Conv2d: [out, in, kh, kw]; Linear: [out, in]
-    params: int  # weights and biases
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+from core.foundation.models.channels import PRUNABLE_TYPES, LayerShape, layer_shapes  # noqa: F401 (re-exported)
 
 
 @dataclass
@@ -55,15 +44,6 @@ def global_sparsity(model: nn.Module) -> float:
             zeros += int((weight == 0).sum())
             total += weight.numel()
     return zeros / total if total else 0.0
-
-
-def layer_shapes(model: nn.Module) -> list[LayerShape]:
-    shapes = []
-    for name, module in model.named_modules():
-        if isinstance(module, (*PRUNABLE_TYPES, nn.modules.batchnorm._BatchNorm)):
-            params = sum(t.numel() for t in (getattr(module, "weight", None), getattr(module, "bias", None)) if isinstance(t, torch.Tensor))
-            shapes.append(LayerShape(name, type(module).__name__, list(module.weight.shape), params))
-    return shapes
 
 
 def output_channels(model: nn.Module) -> dict[str, int]:

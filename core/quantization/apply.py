@@ -15,10 +15,10 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from core.baseline import TrainingStopped
-from core.datasets import Dataset, ImageSplit, class_balanced_subset
-from core.metrics import effective_tensors, state_dict_size_bytes
-from core.progress import Progress, ProgressCallback, StopFlag, no_progress
+from core.foundation.baseline.trained import TrainingStopped
+from core.foundation.data.datasets import Dataset, ImageSplit, class_balanced_subset
+from core.foundation.measures.metrics import effective_tensors, state_dict_size_bytes
+from core.foundation.progress import Progress, ProgressCallback, StopFlag, no_progress
 from core.quantization import dynamic, pt2e
 from core.quantization.config import DynamicInt8Config, QATConfig, QuantizationConfig, SimulateConfig, StaticInt8Config
 from core.quantization.fake_quant import (
@@ -33,7 +33,7 @@ from core.quantization.fake_quant import (
     quantize_tensor,
 )
 from core.quantization.size import SizeReport, TensorStorage, float_storage, size_report
-from core.training import EpochRecord, TrainRecipe, evaluate, evaluation_from_logits, predict_logits, train_model
+from core.foundation.training.loop import EpochRecord, TrainRecipe, evaluate, evaluation_from_logits, predict_logits, train_model
 
 CPU = torch.device("cpu")
 
@@ -60,7 +60,7 @@ class QuantizationReport:
     accuracy_after: float
     eval_images: int
     size_bytes_before: int  # fp32 deployed bytes (4 per parameter and buffer value)
-    artifact_bytes_before: int  # the fp32 safetensors file (core.metrics.state_dict_size_bytes)
+    artifact_bytes_before: int  # the fp32 safetensors file (core.foundation.measures.metrics.state_dict_size_bytes)
     size: SizeReport  # after quantization
     quantized_layers: list[str]
     fp32_layers: list[str]
@@ -388,7 +388,7 @@ def _qat(fp32: nn.Module, dataset: Dataset, config: QATConfig, eval_split: Image
         f"Fine-tuned {config.epochs} epoch(s) with {config.weight_spec.describe()} fake-quantized weights{' and inputs' if config.activations else ''} (straight-through gradients).",
         f"No CPU kernel runs {config.bits}-bit weights, so the result stays simulated (fp32 compute, no speed-up); its size is the packed {config.bits}-bit storage a low-bit runtime would load.",
     ]
-    report = _report("qat", config.as_dict(), "fake-quantize parametrization + core.training.train_model", True, fp32, accuracy, eval_split, storages, artifact, quantized, references, "trained ranges" if config.activations else "no", notes, post_training_accuracy=ptq_accuracy, train_history=history)
+    report = _report("qat", config.as_dict(), "fake-quantize parametrization + core.foundation.training.loop.train_model", True, fp32, accuracy, eval_split, storages, artifact, quantized, references, "trained ranges" if config.activations else "no", notes, post_training_accuracy=ptq_accuracy, train_history=history)
     return QuantizationResult(trained, report, references, quantized, artifact)
 
 

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from functools import partial
-from typing import TYPE_CHECKING, ClassVar, Union
+from typing import ClassVar, Union
 
-from core.errors import UserError
-from core.options import check_ranges, given, option, specs
-
-if TYPE_CHECKING:
-    from core.quantization.fake_quant import QuantSpec
+from core.foundation.errors import UserError
+from core.contract.options import check_ranges, given, option, specs
 
 # Defined here, not beside the code that uses them, so the configs (and the share link that names
 # their options) need no torch: core.quantization.fake_quant and .pt2e import them from here.
@@ -28,6 +25,33 @@ PER_CHANNEL = partial(option, True, "one scale per output channel", flag="--per-
 SYMMETRIC = partial(option, True, "zero maps to code 0", flag="--symmetric", negative_flag="--affine")
 ACTIVATIONS = partial(option, False, "also fake-quantize each layer's input (simulate, qat below 8 bits)")
 CALIBRATION = partial(option, DEFAULT_CALIBRATION_SIZE, "training images for activation ranges", minimum=1, maximum=MAX_CALIBRATION_SIZE)
+
+
+# What a weight's integer grid is; torch-free, so a config can say it before torch is imported.
+@dataclass(frozen=True)
+class QuantSpec:
+    bits: int = 8
+    per_channel: bool = True  # one scale (and zero point) per output channel, else one per tensor
+    symmetric: bool = True
+
+    @property
+    def quant_min(self) -> int:
+        return -(2 ** (self.bits - 1) - 1) if self.symmetric else 0
+
+    @property
+    def quant_max(self) -> int:
+        return 2 ** (self.bits - 1) - 1 if self.symmetric else 2**self.bits - 1
+
+    @property
+    def granularity(self) -> str:
+        return "per-channel" if self.per_channel else "per-tensor"
+
+    @property
+    def scheme(self) -> str:
+        return "symmetric" if self.symmetric else "affine"
+
+    def describe(self) -> str:
+        return f"{self.bits}-bit {self.granularity} {self.scheme}"
 
 
 def _check_bits(bits: int, mode: str) -> None:
@@ -53,8 +77,6 @@ class SimulateConfig:
 
     @property
     def weight_spec(self) -> QuantSpec:
-        from core.quantization.fake_quant import QuantSpec
-
         return QuantSpec(self.bits, self.per_channel, self.symmetric)
 
     def validate(self) -> None:
@@ -125,8 +147,6 @@ class QATConfig:
 
     @property
     def weight_spec(self) -> QuantSpec:
-        from core.quantization.fake_quant import QuantSpec
-
         return QuantSpec(self.bits, self.per_channel, self.symmetric)
 
     def validate(self) -> None:

@@ -13,35 +13,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from core.quantization.config import MAX_BITS, MIN_BITS  # noqa: E402 (the configs own the range)
+from core.quantization.config import MAX_BITS, MIN_BITS, QuantSpec  # noqa: F401 (the configs own the range and the spec; QuantSpec re-exported)
+
 # A constant tensor (all zeros, say) still needs a positive scale.
 SCALE_EPS = 1e-12
-
-
-@dataclass(frozen=True)
-class QuantSpec:
-    bits: int = 8
-    per_channel: bool = True  # one scale (and zero point) per output channel, else one per tensor
-    symmetric: bool = True
-
-    @property
-    def quant_min(self) -> int:
-        return -(2 ** (self.bits - 1) - 1) if self.symmetric else 0
-
-    @property
-    def quant_max(self) -> int:
-        return 2 ** (self.bits - 1) - 1 if self.symmetric else 2**self.bits - 1
-
-    @property
-    def granularity(self) -> str:
-        return "per-channel" if self.per_channel else "per-tensor"
-
-    @property
-    def scheme(self) -> str:
-        return "symmetric" if self.symmetric else "affine"
-
-    def describe(self) -> str:
-        return f"{self.bits}-bit {self.granularity} {self.scheme}"
 
 
 @dataclass

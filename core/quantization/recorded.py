@@ -14,16 +14,16 @@ import dataclasses
 
 import torch
 
-from core import history
-from core.diff.predictions import package_for_any_run
-from core.errors import UserError
+from core.foundation import history
+from core.contract.predictions import package_for_any_run
+from core.foundation.errors import UserError
 from core.quantization.apply import LayerReport, QuantizationReport, QuantizationResult
 from core.quantization.fake_quant import QuantizedTensor, QuantSpec
 from core.quantization.size import SizeReport
-from core.records import EpochRecord
-from core.result import Artifact, Headline, TechniqueResult
-from core.source import ModelSource
-from core.workspace import Workspace, load_checkpoint
+from core.foundation.training.records import EpochRecord
+from core.contract.result import Artifact, Headline, TechniqueResult
+from core.contract.source import ModelSource
+from core.foundation.workspace import Workspace, load_checkpoint
 
 REBUILT = "rebuilt from the run's file"  # Artifact.meta["origin"] of a run read back, not made in this process
 
@@ -65,7 +65,7 @@ def quantization_report_from_dict(fields: dict) -> QuantizationReport:
 
 
 def quantized_tensor(weight, bits: int) -> QuantizedTensor:
-    """A saved weight's codes (core.diff.predictions.QuantizedWeight) as the QuantizedTensor the
+    """A saved weight's codes (core.contract.predictions.QuantizedWeight) as the QuantizedTensor the
     charts read: one scale per channel when it has several, symmetric when it has no zero point."""
     symmetric = weight.zero_point is None
     zero_point = torch.zeros_like(weight.scale, dtype=torch.int32) if symmetric else weight.zero_point

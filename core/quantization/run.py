@@ -12,13 +12,13 @@ import copy
 import dataclasses
 import time
 
-from core.compare.sources import input_quantization as input_quantization_of
-from core.context import RunContext
-from core.evaluation import QuickEvaluator
+from core.contract.run_models import input_quantization as input_quantization_of
+from core.contract.context import RunContext
+from core.foundation.training.quick_evaluation import QuickEvaluator
 from core.quantization.apply import quantize_model
 from core.quantization.config import QuantizationConfig
-from core.result import Artifact, TechniqueResult, build_headline, latency_pair
-from core.source import ModelSource
+from core.contract.result import Artifact, TechniqueResult, build_headline, latency_pair
+from core.contract.source import ModelSource
 
 SIZE_MEASURE = "deployed bytes (values at their bit width, scales, zero points, fp32 biases)"
 SIZE_MEASURE_BEFORE = "deployed bytes (fp32: 4 bytes per value)"
@@ -49,7 +49,7 @@ def quantize(source: ModelSource, config: QuantizationConfig, context: RunContex
     details = {**{key: value for key, value in report.as_dict().items() if key not in ("train_history", "size")}, "size": report.size.as_dict(),
                "train_history": [record.__dict__ for record in report.train_history], "bits": config.bits}
     # Each layer's input quantization by layer name, so the run's model can be rebuilt from its file
-    # (core.diff.predictions) even when it ran as an int8 graph whose nodes have no layer names.
+    # (core.contract.predictions) even when it ran as an int8 graph whose nodes have no layer names.
     input_quantization = {layer: dataclasses.asdict(quant) for layer, quant in input_quantization_of(result.model).items()}
     meta = {"format": ARTIFACT_FORMAT, "report": report.as_dict(), "input_quantization": input_quantization}
     return TechniqueResult(

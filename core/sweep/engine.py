@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import UserError
+from core.foundation.errors import UserError
 
 ADDRESS_ENV = "RAY_ADDRESS"
 AUTH_MODE_ENV = "RAY_AUTH_MODE"
@@ -193,7 +193,7 @@ def _dataset_from_store(stored: dict):
 
     import torch
 
-    from core.datasets import Dataset, ImageSplit
+    from core.foundation.data.datasets import Dataset, ImageSplit
 
     with warnings.catch_warnings():
         # The arrays are read-only views of shared memory; nothing here writes into a dataset's images.

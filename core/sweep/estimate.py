@@ -6,8 +6,8 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-from core import history
-from core.workspace import Workspace
+from core.foundation import history
+from core.foundation.workspace import Workspace
 
 RAY_STARTUP_SECONDS_ESTIMATE = 8.0  # a local cluster and its first workers importing torch (measured: bench/bench_sweep.py)
 

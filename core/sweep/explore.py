@@ -16,17 +16,17 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from core import history
-from core.datasets import Dataset
-from core.errors import UserError
-from core.history import RunRecord
-from core.source import ModelSource
+from core.foundation import history
+from core.foundation.data.datasets import Dataset
+from core.foundation.errors import UserError
+from core.foundation.history import RunRecord
+from core.contract.source import ModelSource
 from core.sweep import store
 from core.sweep.frontier import TrialOutcome
 from core.sweep.grid import GridAxis, format_value, parse_grid
 from core.sweep.run import SweepSpec, earlier_outcomes, plan_sweep, sweep_id_for
 from core.sweep.search import candidates
-from core.workspace import Workspace
+from core.foundation.workspace import Workspace
 
 # The history's "before" figure of each objective (every trial of a sweep shares its source).
 SOURCE_METRICS = {"size": "size_bytes_before", "macs": "macs_before"}  # latency: relative to the source, so the source is at 1
@@ -49,7 +49,7 @@ MAX_CPUS_PER_TRIAL = 256
 
 def amount_bounds() -> tuple[float, float]:
     """The form's amount bounds: the option's minimum, and its maximum or the last step below its exclusive bound."""
-    from core.options import spec
+    from core.contract.options import spec
     from core.pruning.config import PruneConfig
 
     amount = spec(PruneConfig, "amount")
@@ -199,9 +199,9 @@ def run_download_name(run: RunRecord, workspace: Workspace) -> str:
 
 def run_download(run: RunRecord, workspace: Workspace, dataset: Dataset | None = None) -> bytes:
     """A run's artifact to download: the model zip where the compare page makes one
-    (core.compare.artifact); a quantize run's checkpoint folder zipped as it is."""
-    from core.compare.artifact import write_model_zip
-    from core.compare.sources import package_for_run
+    (core.contract.artifact); a quantize run's checkpoint folder zipped as it is."""
+    from core.contract.artifact import write_model_zip
+    from core.contract.run_models import package_for_run
 
     path = workspace.resolve_artifact(run.artifact_path)
     if path is None or not path.exists():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from core.compare.pareto import pareto_front
+from core.foundation.measures.pareto import pareto_front
 
 OBJECTIVES = {
     "size": ("size_bytes", "smallest file"),
@@ -69,7 +69,7 @@ class Recommendation:
 
 
 def check_objective(objective: str) -> None:
-    from core.errors import UserError
+    from core.foundation.errors import UserError
 
     if objective not in OBJECTIVES:
         raise UserError(f"unknown objective '{objective}'; choose {', '.join(OBJECTIVES)}")

@@ -1,5 +1,5 @@
 """What a sweep varies: `--grid TECHNIQUE.PARAM=VALUES` axes, checked against the technique
-configs' own option descriptions (core.options) before any work, and the trial points they make.
+configs' own option descriptions (core.contract.options) before any work, and the trial points they make.
 
     prune.amount=0.5:0.9:0.1      a range: start, stop (inclusive) and step
     quantize.bits=8,4             a list
@@ -17,8 +17,8 @@ import math
 from dataclasses import dataclass
 
 from core.distillation.config import DistillConfig
-from core.errors import UserError
-from core.options import OptionSpec, specs
+from core.foundation.errors import UserError
+from core.contract.options import OptionSpec, specs
 from core.pipeline.config import STEP_ORDER
 from core.pruning.config import PruneConfig
 from core.quantization.config import ALL_OPTIONS as QUANTIZE_OPTIONS

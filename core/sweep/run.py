@@ -16,20 +16,20 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from core.context import RunContext
-from core.errors import UserError
-from core.history import RunRecord
-from core.progress import Progress
-from core.record import record
-from core.result import TechniqueResult
-from core.source import ModelSource
+from core.contract.context import RunContext
+from core.foundation.errors import UserError
+from core.foundation.history import RunRecord
+from core.foundation.progress import Progress
+from core.contract.record import record
+from core.contract.result import TechniqueResult
+from core.contract.source import ModelSource
 from core.sweep import engine, store
 from core.sweep.frontier import OBJECTIVES, Recommendation, TrialOutcome, check_objective, frontier, recommend
 from core.sweep.grid import SweepGrid
 from core.sweep.search import Search, candidates, next_trials, ruled_out_by
 from core.sweep.trials import TrialPlan, plan_trial
 from core.sweep.worker import PortableResult, TrialPayload, strip_source
-from core.workspace import config_key
+from core.foundation.workspace import config_key
 
 POLL_SECONDS = 0.5  # how often the driver looks at the stop flag while trials run
 MAX_BUDGET_POINTS = 100.0
@@ -205,7 +205,7 @@ def _collect(reference, plan: TrialPlan, submitted_at: float, source: ModelSourc
         seconds=portable.seconds,
     )
     run_id = record(result, context.workspace, started_at=submitted_at, extra_params={"sweep": {"id": sweep_id, "trial": plan.key, "point": plan.point}})
-    from core import history
+    from core.foundation import history
 
     return outcome_from_run(history.get_run(db, run_id), plan)
 

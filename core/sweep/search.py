@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from core.errors import UserError
+from core.foundation.errors import UserError
 from core.sweep.frontier import TrialOutcome, within_budget
 from core.sweep.trials import TrialPlan, step_options
 

@@ -1,7 +1,7 @@
 """Where a sweep's trials are kept: in the run history, so a stopped or killed sweep loses nothing.
 
 A finished trial is a run like any other, with `params["sweep"] = {"id", "trial", "point"}`, written
-by core.record (artifact first, row last). A failed trial made no model; its one-line reason is a
+by core.contract.record (artifact first, row last). A failed trial made no model; its one-line reason is a
 row of `sweep_failures`. Both are written by the driver only, as each trial ends.
 """
 
@@ -12,8 +12,8 @@ import time
 from contextlib import closing
 from pathlib import Path
 
-from core import history
-from core.history import RunRecord
+from core.foundation import history
+from core.foundation.history import RunRecord
 
 
 def register_sweep(db_path: Path, sweep_id: str, spec: dict) -> None:

@@ -1,6 +1,6 @@
 """A trial: one grid point made into the technique configs it runs, with a key that names it.
 
-The configs come from the same option descriptions as the CLI and the pages (core.options), so a
+The configs come from the same option descriptions as the CLI and the pages (core.contract.options), so a
 trial means what the same flags would mean in `prune`, `quantize`, `distill` or `pipeline`. A point
 the configs refuse (ln ranking of single weights, 4-bit static int8) is a failed trial with that
 one-line reason, not a failed sweep: such combinations are what a grid crosses into.
@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.distillation.config import DistillConfig
-from core.errors import UserError
-from core.models import STUDENT_MODELS
-from core.options import from_options
+from core.foundation.errors import UserError
+from core.foundation.models.registry import STUDENT_MODELS
+from core.contract.options import from_options
 from core.pipeline.config import build_pipeline_config
 from core.pruning.config import PruneConfig
 from core.quantization.config import quantization_config
-from core.workspace import config_key
+from core.foundation.workspace import config_key
 
 AUTO_MODE_INT8 = "static"  # quantize.mode left out: 8 bits is the real int8 model ...
 AUTO_MODE_LOW_BIT = "simulate"  # ... and fewer bits are simulated

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from core.context import RunContext
-from core.datasets import Dataset
-from core.result import Artifact, Headline
-from core.source import ModelSource
-from core.training import resolve_device
-from core.workspace import Workspace
+from core.contract.context import RunContext
+from core.foundation.data.datasets import Dataset
+from core.contract.result import Artifact, Headline
+from core.contract.source import ModelSource
+from core.foundation.training.loop import resolve_device
+from core.foundation.workspace import Workspace
 
 
 @dataclass
@@ -64,7 +64,7 @@ def run_trial(payload: TrialPayload, dataset: Dataset) -> PortableResult:
 
         result = run_pipeline(source, payload.config, context, record_steps=False)
     else:
-        from core.techniques import run_technique
+        from core.pipeline.techniques import run_technique
 
         result = run_technique(payload.steps[0], source, payload.config, context)
     artifact = Artifact(tensors={name: tensor.detach().cpu() for name, tensor in result.artifact.tensors.items()}, meta=result.artifact.meta, zip_bytes=result.artifact.zip_bytes)

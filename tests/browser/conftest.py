@@ -117,10 +117,10 @@ def server(tmp_path_factory, digits_baseline_for_browser):
 
 @pytest.fixture(scope="session")
 def digits_baseline_for_browser(tmp_path_factory) -> Path:
-    from core.baseline import BaselineConfig, get_baseline
-    from core.workspace import Workspace
+    from core.foundation.baseline.trained import BaselineConfig, get_baseline
+    from core.foundation.workspace import Workspace
 
-    from core.datasets import DatasetSpec
+    from core.foundation.data.datasets import DatasetSpec
     from core.distillation.config import DistillConfig, teacher_config
 
     root = tmp_path_factory.mktemp("browser-home")

@@ -6,7 +6,7 @@ Screenshot in test-output/."""
 import pytest
 
 from core.deploy.runtimes import ONNXRUNTIME
-from core.latency import COMPILED
+from core.foundation.measures.latency import COMPILED
 from tests.browser.conftest import assert_no_exception, choose_option, open_page, screenshot, wait_for_idle, wait_until
 from tests.conftest import record_prune_run
 
@@ -15,8 +15,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def pruned_run(digits_baseline_for_browser) -> int:
-    from core.baseline import BaselineConfig, get_baseline
-    from core.workspace import Workspace
+    from core.foundation.baseline.trained import BaselineConfig, get_baseline
+    from core.foundation.workspace import Workspace
 
     workspace = Workspace.open(digits_baseline_for_browser)
     return record_prune_run(get_baseline(BaselineConfig(), workspace), workspace, amount=0.5, method="l1")
@@ -57,8 +57,8 @@ def test_measure_shows_the_runtimes_table_and_chart(pruned_run, server, browser)
 
 def test_the_onnx_download_is_the_exported_file(pruned_run, server, browser, tmp_path, digits_baseline_for_browser):
     from core.deploy.export import file_name, onnx_for_run
-    from core.history import get_run
-    from core.workspace import Workspace
+    from core.foundation.history import get_run
+    from core.foundation.workspace import Workspace
 
     page = open_deploy_tab(browser, server, pruned_run)
     page.locator(f".st-key-compare_deploy_export_{pruned_run}").get_by_role("button", name="Export to ONNX").click()

@@ -7,7 +7,7 @@ import pytest
 
 from core.diff.gallery import DEFAULT_GALLERY_SIZE
 from core.diff.runs import diff_runs
-from core.workspace import Workspace
+from core.foundation.workspace import Workspace
 from tests.browser.conftest import assert_no_exception, main_text, open_page, press_slider, screenshot, wait_for_idle, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -12,8 +12,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def pruned_run(digits_baseline_for_browser) -> int:
     """A random 70% pruning of the server's baseline: many test images flip."""
-    from core.baseline import BaselineConfig, get_baseline
-    from core.workspace import Workspace
+    from core.foundation.baseline.trained import BaselineConfig, get_baseline
+    from core.foundation.workspace import Workspace
 
     workspace = Workspace.open(digits_baseline_for_browser)
     return record_prune_run(get_baseline(BaselineConfig(), workspace), workspace, amount=0.7, method="random")

@@ -27,8 +27,8 @@ DRAWN_TRIALS_JS = """() => {
 def explore_server(tmp_path_factory):
     """A server of its own whose workspace holds only the digits baseline, so the sweep's runs stay
     out of the workspace the other browser tests share."""
-    from core.baseline import BaselineConfig, get_baseline
-    from core.workspace import Workspace
+    from core.foundation.baseline.trained import BaselineConfig, get_baseline
+    from core.foundation.workspace import Workspace
 
     root = tmp_path_factory.mktemp("explore-browser-home")
     get_baseline(BaselineConfig(), Workspace.open(root))

@@ -5,9 +5,9 @@ import sqlite3
 
 import pytest
 
-from core.baseline import BaselineConfig, load_cached_baseline
-from core.datasets import DatasetSpec
-from core.workspace import Workspace
+from core.foundation.baseline.trained import BaselineConfig, load_cached_baseline
+from core.foundation.data.datasets import DatasetSpec
+from core.foundation.workspace import Workspace
 from tests.conftest import noise_folder
 from tests.browser.conftest import assert_no_exception, choose_option, open_page, press_slider, set_field, start_server, wait_for_idle
 

@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterable
 
 import streamlit as st
 
-from core.share_link import LinkParam, config_params, read_params
+from ui.share.link import LinkParam, config_params, read_params
 from ui.share.url_state import fresh_query, warn, write_query
 
 # The Distillation page's settings that are flags of `python -m core distill`, by DistillConfig field
@@ -38,7 +38,7 @@ def link_params() -> dict[str, LinkParam]:
 def _every_image() -> float:
     """The page's labelled share for "every image" (its None): the option's maximum."""
     from core.distillation.config import DistillConfig
-    from core.options import spec
+    from core.contract.options import spec
 
     return spec(DistillConfig, "labelled_fraction").maximum
 

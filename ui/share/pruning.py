@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.share_link import LinkParam, config_params, read_params, settle_conflicts
+from ui.share.link import LinkParam, config_params, read_params, settle_conflicts
 from ui.share.url_state import fresh_query, warn, write_query
 
 PRUNE_FIELDS = ("granularity", "scope", "method", "amount", "remove")
@@ -43,7 +43,7 @@ def apply(methods: dict[str, list[str]]) -> None:
 
 def _slider_top() -> float:
     """The page's slider end: the amount's maximum, or the last 0.01 step below its exclusive bound."""
-    from core.options import spec
+    from core.contract.options import spec
     from core.pruning import PruneConfig
 
     amount_spec = spec(PruneConfig, "amount")

@@ -1,0 +1,27 @@
+"""The options every `python -m core` command shares. Torch-free: the share link names the
+sidebar's settings after these flags before torch is imported (ui.share.link)."""
+
+from __future__ import annotations
+
+import argparse
+
+from core.foundation.models.names import MODEL_NAMES
+from core.foundation.training.records import MAX_EPOCHS
+from core.foundation.workspace import DATA_DIR_ENV
+
+
+def common_options() -> argparse.ArgumentParser:
+    """The options every command shares: which data, which source model, where to keep things."""
+    parser = argparse.ArgumentParser(add_help=False)
+    group = parser.add_argument_group("common options")
+    group.add_argument("--dataset", default="digits", help="digits, cifar10, mnist, fashion-mnist or folder:PATH (default: digits)")
+    group.add_argument("--data-dir", help=f"where torchvision datasets are looked for and downloaded (default: WORKSPACE/data, or ${DATA_DIR_ENV})")
+    group.add_argument("--model", default="simple_cnn", choices=MODEL_NAMES, metavar="MODEL", help=f"baseline model: {', '.join(MODEL_NAMES)} (default: simple_cnn)")
+    group.add_argument("--epochs", type=int, help=f"training epochs, 0..{MAX_EPOCHS} (default: the dataset's classroom preset)")
+    group.add_argument("--train-size", type=int, help="class-balanced training subset size (default: all)")
+    group.add_argument("--test-size", type=int, help="class-balanced test subset size (default: all)")
+    group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    group.add_argument("--workspace", help="workspace folder (default: ~/.cache/model-efficiency-lab, or $MEL_HOME)")
+    group.add_argument("--no-download", action="store_true", help="never download; fail with the folder to put files in")
+    return parser

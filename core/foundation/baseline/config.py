@@ -1,0 +1,52 @@
+"""What names a baseline: its configuration, and the checkpoint folder its training writes.
+
+Torch-free, so the sidebar and the share link build and check a configuration, and the Overview
+finds its checkpoint, before torch is imported; core.foundation.baseline.trained (which trains and loads the model)
+re-exports these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.foundation.data.names import DatasetSpec
+from core.foundation.errors import UserError
+from core.foundation.models.names import MODEL_NAMES
+from core.foundation.training.records import MAX_EPOCHS, TrainRecipe
+from core.foundation.workspace import Workspace, config_key
+
+CHECKPOINT_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    dataset: DatasetSpec = DatasetSpec()
+    model: str = "simple_cnn"
+    epochs: int | None = None  # None: the dataset's classroom preset
+    seed: int = 0
+    device: str = "auto"
+
+    def validate(self) -> None:
+        """What can be checked before any data is loaded: the sidebar and the CLI refuse alike."""
+        if self.model not in MODEL_NAMES:
+            raise UserError(f"unknown model '{self.model}'; choose one of {', '.join(MODEL_NAMES)}")
+        if self.epochs is not None and not 0 <= self.epochs <= MAX_EPOCHS:
+            raise UserError(f"--epochs must be between 0 and {MAX_EPOCHS}, got {self.epochs}")
+        if self.seed < 0:
+            raise UserError(f"--seed must be 0 or more, got {self.seed}")
+        for name, value in (("train-size", self.dataset.train_size), ("test-size", self.dataset.test_size)):
+            if value is not None and value < 1:
+                raise UserError(f"--{name} must be at least 1, got {value}")
+
+
+def recipe_with_epochs(config: BaselineConfig, preset: TrainRecipe) -> TrainRecipe:
+    """The dataset's classroom preset, with the configuration's epochs when it names them."""
+    recipe = preset if config.epochs is None else TrainRecipe(**{**preset.as_dict(), "epochs": config.epochs})
+    recipe.validate()
+    return recipe
+
+
+def checkpoint_folder(config: BaselineConfig, recipe: TrainRecipe, workspace: Workspace) -> Path:
+    key = config_key({"v": CHECKPOINT_FORMAT_VERSION, "dataset": config.dataset.as_dict(), "model": config.model, "recipe": recipe.as_dict(), "seed": config.seed})
+    return workspace.checkpoint_dir / f"{config.model}-{key}"

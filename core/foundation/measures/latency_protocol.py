@@ -1,0 +1,41 @@
+"""The latency protocol's constants and its figures (core.foundation.measures.latency measures them). Torch-free, so
+a page can state how a recorded latency was measured before torch is imported."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+SINGLE_BATCH_SIZE = 1
+THROUGHPUT_BATCH_SIZE = 256
+BATCH_SIZES = (SINGLE_BATCH_SIZE, THROUGHPUT_BATCH_SIZE)
+ROUNDS = 3
+BUDGET_SECONDS = 0.2  # per model, batch size and round, after at least 5 timed passes
+EAGER = "torch eager"
+COMPILED = "torch.compile (inductor)"
+
+
+@dataclass
+class LatencyFigures:
+    """One model's latency under the protocol."""
+
+    single_ms: float  # one image
+    throughput_ms: float  # one forward pass over THROUGHPUT_BATCH_SIZE images
+    throughput_batch_size: int
+    threads: int
+    runtime: str
+    device: str
+
+    @property
+    def per_image_ms(self) -> float:
+        return self.throughput_ms / self.throughput_batch_size
+
+    def timing_fields(self, suffix: str = "") -> dict:
+        """The two timings under the names every record uses (latency_ms is the throughput batch)."""
+        return {f"latency_ms{suffix}": self.throughput_ms, f"latency_ms_single{suffix}": self.single_ms}
+
+    def setup_fields(self) -> dict:
+        """How they were measured, under the names every record uses."""
+        return {"latency_batch_size": self.throughput_batch_size, "latency_threads": self.threads, "latency_runtime": self.runtime, "latency_device": self.device}
+
+    def as_dict(self) -> dict:
+        return asdict(self)
