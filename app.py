@@ -15,18 +15,32 @@ from pathlib import Path
 import pandas  # noqa: F401 (before the background warmup: plotly uses pandas once it is in sys.modules, even half-imported by another thread)
 import streamlit as st
 
+from core.charts.training import live_training_figure
 from core.foundation import history
 from core.foundation.baseline.config import BaselineConfig
-from core.charts.training import live_training_figure
 from core.foundation.data.names import DEFAULT_DATASET, FOLDER_PREFIX, TORCHVISION_DATASETS, DatasetSpec, is_dataset_on_disk, validate_dataset_name
 from core.foundation.errors import UserError
 from core.foundation.models.names import available_models
 from core.foundation.progress import Progress
 from core.foundation.training.records import MAX_EPOCHS
 from ui.jobs_view import queued_baseline_training
-from ui.state import classroom_mode
 from ui.presentation import apply_presentation_mode
-from ui.state import CONFIG_KEY, PRESENTATION_KEY, TRAINING_STOP_KEY, SessionStopFlag, baseline_card, cached_baseline, dataset_for, ensure_navigation_mode, format_bytes, report_error, start_torch_warmup, torch_ready, workspace
+from ui.state import (
+    CONFIG_KEY,
+    PRESENTATION_KEY,
+    TRAINING_STOP_KEY,
+    SessionStopFlag,
+    baseline_card,
+    cached_baseline,
+    classroom_mode,
+    dataset_for,
+    ensure_navigation_mode,
+    format_bytes,
+    report_error,
+    start_torch_warmup,
+    torch_ready,
+    workspace,
+)
 
 ensure_navigation_mode()
 st.set_page_config(page_title="Model Efficiency Lab", page_icon=":material/speed:", layout="wide")

@@ -52,9 +52,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import LOAD_AT_START, add_output_option, write_results  # noqa: E402
 from bench.streamlit_client import ProtocolError, StreamlitClient, number_state, slider_state, trigger_state  # noqa: E402
 from core.foundation.baseline.trained import BaselineConfig, get_baseline  # noqa: E402
+from core.foundation.workspace import Workspace  # noqa: E402
 from core.jobs.store import ACTIVE_STATES, DONE, JobStore  # noqa: E402
 from core.sweep.engine import LOCAL_OBJECT_STORE_BYTES  # noqa: E402  (the local cluster's, for --ray-cluster)
-from core.foundation.workspace import Workspace  # noqa: E402
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, start_server  # noqa: E402
 
 SLIDER_KEY, SEED_KEY, EPOCHS_KEY, TRAIN_KEY = "prune_amount", "sidebar_seed", "sidebar_epochs", "sidebar_train"
@@ -457,7 +457,7 @@ async def observer(url: str, log: Log, args, start_at: float) -> dict:
 async def classroom(url: str, log: Log, args) -> tuple[list[Student], dict]:
     chooser = random.Random(args.seed)
     trainers = chooser.sample(range(args.students), min(args.students, args.own_seed_trainers + args.shared_trainers))
-    own, shared = trainers[: args.own_seed_trainers], trainers[args.own_seed_trainers:]
+    own, shared = trainers[: args.own_seed_trainers], trainers[args.own_seed_trainers :]
     students = [Student(i, url, log, args, train_seed=(own.index(i) + 1 if i in own else SHARED_SEED if i in shared else None), shared=i in shared) for i in range(args.students)]
     start = time.perf_counter()
     tasks = [student.run(start + args.ramp * i / max(1, args.students)) for i, student in enumerate(students)]
@@ -466,7 +466,7 @@ async def classroom(url: str, log: Log, args) -> tuple[list[Student], dict]:
     return students, results[0]
 
 
-async def instructor_opens_the_lab(url: str, sampler: "Sampler", limit_s: float = 180.0) -> float:
+async def instructor_opens_the_lab(url: str, sampler: Sampler, limit_s: float = 180.0) -> float:
     """Before the class: the instructor opens the Overview (to project it), which starts the
     server's background warmup (torch, and on a classroom server the job queue's Ray cluster and a
     warm worker); then the bench waits until the server's process tree is quiet (under 15% of one
@@ -500,7 +500,7 @@ async def memory_after_sessions_closed(url: str, server_pid: int, class_ended: f
     try:
         await client.connect()
         await client.rerun()
-    except (OSError, ProtocolError, asyncio.TimeoutError) as error:
+    except (TimeoutError, OSError, ProtocolError) as error:
         print(f"no memory reading after the class: the probe session failed ({error})", flush=True)
         return None
     finally:
@@ -533,8 +533,29 @@ class PrivateRayCluster:
         self.temp_dir = tempfile.mkdtemp(prefix="mcr-", dir="/tmp")  # short: Ray's socket paths have a length limit
         # Token authentication off: the cluster listens on 127.0.0.1 only, and the server would need the token.
         env = {**{key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}, "RAY_AUTH_MODE": "disabled"}
-        started = subprocess.run([str(Path(sys.executable).with_name("ray")), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(self.port), "--num-cpus", str(cpus), "--object-store-memory", str(LOCAL_OBJECT_STORE_BYTES),
-                                  "--temp-dir", self.temp_dir, "--include-dashboard=false", "--disable-usage-stats"], env=env, capture_output=True, text=True, timeout=180)
+        started = subprocess.run(
+            [
+                str(Path(sys.executable).with_name("ray")),
+                "start",
+                "--head",
+                "--node-ip-address",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--num-cpus",
+                str(cpus),
+                "--object-store-memory",
+                str(LOCAL_OBJECT_STORE_BYTES),
+                "--temp-dir",
+                self.temp_dir,
+                "--include-dashboard=false",
+                "--disable-usage-stats",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         if started.returncode != 0:
             self.stop()
             raise RuntimeError(f"ray start failed: {started.stderr[-1500:]}")
@@ -608,8 +629,13 @@ def main() -> None:
     parser.add_argument("--think-max", type=float, default=8.0)
     parser.add_argument("--own-seed-trainers", type=int, default=5, help="students who train with their own seed (1, 2, ...)")
     parser.add_argument("--shared-trainers", type=int, default=5, help=f"students who train the same settings (seed {SHARED_SEED})")
-    parser.add_argument("--train-epochs", type=int, default=None, help="epochs the trainers type into the sidebar (default: the digits preset, ~15 s a job); "
-                        "160 makes each job about a minute, as a CIFAR-10 training is, so the queue stays full through the class")
+    parser.add_argument(
+        "--train-epochs",
+        type=int,
+        default=None,
+        help="epochs the trainers type into the sidebar (default: the digits preset, ~15 s a job); "
+        "160 makes each job about a minute, as a CIFAR-10 training is, so the queue stays full through the class",
+    )
     parser.add_argument("--no-observer", dest="observer", action="store_false", help="no Chromium session")
     parser.add_argument("--timeout", type=float, default=60.0, help="a run not finished after this many seconds is an error (default 60)")
     parser.add_argument("--job-wait", type=float, default=600.0, help="at most this long for the queued jobs after the class (default 600)")
@@ -715,8 +741,16 @@ def main() -> None:
     checks = {
         "sessions": {"value": sessions, "target": f">= {TARGETS['sessions']}", "met": sessions >= TARGETS["sessions"]},
         "errors": {"value": len(log.errors), "target": "0", "met": not log.errors},
-        "slider_p95_protocol_while_training_s": {"value": slider_protocol.get("p95_s"), "target": f"<= {TARGETS['slider_p95_s']}", "met": slider_protocol.get("count", 0) > 0 and slider_protocol["p95_s"] <= TARGETS["slider_p95_s"]},
-        "slider_p95_chromium_while_training_s": {"value": slider_chromium.get("p95_s"), "target": f"<= {TARGETS['slider_p95_s']}", "met": slider_chromium.get("count", 0) > 0 and slider_chromium["p95_s"] <= TARGETS["slider_p95_s"]},
+        "slider_p95_protocol_while_training_s": {
+            "value": slider_protocol.get("p95_s"),
+            "target": f"<= {TARGETS['slider_p95_s']}",
+            "met": slider_protocol.get("count", 0) > 0 and slider_protocol["p95_s"] <= TARGETS["slider_p95_s"],
+        },
+        "slider_p95_chromium_while_training_s": {
+            "value": slider_chromium.get("p95_s"),
+            "target": f"<= {TARGETS['slider_p95_s']}",
+            "met": slider_chromium.get("count", 0) > 0 and slider_chromium["p95_s"] <= TARGETS["slider_p95_s"],
+        },
         "every_queued_job_done": {"value": f"{jobs['jobs_done']} of {jobs['jobs_run']}", "target": "all", "met": jobs["jobs_run"] > 0 and jobs["jobs_done"] == jobs["jobs_run"]},
         "identical_trainings_run_once": {"value": len(shared_jobs), "target": "1", "met": len(shared_jobs) == 1},
         # Three readings of "the server's resident memory": the Streamlit process alone; its process tree
@@ -741,16 +775,22 @@ def main() -> None:
     for error in log.errors[:15]:
         print("   ", error)
     print(f"trainers: {jobs['trainer_outcomes']}")
-    print(f"jobs: {jobs['requests']} presses, {jobs['jobs_run']} jobs run (expected {jobs['jobs_expected']}), {jobs['jobs_done']} done, "
-          f"identical ones in {len(shared_jobs)} job(s); queue wait {jobs['queue_wait_seconds']}")
-    print(f"server: peak RSS {sampler.peak_server_mb:.0f} MB alone, {sampler.peak_total_mb:.0f} MB with its {sampler.peak_processes} processes; "
-          f"PSS {sampler.peak_total_pss_mb:.0f} MB with them; at the class's end {rss_mb_at_class_end:.0f} MB alone, "
-          f"{rss_mb_after_sessions_closed or 0:.0f} MB once its sessions were dropped; "
-          f"CPU {sampler.server_cpu_seconds:.0f} s of {wall * (os.cpu_count() or 1):.0f} core-seconds ({server_facts['cpu_share_process_tree']:.0%}); "
-          f"clients {sampler.client_cpu_seconds:.0f} s; wall {wall:.0f} s; log: {server_facts['log_tracebacks']} tracebacks")
+    print(
+        f"jobs: {jobs['requests']} presses, {jobs['jobs_run']} jobs run (expected {jobs['jobs_expected']}), {jobs['jobs_done']} done, "
+        f"identical ones in {len(shared_jobs)} job(s); queue wait {jobs['queue_wait_seconds']}"
+    )
+    print(
+        f"server: peak RSS {sampler.peak_server_mb:.0f} MB alone, {sampler.peak_total_mb:.0f} MB with its {sampler.peak_processes} processes; "
+        f"PSS {sampler.peak_total_pss_mb:.0f} MB with them; at the class's end {rss_mb_at_class_end:.0f} MB alone, "
+        f"{rss_mb_after_sessions_closed or 0:.0f} MB once its sessions were dropped; "
+        f"CPU {sampler.server_cpu_seconds:.0f} s of {wall * (os.cpu_count() or 1):.0f} core-seconds ({server_facts['cpu_share_process_tree']:.0%}); "
+        f"clients {sampler.client_cpu_seconds:.0f} s; wall {wall:.0f} s; log: {server_facts['log_tracebacks']} tracebacks"
+    )
     if exit_code is not None:
-        print(f"THE SERVER EXITED during the bench (code {exit_code}) at {server_facts['exited_during_bench_at_s']} s; its Ray cluster started at "
-              f"{server_facts['ray_cluster_started_at_s']} s and was gone at {server_facts['ray_cluster_gone_at_s']} s")
+        print(
+            f"THE SERVER EXITED during the bench (code {exit_code}) at {server_facts['exited_during_bench_at_s']} s; its Ray cluster started at "
+            f"{server_facts['ray_cluster_started_at_s']} s and was gone at {server_facts['ray_cluster_gone_at_s']} s"
+        )
     elif server_facts["ray_cluster_gone_at_s"] is not None:
         print(f"the server's Ray cluster (GCS, raylet) was gone at {server_facts['ray_cluster_gone_at_s']} s while the server still ran")
     print("targets:")
@@ -760,9 +800,22 @@ def main() -> None:
     payload = {
         "machine": {"load_average_before_start": load_before, "quiet": load_before[0] < 1.0},
         "code": code_version(),
-        "scenario": {"students": args.students, "ramp_seconds": args.ramp, "duration_seconds": args.duration, "think_seconds": [args.think_min, args.think_max],
-                     "own_seed_trainers": args.own_seed_trainers, "shared_trainers": args.shared_trainers, "shared_seed": SHARED_SEED, "train_epochs": args.train_epochs,
-                     "observer": args.observer, "timeout_seconds": args.timeout, "seed": args.seed, "MEL_CLASSROOM": "1", "ray_cluster": args.ray_cluster, "server_env": args.server_env},
+        "scenario": {
+            "students": args.students,
+            "ramp_seconds": args.ramp,
+            "duration_seconds": args.duration,
+            "think_seconds": [args.think_min, args.think_max],
+            "own_seed_trainers": args.own_seed_trainers,
+            "shared_trainers": args.shared_trainers,
+            "shared_seed": SHARED_SEED,
+            "train_epochs": args.train_epochs,
+            "observer": args.observer,
+            "timeout_seconds": args.timeout,
+            "seed": args.seed,
+            "MEL_CLASSROOM": "1",
+            "ray_cluster": args.ray_cluster,
+            "server_env": args.server_env,
+        },
         "sessions_reached_pruning": sessions,
         "observer": observer_facts,
         "interactions": interactions,
@@ -774,11 +827,23 @@ def main() -> None:
         "wall_seconds": wall,
         "skipped_moves_waiting_for_training": sum(student.skipped_moves for student in students),
         # When things were slow, against when the jobs ran (seconds from the class's start).
-        "slow_interactions": [{"at_s": round(row["at"] - log.started, 1), "seconds": round(row["seconds"], 2), "client": row["client"], "who": row.get("who"), "interaction": row["interaction"]}
-                              for row in sorted(log.rows, key=lambda row: row["at"]) if row["seconds"] > TARGETS["slider_p95_s"]],
-        "job_timeline": [{"seed": record.config.get("seed"), "state": record.state, "asked_by": len(record.asked_by),
-                          **{name: None if value is None else round(value - log.started, 1) for name, value in (("submitted_at_s", record.submitted_at), ("started_at_s", record.started_at), ("finished_at_s", record.finished_at))}}
-                         for record in records],
+        "slow_interactions": [
+            {"at_s": round(row["at"] - log.started, 1), "seconds": round(row["seconds"], 2), "client": row["client"], "who": row.get("who"), "interaction": row["interaction"]}
+            for row in sorted(log.rows, key=lambda row: row["at"])
+            if row["seconds"] > TARGETS["slider_p95_s"]
+        ],
+        "job_timeline": [
+            {
+                "seed": record.config.get("seed"),
+                "state": record.state,
+                "asked_by": len(record.asked_by),
+                **{
+                    name: None if value is None else round(value - log.started, 1)
+                    for name, value in (("submitted_at_s", record.submitted_at), ("started_at_s", record.started_at), ("finished_at_s", record.finished_at))
+                },
+            }
+            for record in records
+        ],
     }
     print("wrote", write_results("classroom", payload, args.output))
 

@@ -42,22 +42,41 @@ sys.path.insert(0, str(REPO_ROOT))
 import torch  # noqa: E402
 
 from bench.common import RESULTS_DIR, add_dataset_options, add_output_option, dataset_spec, write_results  # noqa: E402
-from core.foundation.baseline.trained import BaselineConfig, get_baseline  # noqa: E402
 from core.contract.context import RunContext  # noqa: E402
-from core.foundation.data.datasets import DatasetSpec  # noqa: E402
-from core.pipeline.config import PRESETS, build_pipeline_config, pipeline_options  # noqa: E402
-from core.pipeline.run import run_pipeline  # noqa: E402
-from core.foundation.progress import stderr_progress  # noqa: E402
 from core.contract.record import record  # noqa: E402
 from core.contract.result import Headline  # noqa: E402
 from core.contract.source import ModelSource  # noqa: E402
+from core.foundation.baseline.trained import BaselineConfig, get_baseline  # noqa: E402
+from core.foundation.data.datasets import DatasetSpec  # noqa: E402
+from core.foundation.progress import stderr_progress  # noqa: E402
 from core.foundation.workspace import Workspace  # noqa: E402
+from core.pipeline.config import PRESETS, build_pipeline_config, pipeline_options  # noqa: E402
+from core.pipeline.run import run_pipeline  # noqa: E402
 
 TARGETS = {"deep_compression_ratio": 20.0, "deep_compression_max_drop_points": 1.5, "smallest_fast_speedup": 3.0, "smallest_fast_max_drop_points": 3.0, "render_seconds": 2.0}
 SUMMARY_KEYS = (
-    "accuracy_before", "accuracy_after", "accuracy_change_points", "eval_images", "size_bytes_before", "size_bytes_after", "size_measure_before", "size_measure",
-    "compression_ratio", "latency_ms_before", "latency_ms_after", "speedup", "latency_ms_single_before", "latency_ms_single_after", "latency_batch_size",
-    "latency_runtime", "latency_threads", "latency_device", "encoding", "artifact_path", "run_id", "step_run_ids",
+    "accuracy_before",
+    "accuracy_after",
+    "accuracy_change_points",
+    "eval_images",
+    "size_bytes_before",
+    "size_bytes_after",
+    "size_measure_before",
+    "size_measure",
+    "compression_ratio",
+    "latency_ms_before",
+    "latency_ms_after",
+    "speedup",
+    "latency_ms_single_before",
+    "latency_ms_single_after",
+    "latency_batch_size",
+    "latency_runtime",
+    "latency_threads",
+    "latency_device",
+    "encoding",
+    "artifact_path",
+    "run_id",
+    "step_run_ids",
 )
 STEP_KEYS = ("step", "run_id", "accuracy", "size_bytes", "size_measure", "params", "nonzero_params", "macs", "latency_ms", "latency_batch_size", "seconds")
 
@@ -79,10 +98,13 @@ def run_preset(name: str, source: ModelSource, workspace: Workspace) -> dict:
         "speedup_single": headline.latency_ms_single_before / headline.latency_ms_single_after,
         "steps": [{key: step[key] for key in STEP_KEYS} for step in summary["steps"]],
     }
-    print(f"{PRESETS[name].title} (run #{row['run_id']}): {row['compression_ratio']:.1f}x smaller ({row['size_bytes_before']:,} -> {row['size_bytes_after']:,} bytes), "
-          f"accuracy {100 * row['accuracy_before']:.2f}% -> {100 * row['accuracy_after']:.2f}% ({row['accuracy_change_points']:+.2f} points), "
-          f"latency batch {row['latency_batch_size']} {row['latency_ms_before']:.2f} -> {row['latency_ms_after']:.2f} ms ({row['speedup']:.2f}x), "
-          f"1 image {row['latency_ms_single_before']:.3f} -> {row['latency_ms_single_after']:.3f} ms ({row['speedup_single']:.2f}x; {row['latency_runtime']}, {row['latency_threads']} threads), {row['seconds']:.0f} s", flush=True)
+    print(
+        f"{PRESETS[name].title} (run #{row['run_id']}): {row['compression_ratio']:.1f}x smaller ({row['size_bytes_before']:,} -> {row['size_bytes_after']:,} bytes), "
+        f"accuracy {100 * row['accuracy_before']:.2f}% -> {100 * row['accuracy_after']:.2f}% ({row['accuracy_change_points']:+.2f} points), "
+        f"latency batch {row['latency_batch_size']} {row['latency_ms_before']:.2f} -> {row['latency_ms_after']:.2f} ms ({row['speedup']:.2f}x), "
+        f"1 image {row['latency_ms_single_before']:.3f} -> {row['latency_ms_single_after']:.3f} ms ({row['speedup_single']:.2f}x; {row['latency_runtime']}, {row['latency_threads']} threads), {row['seconds']:.0f} s",
+        flush=True,
+    )
     return row
 
 
@@ -116,8 +138,15 @@ def seeded_run(technique: str, rng: random.Random) -> SeededRun:
         params_after = rng.randint(8_000, 30_000) if channel else DIGITS["params"]
         nonzero = params_after if channel else rng.randint(4_000, DIGITS["params"])
         size = rng.randint(15_000, 150_000)
-        params = {"method": rng.choice(["l1", "ln"]) if channel else rng.choice(["l1", "random"]), "amount": round(rng.uniform(0.1, 0.9), 2), "granularity": "channel" if channel else "unstructured",
-                  "scope": "layer", "remove": channel, "finetune_epochs": rng.randint(0, 3), "iterative_steps": 1}
+        params = {
+            "method": rng.choice(["l1", "ln"]) if channel else rng.choice(["l1", "random"]),
+            "amount": round(rng.uniform(0.1, 0.9), 2),
+            "granularity": "channel" if channel else "unstructured",
+            "scope": "layer",
+            "remove": channel,
+            "finetune_epochs": rng.randint(0, 3),
+            "iterative_steps": 1,
+        }
         return SeededRun(params, {"sparsity": 1 - nonzero / DIGITS["params"], "size_bytes_sparse": size}, size, "sparse encoding", params_after, nonzero)
     if technique == "quantize":
         mode = rng.choice(["simulate", "dynamic", "static", "qat"])
@@ -128,9 +157,15 @@ def seeded_run(technique: str, rng: random.Random) -> SeededRun:
         params = {"teacher": "teacher", "student": "simple_cnn_narrow", "temperature": rng.choice([2.0, 4.0, 8.0]), "alpha": rng.choice([0.5, 0.9]), "seeds": [0]}
         return SeededRun(params, {"gain": rng.uniform(-0.01, 0.03), "teacher_accuracy": 0.99}, 41_000, "fp32 safetensors file", 10_000, 10_000, model="simple_cnn_narrow")
     size = rng.randint(5_000, 20_000)
-    steps = [{"step": "baseline", "size_bytes": DIGITS["size_bytes"], "accuracy": DIGITS["accuracy"]}, {"step": "prune", "size_bytes": 30_000, "accuracy": 0.97},
-             {"step": "quantize", "size_bytes": 12_000, "accuracy": 0.965}, {"step": "encode", "size_bytes": size, "accuracy": 0.965}]
-    return SeededRun({"preset": "deep-compression", "steps": ["prune", "quantize"]}, {"steps": steps}, size, "model zip", nonzero_params_after=rng.randint(4_000, 8_000), runtime="torch.compile (inductor)")
+    steps = [
+        {"step": "baseline", "size_bytes": DIGITS["size_bytes"], "accuracy": DIGITS["accuracy"]},
+        {"step": "prune", "size_bytes": 30_000, "accuracy": 0.97},
+        {"step": "quantize", "size_bytes": 12_000, "accuracy": 0.965},
+        {"step": "encode", "size_bytes": size, "accuracy": 0.965},
+    ]
+    return SeededRun(
+        {"preset": "deep-compression", "steps": ["prune", "quantize"]}, {"steps": steps}, size, "model zip", nonzero_params_after=rng.randint(4_000, 8_000), runtime="torch.compile (inductor)"
+    )
 
 
 def seed_history(workspace: Workspace, baseline_run_id: int, count: int) -> None:
@@ -151,17 +186,38 @@ def seed_history(workspace: Workspace, baseline_run_id: int, count: int) -> None
             run = seeded_run(technique, rng)
             speedup = rng.uniform(1.0, 4.0)
             headline = Headline(
-                accuracy_before=DIGITS["accuracy"], accuracy_after=rng.uniform(0.85, 0.99), eval_images=360,
-                size_bytes_before=DIGITS["size_bytes"], size_bytes_after=run.size_bytes, size_measure_before="fp32", size_measure=run.size_measure,
-                params_before=DIGITS["params"], params_after=run.params_after, nonzero_params_after=run.nonzero_params_after,
-                macs_before=DIGITS["macs"], macs_after=None if run.int8 else DIGITS["macs"],
-                latency_ms_before=DIGITS["latency_ms"], latency_ms_after=DIGITS["latency_ms"] / speedup,
-                latency_ms_single_before=DIGITS["latency_ms_single"], latency_ms_single_after=DIGITS["latency_ms_single"] / speedup,
-                latency_batch_size=256, latency_threads=2, latency_runtime=run.runtime, latency_device="cpu",
+                accuracy_before=DIGITS["accuracy"],
+                accuracy_after=rng.uniform(0.85, 0.99),
+                eval_images=360,
+                size_bytes_before=DIGITS["size_bytes"],
+                size_bytes_after=run.size_bytes,
+                size_measure_before="fp32",
+                size_measure=run.size_measure,
+                params_before=DIGITS["params"],
+                params_after=run.params_after,
+                nonzero_params_after=run.nonzero_params_after,
+                macs_before=DIGITS["macs"],
+                macs_after=None if run.int8 else DIGITS["macs"],
+                latency_ms_before=DIGITS["latency_ms"],
+                latency_ms_after=DIGITS["latency_ms"] / speedup,
+                latency_ms_single_before=DIGITS["latency_ms_single"],
+                latency_ms_single_after=DIGITS["latency_ms_single"] / speedup,
+                latency_batch_size=256,
+                latency_threads=2,
+                latency_runtime=run.runtime,
+                latency_device="cpu",
             )
-            metrics = {**{key: value for key, value in run.details.items() if isinstance(value, (int, float))}, **headline.as_dict(),
-                       "accuracy": headline.accuracy_after, "params": run.params_after, "nonzero_params": run.nonzero_params_after, "macs": headline.macs_after,
-                       "before_run_id": parent, "details": run.details, "seconds": rng.uniform(1, 60)}
+            metrics = {
+                **{key: value for key, value in run.details.items() if isinstance(value, (int, float))},
+                **headline.as_dict(),
+                "accuracy": headline.accuracy_after,
+                "params": run.params_after,
+                "nonzero_params": run.nonzero_params_after,
+                "macs": headline.macs_after,
+                "before_run_id": parent,
+                "details": run.details,
+                "seconds": rng.uniform(1, 60),
+            }
             params = {**run.params, "dataset": DatasetSpec("digits").as_dict(), "source_run_id": parent, "seed": 0}
             parent = history.record_run(db, technique, "digits", run.model, params, metrics, parent_id=parent)
             written += 1
@@ -170,8 +226,9 @@ def seed_history(workspace: Workspace, baseline_run_id: int, count: int) -> None
 def render_seconds(run_count: int) -> dict:
     """Seconds for the Compare page's server-side render with `run_count` runs, through AppTest."""
     threads = torch.get_num_threads()
-    import tests.conftest  # noqa: F401  (the AppTest fix for st.navigation pages; it also sets one torch thread)
     from streamlit.testing.v1 import AppTest
+
+    import tests.conftest  # noqa: F401  (the AppTest fix for st.navigation pages; it also sets one torch thread)
 
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory(prefix="mel-bench-render-") as root:
@@ -207,7 +264,10 @@ def render_seconds(run_count: int) -> dict:
         "history_rows": "headline_version 2 (as core.contract.record writes them)",
         "method": "streamlit.testing AppTest, whole app (sidebar + page), median of 5 reruns per tab",
     }
-    print(f"Compare page with {run_count} runs: Runs tab {result['runs_tab_median_seconds']:.2f} s, Charts tab {result['charts_tab_median_seconds']:.2f} s (median of 5), first render {cold:.2f} s", flush=True)
+    print(
+        f"Compare page with {run_count} runs: Runs tab {result['runs_tab_median_seconds']:.2f} s, Charts tab {result['charts_tab_median_seconds']:.2f} s (median of 5), first render {cold:.2f} s",
+        flush=True,
+    )
     return result
 
 
@@ -226,8 +286,16 @@ def main() -> None:
         baseline = get_baseline(BaselineConfig(dataset_spec(args)), workspace, stderr_progress(0.25))
         source = ModelSource.from_baseline(baseline)
         results["dataset"] = baseline.dataset.summary()
-        results["baseline"] = {"accuracy": source.accuracy, "size_bytes": baseline.metrics.size_bytes, "params": baseline.metrics.params, "run_id": baseline.run_id, "checkpoint": str(baseline.checkpoint),
-                               "latency_ms": baseline.metrics.latency_ms, "latency_ms_single": baseline.metrics.latency_ms_single, "latency_runtime": baseline.metrics.latency_runtime}
+        results["baseline"] = {
+            "accuracy": source.accuracy,
+            "size_bytes": baseline.metrics.size_bytes,
+            "params": baseline.metrics.params,
+            "run_id": baseline.run_id,
+            "checkpoint": str(baseline.checkpoint),
+            "latency_ms": baseline.metrics.latency_ms,
+            "latency_ms_single": baseline.metrics.latency_ms_single,
+            "latency_runtime": baseline.metrics.latency_runtime,
+        }
         print(f"baseline: {source.label}, {baseline.metrics.size_bytes:,} bytes, torch threads {torch.get_num_threads()}", flush=True)
         if "deep" in parts:
             row = run_preset("deep-compression", source, workspace)

@@ -27,17 +27,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import REPO_ROOT, add_dataset_options, add_output_option, dataset_spec, write_results  # noqa: E402
-from core.foundation import history  # noqa: E402
-from core.foundation.baseline.trained import BaselineConfig, get_baseline  # noqa: E402
 from core.contract.context import RunContext  # noqa: E402
-from core.foundation.data.datasets import load_dataset  # noqa: E402
 from core.contract.predictions import PREDICTIONS_DIR  # noqa: E402
-from core.foundation.progress import stderr_progress  # noqa: E402
-from core.pruning import PruneConfig, prune  # noqa: E402
-from core.quantization import StaticInt8Config, quantize  # noqa: E402
 from core.contract.record import record  # noqa: E402
 from core.contract.source import ModelSource  # noqa: E402
+from core.foundation import history  # noqa: E402
+from core.foundation.baseline.trained import BaselineConfig, get_baseline  # noqa: E402
+from core.foundation.data.datasets import load_dataset  # noqa: E402
+from core.foundation.progress import stderr_progress  # noqa: E402
 from core.foundation.workspace import Workspace  # noqa: E402
+from core.pruning import PruneConfig, prune  # noqa: E402
+from core.quantization import StaticInt8Config, quantize  # noqa: E402
 
 # Run in a child process: time the comparison alone, after the imports.
 MEASURE = """
@@ -67,8 +67,7 @@ def ensure_runs(workspace: Workspace, spec) -> dict[str, int]:
     baseline = get_baseline(BaselineConfig(spec, model="simple_cnn", device="cpu"), workspace, progress, dataset=dataset)
     source = ModelSource.from_baseline(baseline)
     made = {"baseline": baseline.run_id}
-    for name, technique, config in (("prune", prune, PruneConfig(granularity="channel", amount=0.5, remove=True, finetune_epochs=1)),
-                                    ("static_int8", quantize, StaticInt8Config())):
+    for name, technique, config in (("prune", prune, PruneConfig(granularity="channel", amount=0.5, remove=True, finetune_epochs=1)), ("static_int8", quantize, StaticInt8Config())):
         existing = child_run(workspace, baseline.run_id, name)
         if existing < 0:
             existing = record(technique(source, config, RunContext(workspace, progress)), workspace, extra_params={"bench_diff": name})
@@ -106,19 +105,26 @@ def main() -> None:
         warm = [measure(workspace, runs[name], runs["baseline"], cold=False) for _ in range(args.repeats)]
         assert all(not any(m["from_cache"].values()) for m in cold) and all(all(m["from_cache"].values()) for m in warm)
         pairs[name] = {
-            "run_a": runs[name], "run_b": runs["baseline"],
-            "first_time_seconds": [m["diff_seconds"] for m in cold], "cached_seconds": [m["diff_seconds"] for m in warm],
+            "run_a": runs[name],
+            "run_b": runs["baseline"],
+            "first_time_seconds": [m["diff_seconds"] for m in cold],
+            "cached_seconds": [m["diff_seconds"] for m in warm],
             "first_time_median_seconds": statistics.median(m["diff_seconds"] for m in cold),
             "cached_median_seconds": statistics.median(m["diff_seconds"] for m in warm),
             "process_import_median_seconds": statistics.median(m["import_seconds"] for m in cold + warm),
-            "agreement": warm[0]["agreement"], "flipped": warm[0]["flipped"], "layers": warm[0]["layers"],
+            "agreement": warm[0]["agreement"],
+            "flipped": warm[0]["flipped"],
+            "layers": warm[0]["layers"],
         }
         print(f"{name}: first {pairs[name]['first_time_median_seconds']:.2f} s, cached {pairs[name]['cached_median_seconds']:.2f} s", file=sys.stderr)
     dataset = load_dataset(dataset_spec(args), workspace)
     worst_first = max(pair["first_time_median_seconds"] for pair in pairs.values())
     worst_cached = max(pair["cached_median_seconds"] for pair in pairs.values())
     results = {
-        "dataset": dataset.summary(), "threads": args.threads, "runs": runs, "pairs": pairs,
+        "dataset": dataset.summary(),
+        "threads": args.threads,
+        "runs": runs,
+        "pairs": pairs,
         "targets": {
             "first_time_seconds": {"value": worst_first, "target": "<= 10", "met": worst_first <= 10},
             "cached_seconds": {"value": worst_cached, "target": "<= 2", "met": worst_cached <= 2},

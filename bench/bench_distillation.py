@@ -31,15 +31,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import add_dataset_options, add_output_option, dataset_spec, write_results  # noqa: E402
-from core.foundation.baseline.trained import BaselineConfig, get_baseline  # noqa: E402
 from core.contract.context import RunContext  # noqa: E402
-from core.foundation.data.datasets import ImageSplit, load_dataset  # noqa: E402
-from core.distillation.config import DEFAULT_PRESET, DISTILL_PRESETS, labelled_images, preset_config  # noqa: E402
-from core.distillation import TeacherLogitCache, distill, distillation_loss, get_teacher, teacher_logit_source  # noqa: E402
-from core.foundation.models.registry import build_model  # noqa: E402
-from core.foundation.progress import stderr_progress  # noqa: E402
 from core.contract.record import record  # noqa: E402
 from core.contract.source import ModelSource  # noqa: E402
+from core.distillation import TeacherLogitCache, distill, distillation_loss, get_teacher, teacher_logit_source  # noqa: E402
+from core.distillation.config import DEFAULT_PRESET, DISTILL_PRESETS, labelled_images, preset_config  # noqa: E402
+from core.foundation.baseline.trained import BaselineConfig, get_baseline  # noqa: E402
+from core.foundation.data.datasets import ImageSplit, load_dataset  # noqa: E402
+from core.foundation.models.registry import build_model  # noqa: E402
+from core.foundation.progress import stderr_progress  # noqa: E402
 from core.foundation.training.loop import TrainRecipe, train_model  # noqa: E402
 from core.foundation.workspace import Workspace  # noqa: E402
 
@@ -65,7 +65,9 @@ def parse_args() -> argparse.Namespace:
     add_dataset_options(parser)
     parser.add_argument("--workspace", default="/tmp/mel-bench", help="workspace holding the cached teacher")
     parser.add_argument("--student", default="simple_cnn")
-    parser.add_argument("--preset", default=DEFAULT_PRESET, choices=list(DISTILL_PRESETS), help=f"the page's preset whose T, alpha and labelled share are measured (default: {DEFAULT_PRESET}, the page's default)")
+    parser.add_argument(
+        "--preset", default=DEFAULT_PRESET, choices=list(DISTILL_PRESETS), help=f"the page's preset whose T, alpha and labelled share are measured (default: {DEFAULT_PRESET}, the page's default)"
+    )
     parser.add_argument("--temperature", type=float, help="override the preset's T")
     parser.add_argument("--alpha", type=float, help="override the preset's alpha")
     parser.add_argument("--labelled-fraction", type=float, help="override the preset's share of labelled training images")
@@ -88,7 +90,9 @@ def main() -> None:
     progress = stderr_progress(0.25)
     dataset = load_dataset(spec, workspace, progress)
     overrides = {name: value for name, value in (("temperature", args.temperature), ("alpha", args.alpha), ("labelled_fraction", args.labelled_fraction)) if value is not None}
-    config = preset_config(args.preset, **overrides, student=args.student, epochs=args.epochs, learning_rate=args.learning_rate, seeds=tuple(range(args.seeds)), teacher_epochs=args.teacher_epochs, device="cpu")
+    config = preset_config(
+        args.preset, **overrides, student=args.student, epochs=args.epochs, learning_rate=args.learning_rate, seeds=tuple(range(args.seeds)), teacher_epochs=args.teacher_epochs, device="cpu"
+    )
 
     teacher_started = time.perf_counter()
     teacher = get_teacher(config, spec, workspace, progress, dataset=dataset)
@@ -107,7 +111,11 @@ def main() -> None:
     summary = {**report.summary(), "run_id": run_id, "checkpoint": str(result.artifact.path)}
 
     logits, _ = teacher_logit_source(teacher, dataset, report.recipe, torch.device("cpu"), workspace)  # loaded from the workspace: the race saved it
-    timing = interleaved_epoch_times(dataset, logits, report.recipe, args.student, config.temperature, config.alpha, args.timing_repeats, args.timing_images) if isinstance(logits, TeacherLogitCache) else None
+    timing = (
+        interleaved_epoch_times(dataset, logits, report.recipe, args.student, config.temperature, config.alpha, args.timing_repeats, args.timing_images)
+        if isinstance(logits, TeacherLogitCache)
+        else None
+    )
     epochs = report.recipe.epochs
     seconds_per_epoch_plain = summary["student_seconds_per_epoch"]
     seconds_per_epoch_distilled = summary["distilled_seconds_per_epoch"]
@@ -120,9 +128,22 @@ def main() -> None:
         "preset": args.preset,
         "labelled_images": labelled_images(config, dataset),
         "dataset": dataset.summary(),
-        "teacher": {"model": config.teacher, "checkpoint": str(teacher.checkpoint), "run_id": teacher.run_id, "from_cache": teacher.from_cache, "recipe": teacher.recipe.as_dict(), **teacher.metrics.as_dict()},
+        "teacher": {
+            "model": config.teacher,
+            "checkpoint": str(teacher.checkpoint),
+            "run_id": teacher.run_id,
+            "from_cache": teacher.from_cache,
+            "recipe": teacher.recipe.as_dict(),
+            **teacher.metrics.as_dict(),
+        },
         "classroom_baseline_accuracy": source.accuracy,
-        "classroom_baseline": {"checkpoint": str(classroom.checkpoint), "run_id": classroom.run_id, "from_cache": classroom.from_cache, "recipe": classroom.recipe.as_dict(), **classroom.metrics.as_dict()},
+        "classroom_baseline": {
+            "checkpoint": str(classroom.checkpoint),
+            "run_id": classroom.run_id,
+            "from_cache": classroom.from_cache,
+            "recipe": classroom.recipe.as_dict(),
+            **classroom.metrics.as_dict(),
+        },
         "race": summary,
         "race_wall_seconds": wall_seconds,
         "headline": headline.as_dict(),  # the first seed's distilled student against the classroom baseline
@@ -135,8 +156,14 @@ def main() -> None:
         },
         "targets": {
             "teacher_margin_points": {"value": 100 * teacher_margin, "over": "classroom baseline", "over_race_hard_student": 100 * race_margin, "target": ">= 10", "met": teacher_margin >= 0.10},
-            "gain_points": {"value": 100 * report.gain, "spread_points": 100 * report.gain_std, "seeds": args.seeds, "preset": args.preset,
-                            "target": ">= 3 (mean over 3 seeds, the page's default preset)", "met": report.gain >= 0.03},
+            "gain_points": {
+                "value": 100 * report.gain,
+                "spread_points": 100 * report.gain_std,
+                "seeds": args.seeds,
+                "preset": args.preset,
+                "target": ">= 3 (mean over 3 seeds, the page's default preset)",
+                "met": report.gain >= 0.03,
+            },
             "student_train_seconds": {"value": max(student_seconds), "each": student_seconds, "target": "<= 90 per student", "met": max(student_seconds) <= 90},
             "epoch_time_ratio": {
                 "value": timing["median_ratio"] if timing else report.epoch_time_ratio,
@@ -159,9 +186,13 @@ def main() -> None:
     print(f"  teacher margin over the plain student (classroom baseline): {100 * teacher_margin:.1f} points (target >= 10); over the race's hard-label student: {100 * race_margin:.1f} points")
     print(f"  gain: {100 * report.gain:+.2f} ± {100 * report.gain_std:.2f} points (target >= +1)")
     print(f"  agreement with the teacher: hard {report.hard_teacher_agreement:.1%}, distilled {report.teacher_agreement:.1%}")
-    print(f"  epoch time in the race: plain {seconds_per_epoch_plain:.1f} s, distilled {seconds_per_epoch_distilled:.1f} s, ratio {report.epoch_time_ratio:.2f}; with the {report.teacher_logits_seconds:.0f} s cache build amortised: {with_cache_amortised:.2f}")
-    print(f"  distilled student (run #{run_id}) vs classroom baseline, {headline.latency_runtime}, {headline.latency_threads} threads: 1 image {headline.latency_ms_single_before:.3f} -> {headline.latency_ms_single_after:.3f} ms, "
-          f"batch {headline.latency_batch_size} {headline.latency_ms_before:.2f} -> {headline.latency_ms_after:.2f} ms")
+    print(
+        f"  epoch time in the race: plain {seconds_per_epoch_plain:.1f} s, distilled {seconds_per_epoch_distilled:.1f} s, ratio {report.epoch_time_ratio:.2f}; with the {report.teacher_logits_seconds:.0f} s cache build amortised: {with_cache_amortised:.2f}"
+    )
+    print(
+        f"  distilled student (run #{run_id}) vs classroom baseline, {headline.latency_runtime}, {headline.latency_threads} threads: 1 image {headline.latency_ms_single_before:.3f} -> {headline.latency_ms_single_after:.3f} ms, "
+        f"batch {headline.latency_batch_size} {headline.latency_ms_before:.2f} -> {headline.latency_ms_after:.2f} ms"
+    )
     if timing:
         print(f"  interleaved single epochs on {timing['images']:,} images: ratios {', '.join(f'{r:.2f}' for r in timing['ratios'])}, median {timing['median_ratio']:.2f} (target <= 1.3)")
     print(f"  written to {output}")

@@ -31,6 +31,7 @@ from core.foundation.baseline.trained import BaselineConfig, get_baseline  # noq
 from core.foundation.workspace import Workspace  # noqa: E402
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -66,8 +67,13 @@ def one_start(browser, workspace: Path) -> dict:
     port = free_port()
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     start = time.perf_counter()
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true"],
-                              cwd=REPO_ROOT, env={**os.environ, "MEL_HOME": str(workspace)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true"],
+        cwd=REPO_ROOT,
+        env={**os.environ, "MEL_HOME": str(workspace)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         while True:
             try:
@@ -75,7 +81,7 @@ def one_start(browser, workspace: Path) -> dict:
                 break
             except OSError:
                 if time.perf_counter() - start > 120:
-                    raise RuntimeError("the server did not come up within 120 s")
+                    raise RuntimeError("the server did not come up within 120 s") from None
                 time.sleep(0.05)
         healthy = time.perf_counter() - start
         page.goto(f"http://127.0.0.1:{port}/")
@@ -90,10 +96,18 @@ def one_start(browser, workspace: Path) -> dict:
         page.close()
         server.terminate()
         server.wait(timeout=30)
-    row = {"server_healthy_seconds": healthy, "first_render_seconds": rendered, "first_switch_to_pruning_seconds": first_switch,
-           "warm_switch_to_pruning_seconds": warm["to_pruning"], "warm_switch_to_overview_seconds": warm["to_overview"]}
-    print(f"healthy {healthy:.2f} s, Overview charts {rendered:.2f} s, first switch to Pruning {first_switch:.2f} s, "
-          f"warm switches to Pruning {', '.join(f'{s:.2f}' for s in warm['to_pruning'])} s, to Overview {', '.join(f'{s:.2f}' for s in warm['to_overview'])} s", flush=True)
+    row = {
+        "server_healthy_seconds": healthy,
+        "first_render_seconds": rendered,
+        "first_switch_to_pruning_seconds": first_switch,
+        "warm_switch_to_pruning_seconds": warm["to_pruning"],
+        "warm_switch_to_overview_seconds": warm["to_overview"],
+    }
+    print(
+        f"healthy {healthy:.2f} s, Overview charts {rendered:.2f} s, first switch to Pruning {first_switch:.2f} s, "
+        f"warm switches to Pruning {', '.join(f'{s:.2f}' for s in warm['to_pruning'])} s, to Overview {', '.join(f'{s:.2f}' for s in warm['to_overview'])} s",
+        flush=True,
+    )
     return row
 
 
@@ -120,8 +134,10 @@ def main() -> None:
         "warm_switch_seconds_max": max(warm),
         "targets": {"first_render_seconds": 5.0, "warm_switch_seconds": 1.0},
     }
-    print(f"first render median {summary['first_render_seconds_median']:.2f} s (max {summary['first_render_seconds_max']:.2f}; target <= 5), "
-          f"warm switch median {summary['warm_switch_seconds_median']:.2f} s (max {summary['warm_switch_seconds_max']:.2f}; target <= 1)")
+    print(
+        f"first render median {summary['first_render_seconds_median']:.2f} s (max {summary['first_render_seconds_max']:.2f}; target <= 5), "
+        f"warm switch median {summary['warm_switch_seconds_median']:.2f} s (max {summary['warm_switch_seconds_max']:.2f}; target <= 1)"
+    )
     print("wrote", write_results("first-render", {"summary": summary, "starts": rows}, args.output))
 
 

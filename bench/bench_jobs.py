@@ -26,9 +26,9 @@ from bench.common import add_output_option, write_results  # noqa: E402
 from core.foundation import history  # noqa: E402
 from core.foundation.baseline.trained import BaselineConfig  # noqa: E402
 from core.foundation.data.datasets import DatasetSpec  # noqa: E402
+from core.foundation.workspace import Workspace  # noqa: E402
 from core.jobs.queue import JobQueue  # noqa: E402
 from core.jobs.store import ACTIVE_STATES, DONE  # noqa: E402
-from core.foundation.workspace import Workspace  # noqa: E402
 
 OWN_SEED_STUDENTS = 5
 SHARED_STUDENTS = 5

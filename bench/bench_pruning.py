@@ -35,17 +35,17 @@ sys.path.insert(0, str(REPO_ROOT))
 import torch  # noqa: E402
 
 from bench.common import add_dataset_options, add_output_option, apptest_app, dataset_spec, write_results  # noqa: E402
-from core.foundation.baseline.trained import BaselineConfig, get_baseline  # noqa: E402
 from core.contract.context import RunContext  # noqa: E402
-from core.foundation.training.quick_evaluation import QuickEvaluator  # noqa: E402
-from core.foundation.measures.latency import measure_latencies  # noqa: E402
-from core.foundation.progress import stderr_progress  # noqa: E402
-from core.pruning import PruneConfig, preview_pruning, prune  # noqa: E402
-from core.pruning.run import finetune_recipe  # noqa: E402
 from core.contract.record import record  # noqa: E402
 from core.contract.source import ModelSource  # noqa: E402
+from core.foundation.baseline.trained import BaselineConfig, get_baseline  # noqa: E402
+from core.foundation.measures.latency import measure_latencies  # noqa: E402
+from core.foundation.progress import stderr_progress  # noqa: E402
 from core.foundation.training.loop import evaluate, train_model  # noqa: E402
+from core.foundation.training.quick_evaluation import QuickEvaluator  # noqa: E402
 from core.foundation.workspace import Workspace  # noqa: E402
+from core.pruning import PruneConfig, preview_pruning, prune  # noqa: E402
+from core.pruning.run import finetune_recipe  # noqa: E402
 
 SLIDER_AMOUNTS = (0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.35, 0.4, 0.45)
 
@@ -166,8 +166,11 @@ def main() -> int:
         "targets": {"accuracy_drop_points_max": 1.0, "sparse_share_max": 0.25},
         "met": {"accuracy": drop <= 0.01, "size": sparse_share <= 0.25},
     }
-    print(f"unstructured 80% global L1 + {args.unstructured_finetune_epochs} epochs (run #{unstructured.run_id}): accuracy {headline.accuracy_before:.4f} -> one-shot {report.accuracy_oneshot:.4f} -> {headline.accuracy_after:.4f} ({100 * drop:+.2f} points drop); "
-          f"dense {report.size_bytes_dense:,} B, sparse {report.size_bytes_sparse:,} B ({sparse_share:.1%}), bitmask {report.size_bytes_bitmask:,} B, CSR {report.size_bytes_csr:,} B, gzip {report.size_bytes_gzip:,} B", flush=True)
+    print(
+        f"unstructured 80% global L1 + {args.unstructured_finetune_epochs} epochs (run #{unstructured.run_id}): accuracy {headline.accuracy_before:.4f} -> one-shot {report.accuracy_oneshot:.4f} -> {headline.accuracy_after:.4f} ({100 * drop:+.2f} points drop); "
+        f"dense {report.size_bytes_dense:,} B, sparse {report.size_bytes_sparse:,} B ({sparse_share:.1%}), bitmask {report.size_bytes_bitmask:,} B, CSR {report.size_bytes_csr:,} B, gzip {report.size_bytes_gzip:,} B",
+        flush=True,
+    )
 
     # 3. Channel pruning 50% with physical removal + fine-tuning.
     channel = prune(source, PruneConfig(method="ln", granularity="channel", amount=0.5, scope="layer", remove=True, finetune_epochs=args.channel_finetune_epochs), context)
@@ -197,10 +200,13 @@ def main() -> int:
         "targets": {"param_reduction_min": 3.5, "latency_speedup_min": 2.0, "accuracy_drop_points_max": 3.0},
         "met": {"params": param_ratio >= 3.5, "latency": speedup >= 2.0, "accuracy": drop <= 0.03},
     }
-    print(f"channel 50% L2 + removal + {args.channel_finetune_epochs} epochs (run #{channel.run_id}): params {headline.params_before:,} -> {headline.params_after:,} ({param_ratio:.2f}x), MACs {headline.macs_before:,} -> {headline.macs_after:,}; "
-          f"latency (batch {headline.latency_batch_size}, {headline.latency_threads} threads, {headline.latency_runtime}) {headline.latency_ms_before:.1f} ms -> masked {report.latency_ms_masked:.1f} ms, removed {headline.latency_ms_after:.1f} ms ({speedup:.2f}x; {single_speedup:.2f}x on 1 thread); "
-          f"1 image {headline.latency_ms_single_before:.2f} -> {headline.latency_ms_single_after:.2f} ms; "
-          f"accuracy {headline.accuracy_before:.4f} -> one-shot {report.accuracy_oneshot:.4f} -> {headline.accuracy_after:.4f} ({100 * drop:+.2f} points drop)", flush=True)
+    print(
+        f"channel 50% L2 + removal + {args.channel_finetune_epochs} epochs (run #{channel.run_id}): params {headline.params_before:,} -> {headline.params_after:,} ({param_ratio:.2f}x), MACs {headline.macs_before:,} -> {headline.macs_after:,}; "
+        f"latency (batch {headline.latency_batch_size}, {headline.latency_threads} threads, {headline.latency_runtime}) {headline.latency_ms_before:.1f} ms -> masked {report.latency_ms_masked:.1f} ms, removed {headline.latency_ms_after:.1f} ms ({speedup:.2f}x; {single_speedup:.2f}x on 1 thread); "
+        f"1 image {headline.latency_ms_single_before:.2f} -> {headline.latency_ms_single_after:.2f} ms; "
+        f"accuracy {headline.accuracy_before:.4f} -> one-shot {report.accuracy_oneshot:.4f} -> {headline.accuracy_after:.4f} ({100 * drop:+.2f} points drop)",
+        flush=True,
+    )
 
     if args.dense_control:
         # The classroom baseline is trained briefly, so fine-tuning also means more training: the same

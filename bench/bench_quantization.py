@@ -44,16 +44,16 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from bench.common import add_dataset_options, add_output_option, apptest_app, dataset_spec, write_results  # noqa: E402
-from core.foundation.baseline.trained import BaselineConfig, get_baseline  # noqa: E402
 from core.contract.context import RunContext  # noqa: E402
-from core.foundation.training.quick_evaluation import QuickEvaluator  # noqa: E402
-from core.foundation.progress import stderr_progress  # noqa: E402
-from core.quantization import DynamicInt8Config, QATConfig, SimulateConfig, StaticInt8Config, accuracy_by_bits, quantize, quantize_model  # noqa: E402
-from core.foundation.measures.latency import measure_latency  # noqa: E402
-from core.foundation.measures.compile import agreement_with_reference, try_compile  # noqa: E402
 from core.contract.record import record  # noqa: E402
 from core.contract.source import ModelSource  # noqa: E402
+from core.foundation.baseline.trained import BaselineConfig, get_baseline  # noqa: E402
+from core.foundation.measures.compile import agreement_with_reference, try_compile  # noqa: E402
+from core.foundation.measures.latency import measure_latency  # noqa: E402
+from core.foundation.progress import stderr_progress  # noqa: E402
+from core.foundation.training.quick_evaluation import QuickEvaluator  # noqa: E402
 from core.foundation.workspace import Workspace  # noqa: E402
+from core.quantization import DynamicInt8Config, QATConfig, SimulateConfig, StaticInt8Config, accuracy_by_bits, quantize, quantize_model  # noqa: E402
 
 PARTS = ("static", "dynamic", "qat4", "qat8", "sweep", "simulate")
 SLIDER_BITS = (7, 6, 5, 4, 3, 2)  # each a new setting, so nothing comes from the cache
@@ -176,7 +176,9 @@ def compile_pair(fp32_model: nn.Module, quantized_model: nn.Module, example_inpu
     return fp32[0], quantized[0], fp32[1] + quantized[1]
 
 
-def compare_latency(compiled_fp32: nn.Module, compiled_quantized: nn.Module, example_input: torch.Tensor, batch_size: int = 32, rounds: int = 3, compile_seconds: float = 0.0, prediction_agreement: float | None = None) -> LatencyComparison:
+def compare_latency(
+    compiled_fp32: nn.Module, compiled_quantized: nn.Module, example_input: torch.Tensor, batch_size: int = 32, rounds: int = 3, compile_seconds: float = 0.0, prediction_agreement: float | None = None
+) -> LatencyComparison:
     """Median of per-round medians, fp32 and int8 measured alternately; the speed-up pairs each round."""
     example = example_input.cpu()
     fp32_times, quantized_times = [], []
@@ -184,7 +186,9 @@ def compare_latency(compiled_fp32: nn.Module, compiled_quantized: nn.Module, exa
         fp32_times.append(measure_latency(compiled_fp32, example, batch_size=batch_size).latency_ms)
         quantized_times.append(measure_latency(compiled_quantized, example, batch_size=batch_size).latency_ms)
     ratios = [fp32 / quantized for fp32, quantized in zip(fp32_times, quantized_times)]
-    return LatencyComparison(True, "", RUNTIME, statistics.median(fp32_times), statistics.median(quantized_times), batch_size, torch.get_num_threads(), rounds, compile_seconds, prediction_agreement, ratios)
+    return LatencyComparison(
+        True, "", RUNTIME, statistics.median(fp32_times), statistics.median(quantized_times), batch_size, torch.get_num_threads(), rounds, compile_seconds, prediction_agreement, ratios
+    )
 
 
 def unavailable(reason: str, batch_size: int = 32) -> LatencyComparison:
@@ -192,7 +196,9 @@ def unavailable(reason: str, batch_size: int = 32) -> LatencyComparison:
 
 
 @torch.no_grad()
-def measure_compiled_latency(fp32_model: nn.Module, quantized_model: nn.Module, example_input: torch.Tensor, reference_inputs: torch.Tensor | None = None, batch_size: int = 32, rounds: int = 3) -> LatencyComparison:
+def measure_compiled_latency(
+    fp32_model: nn.Module, quantized_model: nn.Module, example_input: torch.Tensor, reference_inputs: torch.Tensor | None = None, batch_size: int = 32, rounds: int = 3
+) -> LatencyComparison:
     """Compile both models and compare them; with `reference_inputs`, also check that the compiled
     int8 kernels predict what the reference int8 model predicts."""
     compiled = compile_pair(fp32_model, quantized_model, example_input, batch_size)
@@ -203,8 +209,6 @@ def measure_compiled_latency(fp32_model: nn.Module, quantized_model: nn.Module, 
     if reference_inputs is not None and len(reference_inputs):
         agreement = agreement_with_reference(compiled_quantized, quantized_model, reference_inputs, batch_size)
     return compare_latency(compiled_fp32, compiled_quantized, example_input, batch_size, rounds, seconds, agreement)
-
-
 
 
 def weight_ratio(quantized) -> float:
@@ -223,7 +227,9 @@ def speedup_table(source: ModelSource, quantized_model, batch_sizes: list[int], 
     table = {}
     for index, batch_size in enumerate(batch_sizes):
         fp32 = source.fresh_copy().cpu()
-        table[batch_size] = measure_compiled_latency(fp32, quantized_model, source.example_input().cpu(), reference_inputs=reference_inputs if index == 0 else None, batch_size=batch_size, rounds=rounds)
+        table[batch_size] = measure_compiled_latency(
+            fp32, quantized_model, source.example_input().cpu(), reference_inputs=reference_inputs if index == 0 else None, batch_size=batch_size, rounds=rounds
+        )
     return table
 
 
@@ -238,8 +244,10 @@ def table_text(table: dict) -> str:
 
 
 def protocol_text(headline) -> str:
-    return (f"protocol ({headline.latency_runtime}, {headline.latency_threads} threads): 1 image {headline.latency_ms_single_before:.2f} -> {headline.latency_ms_single_after:.2f} ms, "
-            f"batch {headline.latency_batch_size} {headline.latency_ms_before:.2f} -> {headline.latency_ms_after:.2f} ms ({headline.speedup:.2f}x)")
+    return (
+        f"protocol ({headline.latency_runtime}, {headline.latency_threads} threads): 1 image {headline.latency_ms_single_before:.2f} -> {headline.latency_ms_single_after:.2f} ms, "
+        f"batch {headline.latency_batch_size} {headline.latency_ms_before:.2f} -> {headline.latency_ms_after:.2f} ms ({headline.speedup:.2f}x)"
+    )
 
 
 def main() -> int:
@@ -283,15 +291,22 @@ def main() -> int:
             "latency_by_batch_size": {size: comparison.as_dict() for size, comparison in table.items()},
             "weight_compression": ratio,
             "targets": {"accuracy_drop_points_max": 1.0, "weight_compression_min": 3.5, "latency_speedup_min": 2.0},
-            "met": {"accuracy": drop <= 1.0, "size": ratio >= 3.5, "latency": speedup is not None and speedup >= 2.0,  # at the first batch size, as before
-                    "latency_by_batch_size": {size: (comparison.speedup or 0) >= 2.0 for size, comparison in table.items()},
-                    "latency_protocol_256": static.headline.speedup >= 2.0},
+            "met": {
+                "accuracy": drop <= 1.0,
+                "size": ratio >= 3.5,
+                "latency": speedup is not None and speedup >= 2.0,  # at the first batch size, as before
+                "latency_by_batch_size": {size: (comparison.speedup or 0) >= 2.0 for size, comparison in table.items()},
+                "latency_protocol_256": static.headline.speedup >= 2.0,
+            },
         }
         report = static.report.report
         agreement = f", compiled int8 agrees with the reference on {first.prediction_agreement:.2%}" if first.prediction_agreement is not None else ""
-        print(f"static int8 ({args.calibration_size} calibration images, histogram; run #{static.run_id}): accuracy {fp32_accuracy:.4f} -> {report.accuracy_after:.4f} ({drop:+.2f} points drop); "
-              f"weights {ratio:.2f}x smaller; model {report.size_bytes_before:,} -> {report.size_bytes_after:,} B deployed ({report.compression_ratio:.2f}x), file {report.artifact_bytes_before:,} -> {report.size.artifact_bytes:,} B; "
-              f"compiled fp32 vs int8, {table_text(table)}{agreement}; {protocol_text(static.headline)}", flush=True)
+        print(
+            f"static int8 ({args.calibration_size} calibration images, histogram; run #{static.run_id}): accuracy {fp32_accuracy:.4f} -> {report.accuracy_after:.4f} ({drop:+.2f} points drop); "
+            f"weights {ratio:.2f}x smaller; model {report.size_bytes_before:,} -> {report.size_bytes_after:,} B deployed ({report.compression_ratio:.2f}x), file {report.artifact_bytes_before:,} -> {report.size.artifact_bytes:,} B; "
+            f"compiled fp32 vs int8, {table_text(table)}{agreement}; {protocol_text(static.headline)}",
+            flush=True,
+        )
 
         minmax = quantize(source, StaticInt8Config(calibration_size=args.calibration_size, observer="minmax"), context)  # not recorded, as before
         results["static_int8_minmax"] = variant_summary(minmax)
@@ -304,8 +319,11 @@ def main() -> int:
         table = speedup_table(source, dynamic.report.model, batch_sizes[:1], args.latency_rounds, None)
         report = dynamic.report.report
         results["dynamic_int8"] = variant_summary(dynamic, table[batch_sizes[0]])
-        print(f"dynamic int8 (Linear only; {', '.join(report.fp32_layers)} fp32; run #{dynamic.run_id}): accuracy {report.accuracy_after:.4f}, deployed {report.size_bytes_after:,} B ({report.compression_ratio:.2f}x), "
-              f"compiled {table_text(table)}; {protocol_text(dynamic.headline)}", flush=True)
+        print(
+            f"dynamic int8 (Linear only; {', '.join(report.fp32_layers)} fp32; run #{dynamic.run_id}): accuracy {report.accuracy_after:.4f}, deployed {report.size_bytes_after:,} B ({report.compression_ratio:.2f}x), "
+            f"compiled {table_text(table)}; {protocol_text(dynamic.headline)}",
+            flush=True,
+        )
 
     if "qat4" in parts:
         # 2. QAT at 4 bits, per-channel symmetric, against post-training at the same setting.
@@ -314,14 +332,20 @@ def main() -> int:
         report = qat4.report.report
         drop = 100 * (fp32_accuracy - report.accuracy_after)
         results["qat_4bit_per_channel"] = {**variant_summary(qat4), "epochs": args.qat_epochs, "targets": {"accuracy_drop_points_max": 2.0}, "met": {"accuracy": drop <= 2.0}}
-        print(f"QAT 4-bit per-channel, {args.qat_epochs} epochs (run #{qat4.run_id}): post-training {report.post_training_accuracy:.4f} -> QAT {report.accuracy_after:.4f} ({drop:+.2f} points vs fp32); deployed {report.size_bytes_after:,} B packed ({report.compression_ratio:.2f}x), file {report.size.artifact_bytes:,} B", flush=True)
+        print(
+            f"QAT 4-bit per-channel, {args.qat_epochs} epochs (run #{qat4.run_id}): post-training {report.post_training_accuracy:.4f} -> QAT {report.accuracy_after:.4f} ({drop:+.2f} points vs fp32); deployed {report.size_bytes_after:,} B packed ({report.compression_ratio:.2f}x), file {report.size.artifact_bytes:,} B",
+            flush=True,
+        )
 
     if "qat8" in parts:
         qat8 = quantize(source, QATConfig(bits=8, epochs=args.qat_epochs), context)
         record(qat8, workspace)
         report = qat8.report.report
         results["qat_8bit_int8"] = {**variant_summary(qat8), "epochs": args.qat_epochs}
-        print(f"QAT 8-bit (PT2E, converted to int8), {args.qat_epochs} epochs (run #{qat8.run_id}): post-training {report.post_training_accuracy:.4f} -> QAT {report.accuracy_after:.4f}; {protocol_text(qat8.headline)}", flush=True)
+        print(
+            f"QAT 8-bit (PT2E, converted to int8), {args.qat_epochs} epochs (run #{qat8.run_id}): post-training {report.post_training_accuracy:.4f} -> QAT {report.accuracy_after:.4f}; {protocol_text(qat8.headline)}",
+            flush=True,
+        )
 
     if "sweep" in parts:
         sweep = accuracy_by_bits(source.model, dataset, dataset.test)

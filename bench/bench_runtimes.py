@@ -34,20 +34,20 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench.common import add_dataset_options, add_output_option, dataset_spec, machine_facts, write_results  # noqa: E402
-from core.foundation import history  # noqa: E402
-from core.foundation.baseline.trained import BaselineConfig, get_baseline  # noqa: E402
 from core.contract.context import RunContext  # noqa: E402
-from core.foundation.data.datasets import load_dataset  # noqa: E402
-from core.deploy.onnx_files import INPUT_NAME  # noqa: E402
-from core.deploy.runtimes import RUNTIMES, RuntimeReport, deploy_models, measure_runtimes, table_rows  # noqa: E402
-from core.foundation.measures.latency import BATCH_SIZES, EAGER, THROUGHPUT_BATCH_SIZE  # noqa: E402
-from core.pipeline.config import PRESETS, build_pipeline_config  # noqa: E402
-from core.foundation.progress import stderr_progress  # noqa: E402
-from core.pruning import prune  # noqa: E402
-from core.quantization import quantize  # noqa: E402
 from core.contract.record import record  # noqa: E402
 from core.contract.source import ModelSource  # noqa: E402
+from core.deploy.onnx_files import INPUT_NAME  # noqa: E402
+from core.deploy.runtimes import RUNTIMES, RuntimeReport, deploy_models, measure_runtimes, table_rows  # noqa: E402
+from core.foundation import history  # noqa: E402
+from core.foundation.baseline.trained import BaselineConfig, get_baseline  # noqa: E402
+from core.foundation.data.datasets import load_dataset  # noqa: E402
+from core.foundation.measures.latency import BATCH_SIZES, EAGER, THROUGHPUT_BATCH_SIZE  # noqa: E402
+from core.foundation.progress import stderr_progress  # noqa: E402
 from core.foundation.workspace import Workspace  # noqa: E402
+from core.pipeline.config import PRESETS, build_pipeline_config  # noqa: E402
+from core.pruning import prune  # noqa: E402
+from core.quantization import quantize  # noqa: E402
 
 TARGET_INT8_RATIO = 2.0
 TARGET_SMALLEST_FAST_SPEEDUP = 4.0
@@ -105,21 +105,36 @@ def targets(report: RuntimeReport, baseline: str, pruned: str) -> dict:
     fastest = min((r for r in RUNTIMES if smallest_fast[r]), key=lambda r: smallest_fast[r], default=None)
     baseline_accuracy = per_image[(baseline, EAGER, "fp32", big)].accuracy
     fastest_accuracy = per_image[(pruned, fastest, "int8", big)].accuracy if fastest else None
-    pruning = {size: {runtime: (latency(baseline, runtime, "fp32", size) / latency(pruned, runtime, "fp32", size)
-                                if latency(baseline, runtime, "fp32", size) and latency(pruned, runtime, "fp32", size) else None)
-                      for runtime in RUNTIMES} for size in BATCH_SIZES}
+    pruning = {
+        size: {
+            runtime: (
+                latency(baseline, runtime, "fp32", size) / latency(pruned, runtime, "fp32", size) if latency(baseline, runtime, "fp32", size) and latency(pruned, runtime, "fp32", size) else None
+            )
+            for runtime in RUNTIMES
+        }
+        for size in BATCH_SIZES
+    }
     met_pruning = all(value is not None and value >= TARGET_PRUNING_SPEEDUP for value in pruning[big].values())
     return {
-        "int8_vs_fp32_same_runtime": {"baseline": int8_ratios, "pruned": pruned_int8_ratios, "best_runtime_batch_256": best_int8_runtime,
-                                      "best_ratio_batch_256": int8_ratios[big][best_int8_runtime] if best_int8_runtime else None,
-                                      "target": TARGET_INT8_RATIO, "met": bool(best_int8_runtime and int8_ratios[big][best_int8_runtime] >= TARGET_INT8_RATIO)},
-        "smallest_fast_vs_fp32_eager": {"fastest_runtime": fastest, "speedup": eager_fp32 / smallest_fast[fastest] if fastest and eager_fp32 else None,
-                                        "per_runtime_speedup": {r: (eager_fp32 / v if v and eager_fp32 else None) for r, v in smallest_fast.items()},
-                                        "accuracy_baseline": baseline_accuracy, "accuracy_smallest_fast": fastest_accuracy,
-                                        "points_lost": (baseline_accuracy - fastest_accuracy) * 100 if fastest_accuracy is not None else None,
-                                        "target_speedup": TARGET_SMALLEST_FAST_SPEEDUP, "target_points": TARGET_SMALLEST_FAST_POINTS,
-                                        "met": bool(fastest and eager_fp32 / smallest_fast[fastest] >= TARGET_SMALLEST_FAST_SPEEDUP
-                                                    and (baseline_accuracy - fastest_accuracy) * 100 <= TARGET_SMALLEST_FAST_POINTS)},
+        "int8_vs_fp32_same_runtime": {
+            "baseline": int8_ratios,
+            "pruned": pruned_int8_ratios,
+            "best_runtime_batch_256": best_int8_runtime,
+            "best_ratio_batch_256": int8_ratios[big][best_int8_runtime] if best_int8_runtime else None,
+            "target": TARGET_INT8_RATIO,
+            "met": bool(best_int8_runtime and int8_ratios[big][best_int8_runtime] >= TARGET_INT8_RATIO),
+        },
+        "smallest_fast_vs_fp32_eager": {
+            "fastest_runtime": fastest,
+            "speedup": eager_fp32 / smallest_fast[fastest] if fastest and eager_fp32 else None,
+            "per_runtime_speedup": {r: (eager_fp32 / v if v and eager_fp32 else None) for r, v in smallest_fast.items()},
+            "accuracy_baseline": baseline_accuracy,
+            "accuracy_smallest_fast": fastest_accuracy,
+            "points_lost": (baseline_accuracy - fastest_accuracy) * 100 if fastest_accuracy is not None else None,
+            "target_speedup": TARGET_SMALLEST_FAST_SPEEDUP,
+            "target_points": TARGET_SMALLEST_FAST_POINTS,
+            "met": bool(fastest and eager_fp32 / smallest_fast[fastest] >= TARGET_SMALLEST_FAST_SPEEDUP and (baseline_accuracy - fastest_accuracy) * 100 <= TARGET_SMALLEST_FAST_POINTS),
+        },
         "pruning_vs_baseline_fp32": {"speedup": pruning, "target": TARGET_PRUNING_SPEEDUP, "met_in_every_runtime": met_pruning},
     }
 
@@ -200,8 +215,13 @@ def main() -> None:
     report = measure_runtimes(workspace, run_ids, rounds=args.rounds, progress=stderr_progress(0.25))
     baseline, pruned = label(workspace, runs["baseline"]), label(workspace, runs["prune"])
     payload = {
-        "machine": machine_facts(), "dataset": spec.as_dict(), "runs": runs, "rounds": args.rounds,
-        "report": report.as_dict(), "table": table_rows(report), "targets": targets(report, baseline, pruned),
+        "machine": machine_facts(),
+        "dataset": spec.as_dict(),
+        "runs": runs,
+        "rounds": args.rounds,
+        "report": report.as_dict(),
+        "table": table_rows(report),
+        "targets": targets(report, baseline, pruned),
     }
     if not args.no_profile:
         payload["profiles"] = profiles(workspace, run_ids)

@@ -40,16 +40,16 @@ sys.path.insert(0, str(REPO_ROOT))
 import torch  # noqa: E402
 
 from bench.common import RESULTS_DIR, add_dataset_options, add_output_option, dataset_spec, write_results  # noqa: E402
-from core.foundation.baseline.trained import BaselineConfig, get_baseline  # noqa: E402
 from core.contract.context import RunContext  # noqa: E402
-from core.foundation.progress import stderr_progress  # noqa: E402
 from core.contract.source import ModelSource  # noqa: E402
+from core.foundation.baseline.trained import BaselineConfig, get_baseline  # noqa: E402
+from core.foundation.progress import stderr_progress  # noqa: E402
+from core.foundation.workspace import Workspace  # noqa: E402
 from core.sweep import engine  # noqa: E402
 from core.sweep.grid import parse_grid  # noqa: E402
 from core.sweep.run import EngineOptions, SweepSpec, plan_sweep, run_sweep  # noqa: E402
 from core.sweep.search import parse_search  # noqa: E402
 from core.sweep.worker import TrialPayload, run_trial, strip_source  # noqa: E402
-from core.foundation.workspace import Workspace  # noqa: E402
 
 TARGETS = {"parallel_ratio_max": 0.6, "size_ratio_min": 30.0, "size_budget_points": 1.0, "speedup_min": 3.0, "speed_budget_points": 2.0, "memory_gib_max": 4.0}
 PARALLEL_GRID = ["prune.amount=0.3:0.9:0.2", "prune.granularity=unstructured,channel", "prune.finetune_epochs=0,1"]  # 4 x 2 x 2 = 16
@@ -168,10 +168,17 @@ def part_parallel(root: Path, spec) -> dict:
     trial_seconds = sum(trial["seconds"] or 0 for trial in payload["trials"])
     ray_trials = len(payload["trials"])
     return {
-        "grid": PARALLEL_GRID, "trials": ray_trials, "ray_wall_seconds": wall, "ray_startup_seconds": payload["cluster"]["startup_seconds"],
+        "grid": PARALLEL_GRID,
+        "trials": ray_trials,
+        "ray_wall_seconds": wall,
+        "ray_startup_seconds": payload["cluster"]["startup_seconds"],
         "ray_overhead_per_trial_seconds": (wall * payload["slots"] - sum(one_thread["trial_seconds"])) / max(1, ray_trials),
-        "ray_trials_own_seconds": trial_seconds, "sequential_1_thread": one_thread, "sequential_2_threads": two_threads,
-        "ratio_vs_1_thread": wall / one_thread["wall_seconds"], "ratio_vs_2_threads": wall / two_threads["wall_seconds"], "memory": memory,
+        "ray_trials_own_seconds": trial_seconds,
+        "sequential_1_thread": one_thread,
+        "sequential_2_threads": two_threads,
+        "ratio_vs_1_thread": wall / one_thread["wall_seconds"],
+        "ratio_vs_2_threads": wall / two_threads["wall_seconds"],
+        "memory": memory,
         "failed": [trial for trial in payload["trials"] if trial["status"] != "ok"],
     }
 
@@ -181,10 +188,21 @@ def part_budget(root: Path, spec, grid, objective: str, budget_points: float, cp
     payload, memory, wall = sweep(workspace, source, grid, "budget", objective, budget_points, cpus_per_trial=cpus_per_trial)
     chosen = next((trial for trial in payload["trials"] if trial["run_id"] == payload["recommended"]), None)
     return {
-        "grid": grid, "objective": objective, "budget_points": budget_points, "cpus_per_trial": cpus_per_trial, "grid_points": len(parse_grid(grid).points()),
-        "trials_run": payload["trials_run"], "skipped": len(payload["skipped"]), "wall_seconds": wall, "memory": memory,
-        "recommendation": payload["recommendation"], "recommended": chosen, "source_size_bytes": payload["source_size_bytes"],
-        "trials": [{key: trial[key] for key in ("run_id", "status", "params", "accuracy_change_points", "size_bytes", "compression_ratio", "speedup", "latency_ms", "error")} for trial in payload["trials"]],
+        "grid": grid,
+        "objective": objective,
+        "budget_points": budget_points,
+        "cpus_per_trial": cpus_per_trial,
+        "grid_points": len(parse_grid(grid).points()),
+        "trials_run": payload["trials_run"],
+        "skipped": len(payload["skipped"]),
+        "wall_seconds": wall,
+        "memory": memory,
+        "recommendation": payload["recommendation"],
+        "recommended": chosen,
+        "source_size_bytes": payload["source_size_bytes"],
+        "trials": [
+            {key: trial[key] for key in ("run_id", "status", "params", "accuracy_change_points", "size_bytes", "compression_ratio", "speedup", "latency_ms", "error")} for trial in payload["trials"]
+        ],
     }
 
 
@@ -214,14 +232,29 @@ def main() -> None:
     summary = {}
     if "parallel" in results:
         p = results["parallel"]
-        summary["parallel"] = {"ray_s": round(p["ray_wall_seconds"], 1), "one_process_1_thread_s": round(p["sequential_1_thread"]["wall_seconds"], 1), "ratio": round(p["ratio_vs_1_thread"], 3),
-                               "one_process_2_threads_s": round(p["sequential_2_threads"]["wall_seconds"], 1), "ratio_2": round(p["ratio_vs_2_threads"], 3),
-                               "startup_s": round(p["ray_startup_seconds"], 2), "overhead_per_trial_s": round(p["ray_overhead_per_trial_seconds"], 2), "memory": p["memory"]}
+        summary["parallel"] = {
+            "ray_s": round(p["ray_wall_seconds"], 1),
+            "one_process_1_thread_s": round(p["sequential_1_thread"]["wall_seconds"], 1),
+            "ratio": round(p["ratio_vs_1_thread"], 3),
+            "one_process_2_threads_s": round(p["sequential_2_threads"]["wall_seconds"], 1),
+            "ratio_2": round(p["ratio_vs_2_threads"], 3),
+            "startup_s": round(p["ray_startup_seconds"], 2),
+            "overhead_per_trial_s": round(p["ray_overhead_per_trial_seconds"], 2),
+            "memory": p["memory"],
+        }
     for part in [key for key in results if key.startswith(("size", "speed")) and isinstance(results[key], dict) and "recommendation" in results[key]]:
         if part in results and results[part]["recommended"]:
             chosen = results[part]["recommended"]
-            summary[part] = {"run": chosen["run_id"], "params": chosen["params"], "ratio": chosen["compression_ratio"], "speedup": chosen["speedup"], "points": chosen["accuracy_change_points"],
-                             "trials_run": results[part]["trials_run"], "of": results[part]["grid_points"], "memory": results[part]["memory"]}
+            summary[part] = {
+                "run": chosen["run_id"],
+                "params": chosen["params"],
+                "ratio": chosen["compression_ratio"],
+                "speedup": chosen["speedup"],
+                "points": chosen["accuracy_change_points"],
+                "trials_run": results[part]["trials_run"],
+                "of": results[part]["grid_points"],
+                "memory": results[part]["memory"],
+            }
         elif part in results:
             summary[part] = results[part]["recommendation"]
     print(json.dumps(summary, indent=1, default=str))

@@ -113,7 +113,7 @@ def apptest_app(spec: DatasetSpec, workspace_root: Path, timeout: float = 600):
     at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=timeout)
     if spec.name.startswith("folder:"):
         at.session_state["sidebar_dataset"] = "folder…"
-        at.session_state["sidebar_folder"] = spec.name[len("folder:"):]
+        at.session_state["sidebar_folder"] = spec.name[len("folder:") :]
     else:
         at.session_state["sidebar_dataset"] = spec.name
     at.session_state["sidebar_train_size"] = spec.train_size or 0

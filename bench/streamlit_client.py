@@ -95,7 +95,9 @@ class StreamlitClient:
     async def connect(self) -> None:
         from websockets.asyncio.client import connect
 
-        self._socket = await asyncio.wait_for(connect(self.stream_url, subprotocols=["streamlit"], max_size=None, open_timeout=self.timeout_s, ping_interval=20, ping_timeout=self.timeout_s), self.timeout_s)
+        self._socket = await asyncio.wait_for(
+            connect(self.stream_url, subprotocols=["streamlit"], max_size=None, open_timeout=self.timeout_s, ping_interval=20, ping_timeout=self.timeout_s), self.timeout_s
+        )
         self._reader = asyncio.create_task(self._read(), name=f"{self.name}-reader")
 
     async def close(self) -> None:
@@ -139,7 +141,7 @@ class StreamlitClient:
         try:
             await self._send_rerun(list(self._states.values()) + triggers, **client_state_kwargs)
             status = await asyncio.wait_for(asyncio.shield(self._waiter), timeout_s or self.timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise ProtocolError(f"{self.name}: the run did not finish within {timeout_s or self.timeout_s:.0f} s") from None
         finally:
             self._waiter = None

@@ -12,29 +12,29 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from core.foundation import history
 from core.charts.compare import latency_accuracy_figure, lineage_sunburst_figure, lineage_tree_figure, pipeline_waterfall_figure, size_accuracy_figure
-from core.contract.artifact import evaluate_package, load_model_zip, write_model_zip
-from core.compare.lineage import lineage_nodes
 from core.charts.png import figure_png, png_export_status
-from core.report.html import build_report, example_sections, runs_csv, runtime_sections
-from core.contract.run_summary import RunSummary, summarize
+from core.compare.lineage import lineage_nodes
 from core.compare.runs import WaterfallStep, comparison_table, table_records, waterfall_steps
-from core.contract.run_models import package_for_run
+from core.contract.artifact import evaluate_package, load_model_zip, write_model_zip
 from core.contract.context import RunContext
+from core.contract.options import OptionSpec, spec
+from core.contract.record import record
+from core.contract.run_models import package_for_run
+from core.contract.run_summary import RunSummary, summarize
 from core.distillation import available_teachers
 from core.distillation.config import DistillConfig
+from core.foundation import history
 from core.foundation.errors import UserError
-from core.contract.options import OptionSpec, spec
 from core.pipeline.config import PRESETS, STEP_ORDER, build_pipeline_config, pipeline_options
 from core.pipeline.run import run_pipeline
 from core.pruning.config import PruneConfig
 from core.quantization.config import MODES, SimulateConfig
-from core.contract.record import record
+from core.report.html import build_report, example_sections, runs_csv, runtime_sections
 from ui import share
-from ui.metrics import delta_or_none
 from ui.deploy_view import deploy_tab
 from ui.diff_view import exemplars, run_diff, show_exemplars, show_run_diff
+from ui.metrics import delta_or_none
 from ui.opened_run import show_opened_run
 from ui.source import choose_source
 from ui.state import cached_baseline, format_bytes, presentation_mode, progress_reporter, report_error, show_figure, workspace
@@ -44,12 +44,18 @@ CUSTOM = "custom"
 # Pipeline widgets by option dest (as the CLI's flags name them), each with its session key and the
 # technique config option it sets: its default, range and choices are the widget's.
 PIPELINE_OPTIONS: dict[str, tuple[str, OptionSpec]] = {
-    "teacher": ("compare_teacher", spec(DistillConfig, "teacher")), "student": ("compare_student", spec(DistillConfig, "student")),
-    "temperature": ("compare_temperature", spec(DistillConfig, "temperature")), "alpha": ("compare_alpha", spec(DistillConfig, "alpha")),
-    "method": ("compare_method", spec(PruneConfig, "method")), "granularity": ("compare_granularity", spec(PruneConfig, "granularity")),
-    "amount": ("compare_amount", spec(PruneConfig, "amount")), "scope": ("compare_scope", spec(PruneConfig, "scope")),
-    "remove": ("compare_remove", spec(PruneConfig, "remove")), "finetune_epochs": ("compare_finetune_epochs", spec(PruneConfig, "finetune_epochs")),
-    "iterative_steps": ("compare_iterative_steps", spec(PruneConfig, "iterative_steps")), "bits": ("compare_bits", spec(SimulateConfig, "bits")),
+    "teacher": ("compare_teacher", spec(DistillConfig, "teacher")),
+    "student": ("compare_student", spec(DistillConfig, "student")),
+    "temperature": ("compare_temperature", spec(DistillConfig, "temperature")),
+    "alpha": ("compare_alpha", spec(DistillConfig, "alpha")),
+    "method": ("compare_method", spec(PruneConfig, "method")),
+    "granularity": ("compare_granularity", spec(PruneConfig, "granularity")),
+    "amount": ("compare_amount", spec(PruneConfig, "amount")),
+    "scope": ("compare_scope", spec(PruneConfig, "scope")),
+    "remove": ("compare_remove", spec(PruneConfig, "remove")),
+    "finetune_epochs": ("compare_finetune_epochs", spec(PruneConfig, "finetune_epochs")),
+    "iterative_steps": ("compare_iterative_steps", spec(PruneConfig, "iterative_steps")),
+    "bits": ("compare_bits", spec(SimulateConfig, "bits")),
 }
 PIPELINE_KEYS = {**{dest: key for dest, (key, _) in PIPELINE_OPTIONS.items()}, "mode": "compare_mode"}
 DEFAULT_MODE = "static"  # the quantize step's mode until a preset or the user picks one
@@ -109,8 +115,33 @@ def runs_frame(runs: list[RunSummary], reference: RunSummary) -> pd.DataFrame:
     for record_, run in zip(records, runs):  # the latency protocol's single image and runtime, beside the batch figure
         record_["latency_ms_single"] = None if run.latency_ms_single is None else round(run.latency_ms_single, 3)
         record_["latency_runtime"] = run.latency_runtime or None
-    frame = pd.DataFrame(records, columns=["run_id", "created", "technique", "dataset", "model", "parent_id", "pinned", "accuracy_percent", "accuracy_change_points", "size_bytes", "compression_ratio", "size_measure",
-                                           "latency_ms_single", "latency_ms", "latency_batch_size", "latency_runtime", "speedup", "params", "nonzero_params", "macs", "sweep_id", "params_json"])
+    frame = pd.DataFrame(
+        records,
+        columns=[
+            "run_id",
+            "created",
+            "technique",
+            "dataset",
+            "model",
+            "parent_id",
+            "pinned",
+            "accuracy_percent",
+            "accuracy_change_points",
+            "size_bytes",
+            "compression_ratio",
+            "size_measure",
+            "latency_ms_single",
+            "latency_ms",
+            "latency_batch_size",
+            "latency_runtime",
+            "speedup",
+            "params",
+            "nonzero_params",
+            "macs",
+            "sweep_id",
+            "params_json",
+        ],
+    )
     return frame
 
 
@@ -134,14 +165,22 @@ TABLE_CONFIG = {
 
 
 def runs_tab(runs: list[RunSummary], reference: RunSummary) -> None:
-    st.caption("Click a column header to sort. Size is each run's smallest honest artifact (real bytes); × smaller and speedup are against the reference, speedup only where timings are like for like.")
+    st.caption(
+        "Click a column header to sort. Size is each run's smallest honest artifact (real bytes); × smaller and speedup are against the reference, speedup only where timings are like for like."
+    )
     st.dataframe(runs_frame(runs, reference), hide_index=True, width="stretch", column_config=TABLE_CONFIG, key="compare_table")
     selected = st.session_state.get("compare_selected", [])
     left, middle, right = st.columns(3)
     # Callbacks run before the next script run, so the table and the selection redraw already changed.
     left.button("📌 Pin as reference", key="compare_pin", disabled=not selected, on_click=pin_selected, args=(True,), help="Pinned runs are marked on every chart and can be chosen as the reference")
     middle.button("Unpin", key="compare_unpin", disabled=not selected, on_click=pin_selected, args=(False,))
-    right.button("🗑️ Delete from history", key="compare_delete", disabled=not selected, on_click=delete_selected, help="Removes the rows (their children move up to the deleted run's parent); saved model files stay on disk")
+    right.button(
+        "🗑️ Delete from history",
+        key="compare_delete",
+        disabled=not selected,
+        on_click=delete_selected,
+        help="Removes the rows (their children move up to the deleted run's parent); saved model files stay on disk",
+    )
 
 
 def pin_selected(pinned: bool) -> None:
@@ -213,8 +252,7 @@ def examples_tab(all_runs: dict[int, RunSummary], reference: RunSummary) -> None
         st.session_state["compare_diff_b"] = default_run_b(all_runs, st.session_state["compare_diff_a"], reference)
     st.caption("Two runs on every test image: how often they agree, who got which image right, which classes lost, and the images whose prediction flipped.")
     left, right = st.columns(2)
-    run_a = left.selectbox("Run A (the model under study)", ids, key="compare_diff_a", format_func=lambda run_id: all_runs[run_id].label,
-                           on_change=reset_run_b, args=(all_runs, reference))
+    run_a = left.selectbox("Run A (the model under study)", ids, key="compare_diff_a", format_func=lambda run_id: all_runs[run_id].label, on_change=reset_run_b, args=(all_runs, reference))
     run_b = right.selectbox("Run B (compared with; default: A's parent)", ids, key="compare_diff_b", format_func=lambda run_id: all_runs[run_id].label)
     comparison = run_diff(run_a, run_b)
     if comparison is not None:
@@ -331,7 +369,13 @@ def show_pipeline_result(summary: dict) -> None:
     columns[0].metric("Model zip", format_bytes(summary["size_bytes_after"]), f"{summary['compression_ratio']:.1f}× smaller than the fp32 file", delta_color="off")
     columns[1].metric("Accuracy (rebuilt from the zip)", f"{summary['accuracy_after']:.1%}", delta_or_none(summary["accuracy_change_points"], "{:+.2f} points"))
     if summary.get("speedup"):
-        columns[2].metric(f"Latency (batch {summary['latency_batch_size']})", f"{summary['latency_ms_after']:.2f} ms", f"{summary['speedup']:.2f}× vs baseline {summary['latency_ms_before']:.2f} ms", delta_color="off", help=summary["latency_runtime"])
+        columns[2].metric(
+            f"Latency (batch {summary['latency_batch_size']})",
+            f"{summary['latency_ms_after']:.2f} ms",
+            f"{summary['speedup']:.2f}× vs baseline {summary['latency_ms_before']:.2f} ms",
+            delta_color="off",
+            help=summary["latency_runtime"],
+        )
     else:
         columns[2].metric("Latency", "—", help=summary["latency_runtime"])
     columns[3].metric("Run", f"#{summary['run_id']}", help=summary["artifact_path"])
@@ -348,7 +392,14 @@ def export_tab(runs: list[RunSummary], reference: RunSummary) -> None:
     st.markdown(f"**Report and table** of the {len(runs)} run(s) shown (select runs in the Runs tab to narrow it down).")
     left, right = st.columns(2)
     # Built on click (in a worker thread), so a large report never slows the page down.
-    left.download_button("⬇️ HTML report", data=lambda: report_html(chosen_ids, reference.run_id), file_name=f"model-efficiency-report-{stamp}.html", mime="text/html", key="compare_download_report", help="One self-contained file: plotly.js embedded once, images inline, opens offline; includes each run against the reference, example by example and layer by layer")
+    left.download_button(
+        "⬇️ HTML report",
+        data=lambda: report_html(chosen_ids, reference.run_id),
+        file_name=f"model-efficiency-report-{stamp}.html",
+        mime="text/html",
+        key="compare_download_report",
+        help="One self-contained file: plotly.js embedded once, images inline, opens offline; includes each run against the reference, example by example and layer by layer",
+    )
     right.download_button("⬇️ CSV of the run table", data=runs_csv(comparison_table(runs, reference)), file_name=f"runs-{stamp}.csv", mime="text/csv", key="compare_download_csv")
 
     st.markdown("**Model zip** (safetensors + JSON metadata, the honest compressed artifact)")
@@ -361,7 +412,9 @@ def export_tab(runs: list[RunSummary], reference: RunSummary) -> None:
     status = png_export_status()
     if status.available:
         chart = st.selectbox("PNG of a chart", ["Size vs accuracy", "Latency vs accuracy"], key="compare_png_chart")
-        st.download_button("⬇️ PNG", data=lambda: chart_png(chosen_ids, reference.run_id, chart), file_name=f"{chart.replace(' ', '-').lower()}-{stamp}.png", mime="image/png", key="compare_download_png")
+        st.download_button(
+            "⬇️ PNG", data=lambda: chart_png(chosen_ids, reference.run_id, chart), file_name=f"{chart.replace(' ', '-').lower()}-{stamp}.png", mime="image/png", key="compare_download_png"
+        )
     else:
         st.info(status.reason, icon="🖼️")
 
@@ -440,7 +493,9 @@ with controls:
     reference = reference_choice(all_runs, references, default_reference)
     shown_ids = {run.run_id for run in runs}
     st.session_state["compare_selected"] = [run_id for run_id in st.session_state.get("compare_selected", []) if run_id in shown_ids]
-    st.multiselect("Selected runs (for the buttons, the charts and the exports; none = all shown)", [run.run_id for run in runs], key="compare_selected", format_func=lambda run_id: all_runs[run_id].label)
+    st.multiselect(
+        "Selected runs (for the buttons, the charts and the exports; none = all shown)", [run.run_id for run in runs], key="compare_selected", format_func=lambda run_id: all_runs[run_id].label
+    )
 selected = [run for run in runs if run.run_id in st.session_state.get("compare_selected", [])]
 chosen = selected or runs
 if reference is None:

@@ -13,25 +13,24 @@ import time
 
 import streamlit as st
 
-from core.foundation import history
 from core.charts.distillation import agreement_figure, gain_per_seed_figure, race_curves_figure, size_accuracy_figure, soft_labels_figure
 from core.charts.style import scale_for_presentation
 from core.contract.context import RunContext
+from core.contract.options import spec
+from core.contract.record import record
 from core.distillation import DISTILLED, HARD, DistillConfig, available_teachers, check_teacher_not_smaller, distill, get_teacher, soft_label_examples, student_recipe, teacher_config
 from core.distillation.config import DEFAULT_PRESET, DISTILL_PRESETS, MAX_SEEDS, labelled_images
+from core.foundation import history
 from core.foundation.errors import UserError
 from core.foundation.training.quick_evaluation import EVAL_SUBSET_SIZE
 from core.jobs.kinds import distill_report_from_dict
-from core.contract.options import spec
-from core.contract.record import record
 from ui import share
 from ui.diff_view import run_diff, show_run_diff
 from ui.jobs_view import queued_job, queued_training, source_config
-from ui.state import classroom_mode
 from ui.metrics import delta_or_none
 from ui.opened_run import show_opened_run
 from ui.source import choose_source, source_key
-from ui.state import cached_baseline, format_bytes, presentation_mode, progress_reporter, report_error, show_figure, workspace
+from ui.state import cached_baseline, classroom_mode, format_bytes, presentation_mode, progress_reporter, report_error, show_figure, workspace
 
 REPORT_KEY = "distill_last_report"
 
@@ -82,18 +81,42 @@ if "distill_preset" not in st.session_state:
 # A share link's settings, before the widgets: its preset fills them first, then its own values win.
 share.apply_page_link("distillation", on_preset=apply_preset, teachers=teachers, labelled_choices=LABELLED_CHOICES, student=default_student, teacher=default_teacher)
 with st.container(border=True):
-    preset_name = st.selectbox("Preset", list(DISTILL_PRESETS), format_func=lambda name: DISTILL_PRESETS[name].title, key="distill_preset", on_change=apply_preset,
-                               help="A starting point for T, alpha and how many labelled images the students see")
+    preset_name = st.selectbox(
+        "Preset",
+        list(DISTILL_PRESETS),
+        format_func=lambda name: DISTILL_PRESETS[name].title,
+        key="distill_preset",
+        on_change=apply_preset,
+        help="A starting point for T, alpha and how many labelled images the students see",
+    )
     st.caption(DISTILL_PRESETS[preset_name].why)
     columns = st.columns(5)
-    teacher_name = columns[0].selectbox("Teacher", teachers, index=teachers.index(default_teacher), key="distill_teacher", help="'teacher' is the lab's small ResNet; resnet18 is torchvision's, adapted to small images")
-    student_name = columns[1].selectbox("Student", students, index=students.index(default_student), key="distill_student", help="The architecture that replaces the source (default: the source's own, when it is a student)")
-    temperature = columns[2].number_input("Temperature T", **{**without_value(bounds("temperature")), "help": "Higher T spreads the teacher's probability over the wrong-but-plausible classes"}, step=0.5, format="%.2f", key="distill_temperature")
-    alpha = columns[3].slider("Weight of the teacher (alpha)", step=0.05, key="distill_alpha", **{**without_value(bounds("alpha")), "help": "alpha × T² × KL(teacher ‖ student) + (1 − alpha) × cross-entropy with the true labels"})
+    teacher_name = columns[0].selectbox(
+        "Teacher", teachers, index=teachers.index(default_teacher), key="distill_teacher", help="'teacher' is the lab's small ResNet; resnet18 is torchvision's, adapted to small images"
+    )
+    student_name = columns[1].selectbox(
+        "Student", students, index=students.index(default_student), key="distill_student", help="The architecture that replaces the source (default: the source's own, when it is a student)"
+    )
+    temperature = columns[2].number_input(
+        "Temperature T",
+        **{**without_value(bounds("temperature")), "help": "Higher T spreads the teacher's probability over the wrong-but-plausible classes"},
+        step=0.5,
+        format="%.2f",
+        key="distill_temperature",
+    )
+    alpha = columns[3].slider(
+        "Weight of the teacher (alpha)",
+        step=0.05,
+        key="distill_alpha",
+        **{**without_value(bounds("alpha")), "help": "alpha × T² × KL(teacher ‖ student) + (1 − alpha) × cross-entropy with the true labels"},
+    )
     labelled_share = columns[4].select_slider(
-        "Labelled images", LABELLED_CHOICES, key="distill_labelled",
+        "Labelled images",
+        LABELLED_CHOICES,
+        key="distill_labelled",
         format_func=lambda share: f"{share:.0%} ({labelled_images(DistillConfig(labelled_fraction=None if share >= 1.0 else share), dataset):,})",
-        help="Both students learn from the same class-balanced share of the training images; the teacher saw them all")
+        help="Both students learn from the same class-balanced share of the training images; the teacher saw them all",
+    )
     labelled_fraction = None if labelled_share >= 1.0 else float(labelled_share)
     preset = student_recipe(DistillConfig(student=student_name, labelled_fraction=labelled_fraction), dataset)
     columns = st.columns(4)
@@ -103,9 +126,16 @@ with st.container(border=True):
     seed_count = columns[3].slider("Seeds to race", 1, MAX_SEEDS, 1, key="distill_seeds", help="Several seeds show whether the gain is bigger than seed-to-seed noise")
     with st.expander("Advanced"):
         augmentations = [None, *spec(DistillConfig, "augment").choices]
-        augment = st.selectbox("Student augmentation", augmentations, key="distill_augment", format_func=lambda name: f"the preset's ({preset.augment})" if name is None else name,
-                               help="With random crops the teacher must run on every batch, because its logits cannot be cached")
-        teacher_epochs = st.number_input("Teacher epochs (empty = classroom preset)", **{**bounds("teacher_epochs"), "help": "Used when the teacher has to be trained"}, placeholder="preset", key="distill_teacher_epochs")
+        augment = st.selectbox(
+            "Student augmentation",
+            augmentations,
+            key="distill_augment",
+            format_func=lambda name: f"the preset's ({preset.augment})" if name is None else name,
+            help="With random crops the teacher must run on every batch, because its logits cannot be cached",
+        )
+        teacher_epochs = st.number_input(
+            "Teacher epochs (empty = classroom preset)", **{**bounds("teacher_epochs"), "help": "Used when the teacher has to be trained"}, placeholder="preset", key="distill_teacher_epochs"
+        )
 
 config = DistillConfig(
     labelled_fraction=labelled_fraction,
@@ -167,6 +197,8 @@ st.caption(
     f"Both students: {labelled_images(config, dataset):,} labelled training images, {recipe.epochs} epochs, batch {recipe.batch_size}, {recipe.optimizer} at peak learning rate {recipe.learning_rate:g}, "
     f"augmentation '{recipe.augment}', seeds {', '.join(map(str, config.seeds))}."
 )
+
+
 def race_in_page() -> None:
     """The race inside this script run, its curves drawn epoch by epoch (outside a classroom)."""
     live_chart = st.empty()
@@ -224,8 +256,12 @@ columns[0].metric("Teacher", f"{report.teacher_accuracy:.1%}")
 columns[1].metric("Student, hard labels", f"{report.student_accuracy:.1%}")
 columns[2].metric("Student, distilled", f"{report.distilled_accuracy:.1%}")
 spread = "" if math.isnan(report.gain_std) else f" ± {100 * report.gain_std:.2f}"
-columns[3].metric("Gain, points (distilled − hard)", f"{100 * report.gain:+.2f}{spread}", help="mean ± standard deviation over seeds" if len(report.gains) > 1 else "one seed: race more seeds to see the spread")
-columns[4].metric("Agreement with the teacher", f"{report.teacher_agreement:.1%}", delta=delta_or_none(100 * (report.teacher_agreement - report.hard_teacher_agreement), "{:+.1f} points vs hard labels"))
+columns[3].metric(
+    "Gain, points (distilled − hard)", f"{100 * report.gain:+.2f}{spread}", help="mean ± standard deviation over seeds" if len(report.gains) > 1 else "one seed: race more seeds to see the spread"
+)
+columns[4].metric(
+    "Agreement with the teacher", f"{report.teacher_agreement:.1%}", delta=delta_or_none(100 * (report.teacher_agreement - report.hard_teacher_agreement), "{:+.1f} points vs hard labels")
+)
 st.caption(
     f"{report.teacher_note} Time per epoch: {report.summary()['student_seconds_per_epoch']:.2f} s plain, "
     f"{report.summary()['distilled_seconds_per_epoch']:.2f} s distilled ({report.epoch_time_ratio:.2f}×)"

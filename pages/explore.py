@@ -15,25 +15,46 @@ import time
 import pandas as pd
 import streamlit as st
 
-from core.foundation import history
 from core.charts.sweep import sweep_frontier_figure
 from core.contract.context import RunContext
+from core.foundation import history
 from core.foundation.errors import UserError
-from core.jobs.queue import default_max_running
 from core.foundation.progress import Progress
+from core.jobs.queue import default_max_running
 from core.sweep.estimate import estimate_sweep
-from core.sweep.explore import (AMOUNT_STEP_MIN, FORM_ALPHAS, FORM_AMOUNT_RANGE, FORM_QUANTIZE_BITS, FORM_QUANTIZE_MODE, FORM_RANDOM_COUNT, FORM_TEMPERATURES, FORM_VARY,
-                                MAX_CPUS_PER_TRIAL, MAX_RANDOM_COUNT, amount_bounds, cli_command, expected_slots, list_axis, parse_number_list, preview_sweep, range_axis, recorded_outcomes, run_download, run_download_name, source_point, trial_rows)
+from core.sweep.explore import (
+    AMOUNT_STEP_MIN,
+    FORM_ALPHAS,
+    FORM_AMOUNT_RANGE,
+    FORM_QUANTIZE_BITS,
+    FORM_QUANTIZE_MODE,
+    FORM_RANDOM_COUNT,
+    FORM_TEMPERATURES,
+    FORM_VARY,
+    MAX_CPUS_PER_TRIAL,
+    MAX_RANDOM_COUNT,
+    amount_bounds,
+    cli_command,
+    expected_slots,
+    list_axis,
+    parse_number_list,
+    preview_sweep,
+    range_axis,
+    recorded_outcomes,
+    run_download,
+    run_download_name,
+    source_point,
+    trial_rows,
+)
 from core.sweep.frontier import OBJECTIVES, TrialOutcome, recommend
 from core.sweep.grid import parse_grid, technique_parameters
 from core.sweep.run import MAX_BUDGET_POINTS, EngineOptions, SweepSpec, run_sweep
 from core.sweep.search import SEARCH_HELP, parse_search
 from ui import share
 from ui.jobs_view import queued_job, source_config
-from ui.state import classroom_mode
 from ui.opened_run import OPEN_RUN_KEY
 from ui.source import choose_source
-from ui.state import SessionStopFlag, baseline_config, cached_baseline, report_error, show_figure, workspace
+from ui.state import SessionStopFlag, baseline_config, cached_baseline, classroom_mode, report_error, show_figure, workspace
 
 STOP_KEY = "explore_stop_requested"
 FINISHED_KEY = "explore_last_message"
@@ -70,7 +91,9 @@ def prune_axes() -> list[str]:
     granularity = columns[0].multiselect("Granularity", prune["granularity"].choices, [prune["granularity"].default], key="explore_granularity", help=prune["granularity"].help)
     scope = columns[1].multiselect("Scope", prune["scope"].choices, [prune["scope"].default], key="explore_scope", help=prune["scope"].help)
     epochs_option = prune["finetune_epochs"]
-    epochs = columns[2].multiselect("Fine-tune epochs", list(range(int(epochs_option.minimum), int(epochs_option.maximum) + 1)), [epochs_option.default], key="explore_finetune_epochs", help=epochs_option.help)
+    epochs = columns[2].multiselect(
+        "Fine-tune epochs", list(range(int(epochs_option.minimum), int(epochs_option.maximum) + 1)), [epochs_option.default], key="explore_finetune_epochs", help=epochs_option.help
+    )
     texts = [range_axis("prune.amount", low, high, step)]
     for name, values in (("granularity", granularity), ("scope", scope), ("finetune_epochs", epochs)):
         if not default_only(values, prune[name].default):  # one value that is the default is the default: left out of the grid
@@ -85,8 +108,9 @@ def quantize_axes() -> list[str]:
     bits_option = parameters["quantize"]["bits"]
     bits = columns[1].multiselect("Bits", list(range(int(bits_option.maximum), int(bits_option.minimum) - 1, -1)), list(FORM_QUANTIZE_BITS), key="explore_quantize_bits", help=bits_option.help)
     per_channel_option = parameters["quantize"]["per_channel"]
-    per_channel = columns[2].multiselect("Per channel", [True, False], [per_channel_option.default], key="explore_quantize_per_channel", format_func=lambda value: "true" if value else "false",
-                                         help=per_channel_option.help)
+    per_channel = columns[2].multiselect(
+        "Per channel", [True, False], [per_channel_option.default], key="explore_quantize_per_channel", format_func=lambda value: "true" if value else "false", help=per_channel_option.help
+    )
     texts = [] if mode == FORM_QUANTIZE_MODE else [f"quantize.mode={mode}"]
     texts.append(list_axis("quantize.bits", bits))
     if not default_only(per_channel, per_channel_option.default):
@@ -123,17 +147,32 @@ with st.container(border=True):
     columns = st.columns(4)
     search_kind = columns[0].radio("Search", ["grid", "random", "budget"], horizontal=True, key="explore_search", help=SEARCH_HELP)
     random_count = columns[0].number_input("Random trials (N)", 1, MAX_RANDOM_COUNT, FORM_RANDOM_COUNT, key="explore_random_count", disabled=search_kind != "random")
-    objective = columns[1].selectbox("Objective", list(OBJECTIVES), key="explore_objective", format_func=lambda name: f"{name}: {OBJECTIVES[name][1]}",
-                                     help="What the recommendation minimises: file bytes, latency at the batch, or MACs per image")
-    budget_points = columns[2].number_input("Accuracy budget (points)", 0.0, MAX_BUDGET_POINTS, SweepSpec.budget_points, 0.5, key="explore_budget", help="The largest accuracy drop allowed, in points on the full test set")
-    cpus_per_trial = columns[3].number_input("CPUs per trial", 1, MAX_CPUS_PER_TRIAL, EngineOptions.cpus_per_trial, key="explore_cpus_per_trial", help="CPUs each trial asks Ray for; torch uses as many threads")
+    objective = columns[1].selectbox(
+        "Objective",
+        list(OBJECTIVES),
+        key="explore_objective",
+        format_func=lambda name: f"{name}: {OBJECTIVES[name][1]}",
+        help="What the recommendation minimises: file bytes, latency at the batch, or MACs per image",
+    )
+    budget_points = columns[2].number_input(
+        "Accuracy budget (points)", 0.0, MAX_BUDGET_POINTS, SweepSpec.budget_points, 0.5, key="explore_budget", help="The largest accuracy drop allowed, in points on the full test set"
+    )
+    cpus_per_trial = columns[3].number_input(
+        "CPUs per trial", 1, MAX_CPUS_PER_TRIAL, EngineOptions.cpus_per_trial, key="explore_cpus_per_trial", help="CPUs each trial asks Ray for; torch uses as many threads"
+    )
     if QUEUED:
         # A classroom server's sweeps run on its job queue's cluster (local, or $RAY_ADDRESS), never one a student names.
         address = ""
-        st.caption(f"On this classroom server the sweep is a job in the server's queue: its trials run on the queue's Ray cluster, at most {default_max_running()} CPU(s) of work at once with everyone's other jobs.")
+        st.caption(
+            f"On this classroom server the sweep is a job in the server's queue: its trials run on the queue's Ray cluster, at most {default_max_running()} CPU(s) of work at once with everyone's other jobs."
+        )
     else:
-        address = st.text_input("Ray address", key="explore_ray_address", placeholder="empty: a local cluster on this machine (or the cluster in $RAY_ADDRESS)",
-                                help="host:port of an existing Ray cluster. Empty: $RAY_ADDRESS when it is set, else a local cluster started on this machine").strip()
+        address = st.text_input(
+            "Ray address",
+            key="explore_ray_address",
+            placeholder="empty: a local cluster on this machine (or the cluster in $RAY_ADDRESS)",
+            help="host:port of an existing Ray cluster. Empty: $RAY_ADDRESS when it is set, else a local cluster started on this machine",
+        ).strip()
 
 share.write_page_link("explore", grid=None if errors else [text for text in texts if text])  # the current settings back into the URL
 
@@ -154,7 +193,11 @@ except UserError as error:
 
 config = baseline_config()
 st.markdown("**The same sweep from a terminal**")
-st.code(cli_command(spec, config.dataset.name, config.model, None if source.run_id == getattr(cached_baseline(), "run_id", None) else source.run_id, address or None, int(cpus_per_trial), texts), language="bash", wrap_lines=True)
+st.code(
+    cli_command(spec, config.dataset.name, config.model, None if source.run_id == getattr(cached_baseline(), "run_id", None) else source.run_id, address or None, int(cpus_per_trial), texts),
+    language="bash",
+    wrap_lines=True,
+)
 
 slots = expected_slots(address or None, int(cpus_per_trial), default_max_running() if QUEUED else None)
 estimate = estimate_sweep(workspace(), preview.technique, source.dataset.name, source.architecture, preview.to_run, slots or 1)
@@ -180,8 +223,14 @@ def show_results(outcomes: list[TrialOutcome], suffix: str, interactive: bool, r
             left, right, _ = st.columns([1, 1, 2])
             baseline = cached_baseline()
             dataset = baseline.dataset if baseline is not None and baseline.dataset.name == run.dataset else None
-            left.download_button("⬇️ Download its model", data=lambda: run_download(run, workspace(), dataset), file_name=run_download_name(run, workspace()),
-                                 mime="application/zip", key="explore_download", help="The model zip (safetensors + JSON) the compare page exports; a quantize run's checkpoint folder, zipped")
+            left.download_button(
+                "⬇️ Download its model",
+                data=lambda: run_download(run, workspace(), dataset),
+                file_name=run_download_name(run, workspace()),
+                mime="application/zip",
+                key="explore_download",
+                help="The model zip (safetensors + JSON) the compare page exports; a quantize run's checkpoint folder, zipped",
+            )
             if right.button("Open on its technique page", key="explore_open", icon=":material/open_in_new:"):
                 st.session_state[OPEN_RUN_KEY] = run.id
                 st.switch_page(TECHNIQUE_PAGES.get(run.technique, "pages/compare.py"))
@@ -191,8 +240,12 @@ def show_results(outcomes: list[TrialOutcome], suffix: str, interactive: bool, r
             show_figure(sweep_frontier_figure(outcomes, name, source_point(db, outcomes, name), recommendation.run_id), key=f"explore_frontier_{name}_{suffix}")
     if running:
         st.caption("Running now: " + "; ".join(", ".join(f"{key}={value}" for key, value in point.items()) for point in running))
-    st.dataframe(pd.DataFrame(trial_rows(outcomes)), hide_index=True, width="stretch",
-                 column_config={"size (bytes)": st.column_config.NumberColumn(format="localized"), "MACs": st.column_config.NumberColumn(format="localized")})
+    st.dataframe(
+        pd.DataFrame(trial_rows(outcomes)),
+        hide_index=True,
+        width="stretch",
+        column_config={"size (bytes)": st.column_config.NumberColumn(format="localized"), "MACs": st.column_config.NumberColumn(format="localized")},
+    )
     st.caption("Click a column header to sort. Accuracy and its change are on the full test set, against the source; latency is one forward pass over the batch.")
 
 
@@ -218,8 +271,9 @@ if QUEUED:
     st.stop()
 
 buttons = st.columns([1, 1, 4])
-start = buttons[0].button("Start the sweep" if preview.done == 0 else "Resume the sweep", key="explore_start", type="primary", disabled=preview.to_run == 0,
-                          help="Runs only the trials not yet in the history")
+start = buttons[0].button(
+    "Start the sweep" if preview.done == 0 else "Resume the sweep", key="explore_start", type="primary", disabled=preview.to_run == 0, help="Runs only the trials not yet in the history"
+)
 stop_slot = buttons[1].empty()
 if stop_requested:
     st.warning("Sweep stopped. Every trial that had finished is recorded; press the button again to run only the missing ones.")
@@ -266,8 +320,7 @@ if start:
         report_error(error)
         st.stop()
     where = f"Ray at {state.cluster.address}" if state.cluster else "no worker needed"
-    st.session_state[FINISHED_KEY] = (f"Sweep {'stopped' if state.stopped else 'finished'}: {state.trials_run} trial(s) run this time ({where}, "
-                                      f"{state.slots or 1} at a time) in {state.seconds:.0f} s.")
+    st.session_state[FINISHED_KEY] = f"Sweep {'stopped' if state.stopped else 'finished'}: {state.trials_run} trial(s) run this time ({where}, {state.slots or 1} at a time) in {state.seconds:.0f} s."
     st.rerun()
 
 outcomes = recorded_outcomes(source, spec, workspace().history_db)

@@ -33,7 +33,11 @@ columns[1].metric("Size on disk (fp32)", format_bytes(metrics.size_bytes))
 columns[2].metric("Parameters", f"{metrics.params:,}")
 columns[3].metric("MACs per image", f"{metrics.macs / 1e6:.2f} M")
 if metrics.latency_ms_single is not None:  # the one latency protocol: one image, and a batch of 256
-    columns[4].metric("Latency (1 image)", f"{metrics.latency_ms_single:.3f} ms", help=f"batch {metrics.latency_batch_size}: {metrics.latency_ms:.2f} ms; measured at {protocol_text(metrics.latency_runtime, metrics.latency_threads)} on {metrics.latency_device}")
+    columns[4].metric(
+        "Latency (1 image)",
+        f"{metrics.latency_ms_single:.3f} ms",
+        help=f"batch {metrics.latency_batch_size}: {metrics.latency_ms:.2f} ms; measured at {protocol_text(metrics.latency_runtime, metrics.latency_threads)} on {metrics.latency_device}",
+    )
 else:  # a checkpoint written before the protocol
     columns[4].metric(f"Latency (batch {metrics.latency_batch_size})", f"{metrics.latency_ms:.2f} ms", help=f"median of repeated runs on {metrics.latency_device}, {metrics.latency_threads} threads")
 saved = time.strftime("%Y-%m-%d %H:%M", time.localtime(card.saved_at))

@@ -19,30 +19,29 @@ import streamlit as st
 
 from core.charts.pruning import accuracy_vs_sparsity_figure, sensitivity_figure, size_speed_figure, sparsity_bars_figure, weight_heatmaps_figure, weight_histogram_figure
 from core.charts.training import learning_curve_figure
+from core.contract.context import RunContext
+from core.contract.options import spec
+from core.contract.record import record
+from core.contract.result import TechniqueResult
+from core.contract.source import ModelSource
 from core.diff.layers import LayerErrorReport
 from core.diff.runs import layer_errors_against_source, pruned_preview_package
-from core.contract.context import RunContext
 from core.foundation.errors import UserError
-from core.foundation.training.quick_evaluation import QuickEvaluator
 from core.foundation.measures.latency import THROUGHPUT_BATCH_SIZE, LatencyFigures, measure_latencies
-from core.contract.options import spec
+from core.foundation.training.quick_evaluation import QuickEvaluator
 from core.pruning import METHODS, PruneConfig, PrunedModels, PruneSnapshot, accuracy_sweep, all_weights, layer_shapes, preview_pruning, prune, sensitivity_scan, source_layers, weight_view
 from core.pruning.masks import unstructured_layers
 from core.pruning.recorded import PruneRunFigures, recorded_figures, run_figures
 from core.pruning.stats import architecture_rows
-from core.contract.record import record
-from core.contract.result import TechniqueResult
-from core.contract.source import ModelSource
+from ui import share
 from ui.diff_view import run_diff, show_layer_errors, show_run_diff
 from ui.jobs_view import queued_job, source_config
-from ui.state import classroom_mode
-from ui import share
 from ui.latency import figures_caption, protocol_text
-from ui.opened_run import show_opened_run
-from ui.source import choose_source, quick_accuracy, quick_evaluator, source_key, source_measures
 from ui.metrics import delta_or_none
+from ui.opened_run import show_opened_run
 from ui.shared_cache import FIGURE_CACHE_BYTES, PREVIEW_CACHE_BYTES, figure_bytes, shared_cache, tensor_bytes
-from ui.state import format_bytes, progress_reporter, report_error, show_figure, workspace
+from ui.source import choose_source, quick_accuracy, quick_evaluator, source_key, source_measures
+from ui.state import classroom_mode, format_bytes, progress_reporter, report_error, show_figure, workspace
 
 METHOD_LABELS = {"l1": "L1 magnitude", "ln": "L2 norm (Ln, n = 2)", "random": "random"}
 # Ln ranks whole channels only (PruneConfig refuses it for single weights); for channels it is the default.
@@ -74,6 +73,7 @@ def cached_preview_layer_errors(key: str, config_json: str, _source: ModelSource
 def cached_weight_figures(key: str, config_json: str, layers: tuple[str, ...], source: ModelSource, pruned: PrunedModels) -> tuple[go.Figure | None, go.Figure]:
     """The Weights tab's heatmaps (None when no layer is chosen) and histogram for a setting: made
     once, then shared by every session that shows that setting."""
+
     def make() -> tuple[go.Figure | None, go.Figure]:
         heatmaps = weight_heatmaps_figure([weight_view(pruned.masked, layer) for layer in layers], max_columns=HEATMAP_COLUMNS) if layers else None
         return heatmaps, weight_histogram_figure(all_weights(source.model), all_weights(pruned.masked))
@@ -103,16 +103,41 @@ def choose_config(source: ModelSource) -> PruneConfig:
     """The masks to preview (fine-tuning is chosen in the run section); every range and default from PruneConfig's options."""
     left, middle, right = st.columns(3)
     granularities, scopes = list(spec(PruneConfig, "granularity").choices), list(spec(PruneConfig, "scope").choices)
-    granularity = left.radio("What to prune", granularities, index=choice_index(spec(PruneConfig, "granularity"), granularities), key="prune_granularity", format_func={"unstructured": "single weights (unstructured)", "channel": "whole channels (structured)"}.get, horizontal=True)
+    granularity = left.radio(
+        "What to prune",
+        granularities,
+        index=choice_index(spec(PruneConfig, "granularity"), granularities),
+        key="prune_granularity",
+        format_func={"unstructured": "single weights (unstructured)", "channel": "whole channels (structured)"}.get,
+        horizontal=True,
+    )
     methods = METHODS_FOR[granularity]
-    method = left.selectbox("Ranking", methods, index=choice_index(spec(PruneConfig, "method"), methods) if granularity == "unstructured" else 0, key=f"prune_method_{granularity}", format_func=METHOD_LABELS.get, help="Which weights (or channels) go first: the smallest in magnitude, or random ones as a control")
-    scope = middle.radio("Scope", scopes, index=choice_index(spec(PruneConfig, "scope"), scopes), key="prune_scope", format_func={"layer": "each layer by the amount", "global": "one threshold across layers"}.get, horizontal=True)
+    method = left.selectbox(
+        "Ranking",
+        methods,
+        index=choice_index(spec(PruneConfig, "method"), methods) if granularity == "unstructured" else 0,
+        key=f"prune_method_{granularity}",
+        format_func=METHOD_LABELS.get,
+        help="Which weights (or channels) go first: the smallest in magnitude, or random ones as a control",
+    )
+    scope = middle.radio(
+        "Scope",
+        scopes,
+        index=choice_index(spec(PruneConfig, "scope"), scopes),
+        key="prune_scope",
+        format_func={"layer": "each layer by the amount", "global": "one threshold across layers"}.get,
+        horizontal=True,
+    )
     available = cached_layers(source_key(source), granularity, source)
     layers = middle.multiselect("Layers", available, default=available, key=f"prune_layers_{granularity}")
     amount_spec, step = spec(PruneConfig, "amount"), 0.01
     top = amount_spec.maximum if amount_spec.maximum is not None else round(amount_spec.below - step, 2)  # [0, 1): the largest step below 1
     amount = right.slider("Amount to prune", float(amount_spec.minimum), float(top), float(amount_spec.default), step, key="prune_amount", format="%.2f", help=amount_spec.help)
-    remove = right.checkbox("Physically remove pruned channels", key="prune_remove", help="Cut the pruned channels out (Torch-Pruning's dependency graph shrinks every layer that reads them)") if granularity == "channel" else False
+    remove = (
+        right.checkbox("Physically remove pruned channels", key="prune_remove", help="Cut the pruned channels out (Torch-Pruning's dependency graph shrinks every layer that reads them)")
+        if granularity == "channel"
+        else False
+    )
     layer_amounts = session_dict("prune_layer_amounts").get(granularity, {}) if scope == "layer" else {}
     if layer_amounts:
         right.info("Per-layer amounts from the sensitivity scan: " + ", ".join(f"{name} {amount:.0%}" for name, amount in layer_amounts.items()))
@@ -120,8 +145,9 @@ def choose_config(source: ModelSource) -> PruneConfig:
             session_dict("prune_layer_amounts").pop(granularity, None)
             st.rerun()
     selected = None if set(layers) == set(available) else tuple(layers)
-    return PruneConfig(method=method, granularity=granularity, amount=float(amount), scope=scope, layers=selected,
-                       layer_amounts=tuple(sorted(layer_amounts.items())), remove=bool(remove), seed=source.seed)
+    return PruneConfig(
+        method=method, granularity=granularity, amount=float(amount), scope=scope, layers=selected, layer_amounts=tuple(sorted(layer_amounts.items())), remove=bool(remove), seed=source.seed
+    )
 
 
 def show_metrics(source: ModelSource, snapshot: PruneSnapshot, eval_accuracy_before: float) -> None:
@@ -176,7 +202,9 @@ def size_speed_tab(source: ModelSource, pruned: PrunedModels, snapshot: PruneSna
     for name, figure in figures.items():
         reference = figures["source"]
         rows.append({"measure": f"latency, {name}, 1 image", "value": f"{figure.single_ms:.3f} ms", "vs dense before": f"{figure.single_ms / reference.single_ms:.0%}"})
-        rows.append({"measure": f"latency, {name}, batch {figure.throughput_batch_size}", "value": f"{figure.throughput_ms:.2f} ms", "vs dense before": f"{figure.throughput_ms / reference.throughput_ms:.0%}"})
+        rows.append(
+            {"measure": f"latency, {name}, batch {figure.throughput_batch_size}", "value": f"{figure.throughput_ms:.2f} ms", "vs dense before": f"{figure.throughput_ms / reference.throughput_ms:.0%}"}
+        )
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     if measured:
         st.caption(figures_caption(*measured))
@@ -311,10 +339,17 @@ def show_result(figures: PruneRunFigures) -> None:
     columns[1].metric("One-shot", f"{figures.accuracy_oneshot:.1%}")
     columns[2].metric("After fine-tuning", f"{headline.accuracy_after:.1%}", delta_or_none(headline.accuracy_change_points, "{:+.1f} points"))
     columns[3].metric("Parameters", f"{headline.params_after:,}", f"{headline.params_after / headline.params_before:.0%} of before", delta_color="off")
-    columns[4].metric("Latency (1 image)", f"{headline.latency_ms_single_after:.3f} ms", f"{headline.latency_ms_single_before / max(headline.latency_ms_single_after, 1e-9):.2f}× vs the source", delta_color="off",
-                      help=f"batch {headline.latency_batch_size}: {headline.latency_ms_after:.2f} ms, {headline.speedup:.2f}× vs the source")
-    st.caption(f"Started from run #{figures.source_run_id} · {headline.eval_images:,} test images · latency at {protocol_text(headline.latency_runtime, headline.latency_threads)} · "
-               f"masked model {figures.latency_ms_masked:.2f} ms at batch {headline.latency_batch_size}")
+    columns[4].metric(
+        "Latency (1 image)",
+        f"{headline.latency_ms_single_after:.3f} ms",
+        f"{headline.latency_ms_single_before / max(headline.latency_ms_single_after, 1e-9):.2f}× vs the source",
+        delta_color="off",
+        help=f"batch {headline.latency_batch_size}: {headline.latency_ms_after:.2f} ms, {headline.speedup:.2f}× vs the source",
+    )
+    st.caption(
+        f"Started from run #{figures.source_run_id} · {headline.eval_images:,} test images · latency at {protocol_text(headline.latency_runtime, headline.latency_threads)} · "
+        f"masked model {figures.latency_ms_masked:.2f} ms at batch {headline.latency_batch_size}"
+    )
     if figures.finetune_history:
         show_figure(learning_curve_figure(figures.finetune_history, "Fine-tuning"), key="prune_finetune_curve")
 

@@ -17,30 +17,29 @@ import pandas as pd
 import streamlit as st
 
 from core.charts.quantization import SCHEMES, LayerErrorRow, VariantCost, accuracy_vs_bits_figure, layer_error_figure, scheme_label, size_latency_figure, weight_histogram_figure
-from core.contract.run_models import package_from_quantized
-from core.diff.layers import LayerErrorReport
-from core.diff.runs import layer_errors_against_source
 from core.charts.training import learning_curve_figure
 from core.contract.context import RunContext
-from core.foundation.errors import UserError
-from core.foundation.training.quick_evaluation import QuickEvaluator
-from core.foundation.measures.latency import COMPILED, LatencyFigures, measure_latencies
 from core.contract.options import spec
+from core.contract.record import record
+from core.contract.result import TechniqueResult
+from core.contract.run_models import package_from_quantized
+from core.contract.source import ModelSource
+from core.diff.layers import LayerErrorReport
+from core.diff.runs import layer_errors_against_source
+from core.foundation.errors import UserError
+from core.foundation.measures.latency import COMPILED, LatencyFigures, measure_latencies
+from core.foundation.training.quick_evaluation import QuickEvaluator
 from core.quantization import DynamicInt8Config, QATConfig, QuantizationResult, SimulateConfig, StaticInt8Config, accuracy_by_bits, error_by_granularity, quantize, quantize_model
 from core.quantization.config import QuantizationConfig
 from core.quantization.recorded import is_rebuilt, recorded_quantization
-from core.contract.record import record
-from core.contract.result import TechniqueResult
-from core.contract.source import ModelSource
+from ui import share
+from ui.diff_view import run_diff, show_layer_errors, show_run_diff
+from ui.jobs_view import queued_job, source_config
 from ui.latency import protocol_text
 from ui.metrics import delta_or_none
 from ui.opened_run import show_opened_run
 from ui.source import choose_source, quick_accuracy, quick_evaluator, source_key
-from ui import share
-from ui.diff_view import run_diff, show_layer_errors, show_run_diff
-from ui.jobs_view import queued_job, source_config
-from ui.state import classroom_mode
-from ui.state import format_bytes, progress_reporter, report_error, show_figure, workspace
+from ui.state import classroom_mode, format_bytes, progress_reporter, report_error, show_figure, workspace
 
 MODE_LABELS = {"simulate": "Simulate (2–8 bits)", "dynamic": "Dynamic int8", "static": "Static int8", "qat": "Quantization-aware training"}
 VARIANT_LABELS = {"dynamic": "dynamic int8", "static": "static int8"}
@@ -89,9 +88,37 @@ def cached_layer_errors(key: str, result_key: str, _source: ModelSource, _result
 def scheme_controls(prefix: str, config_class, disabled: bool = False) -> tuple[bool, bool, bool]:
     """Scales, scheme and activations, with the defaults of `config_class` (SimulateConfig or QATConfig)."""
     left, middle, right = st.columns(3)
-    per_channel = left.radio("Scales", ["per-channel", "per-tensor"], index=0 if spec(config_class, "per_channel").default else 1, key=f"{prefix}_granularity", horizontal=True, disabled=disabled, help="One scale per output channel, or one for the whole weight tensor") == "per-channel"
-    symmetric = middle.radio("Scheme", ["symmetric", "affine"], index=0 if spec(config_class, "symmetric").default else 1, key=f"{prefix}_scheme", horizontal=True, disabled=disabled, help="Symmetric: zero is code 0. Affine: a zero point shifts the range to the weights' min..max") == "symmetric"
-    activations = right.checkbox("Quantize activations too", value=spec(config_class, "activations").default, key=f"{prefix}_activations", disabled=disabled, help="Fake-quantize each conv/linear input to the same bit width, with ranges calibrated on training images")
+    per_channel = (
+        left.radio(
+            "Scales",
+            ["per-channel", "per-tensor"],
+            index=0 if spec(config_class, "per_channel").default else 1,
+            key=f"{prefix}_granularity",
+            horizontal=True,
+            disabled=disabled,
+            help="One scale per output channel, or one for the whole weight tensor",
+        )
+        == "per-channel"
+    )
+    symmetric = (
+        middle.radio(
+            "Scheme",
+            ["symmetric", "affine"],
+            index=0 if spec(config_class, "symmetric").default else 1,
+            key=f"{prefix}_scheme",
+            horizontal=True,
+            disabled=disabled,
+            help="Symmetric: zero is code 0. Affine: a zero point shifts the range to the weights' min..max",
+        )
+        == "symmetric"
+    )
+    activations = right.checkbox(
+        "Quantize activations too",
+        value=spec(config_class, "activations").default,
+        key=f"{prefix}_activations",
+        disabled=disabled,
+        help="Fake-quantize each conv/linear input to the same bit width, with ranges calibrated on training images",
+    )
     return per_channel, symmetric, activations
 
 
@@ -105,7 +132,17 @@ def calibration_slider(source: ModelSource, config_class, key: str, label: str =
     option_spec = spec(config_class, "calibration_size")
     available = len(source.dataset.train)
     top = max(int(option_spec.minimum), min(int(option_spec.maximum), available))
-    return int(st.slider(label, int(option_spec.minimum), top, min(int(option_spec.default), top), 1, key=key, help=f"Training images run through the observers to set activation ranges ({available:,} in this dataset)"))
+    return int(
+        st.slider(
+            label,
+            int(option_spec.minimum),
+            top,
+            min(int(option_spec.default), top),
+            1,
+            key=key,
+            help=f"Training images run through the observers to set activation ranges ({available:,} in this dataset)",
+        )
+    )
 
 
 # ---- results ------------------------------------------------------------------------------------------
@@ -114,9 +151,25 @@ def calibration_slider(source: ModelSource, config_class, key: str, label: str =
 def show_metrics(result: QuantizationResult) -> None:
     report = result.report
     columns = st.columns(5)
-    columns[0].metric(f"Accuracy ({report.eval_images:,} test images)", f"{report.accuracy_after:.1%}", delta_or_none(100 * (report.accuracy_after - report.accuracy_before), "{:+.1f} points vs fp32 {fp32:.1%}", fp32=report.accuracy_before))
-    columns[1].metric("Deployed size", format_bytes(report.size.deployed_bytes), f"{report.compression_ratio:.2f}× smaller", delta_color="off", help="Integer values packed at their bit width + scales + zero points + tensors kept in fp32")
-    columns[2].metric("Saved file", format_bytes(report.size.artifact_bytes), f"fp32 file {format_bytes(report.artifact_bytes_before)}", delta_color="off", help="The safetensors artifact: int codes, scales, zero points, fp32 tensors, header")
+    columns[0].metric(
+        f"Accuracy ({report.eval_images:,} test images)",
+        f"{report.accuracy_after:.1%}",
+        delta_or_none(100 * (report.accuracy_after - report.accuracy_before), "{:+.1f} points vs fp32 {fp32:.1%}", fp32=report.accuracy_before),
+    )
+    columns[1].metric(
+        "Deployed size",
+        format_bytes(report.size.deployed_bytes),
+        f"{report.compression_ratio:.2f}× smaller",
+        delta_color="off",
+        help="Integer values packed at their bit width + scales + zero points + tensors kept in fp32",
+    )
+    columns[2].metric(
+        "Saved file",
+        format_bytes(report.size.artifact_bytes),
+        f"fp32 file {format_bytes(report.artifact_bytes_before)}",
+        delta_color="off",
+        help="The safetensors artifact: int codes, scales, zero points, fp32 tensors, header",
+    )
     columns[3].metric("Quantized layers", f"{len(report.quantized_layers)} of {len(report.layers)}", ", ".join(report.fp32_layers) + " fp32" if report.fp32_layers else "all", delta_color="off")
     columns[4].metric("Runs as", "simulated (fp32)" if report.simulated else "int8 kernels")
     for note in report.notes:
@@ -137,11 +190,19 @@ def levels_tab(result: QuantizationResult) -> None:
         st.caption("This run was made in the server's job queue, and the fp32 weights it quantized are not saved with it: the bars show the quantized values themselves.")
     if weight.spec.per_channel:
         channels = ["all"] + list(range(weight.codes.shape[0]))
-        channel = st.selectbox("Output channel", channels, key="quant_hist_channel", format_func=lambda c: "all channels" if c == "all" else f"channel {c}", help="Each channel has its own scale: one channel shows its 2^bits grid")
+        channel = st.selectbox(
+            "Output channel",
+            channels,
+            key="quant_hist_channel",
+            format_func=lambda c: "all channels" if c == "all" else f"channel {c}",
+            help="Each channel has its own scale: one channel shows its 2^bits grid",
+        )
         if channel != "all" and channel < len(reference):
             reference, dequantized, title = reference[channel], dequantized[channel], f"{layer}[{channel}]"
     show_figure(weight_histogram_figure(reference, dequantized, title, weight.spec.describe()), key="quant_histogram")
-    st.caption("Bars: the fp32 weights. Spikes: the values the quantized model computes with. Per-channel scales give each channel its own grid, so a whole layer shows more spikes than 2^bits; pick one channel to see its grid.")
+    st.caption(
+        "Bars: the fp32 weights. Spikes: the values the quantized model computes with. Per-channel scales give each channel its own grid, so a whole layer shows more spikes than 2^bits; pick one channel to see its grid."
+    )
 
 
 def error_tab(source: ModelSource, bits: int, symmetric: bool) -> None:
@@ -164,8 +225,10 @@ def accuracy_tab(source: ModelSource, evaluator: QuickEvaluator, accuracy_before
     activations_text = "weights and activations" if activations else "weights only"
     title = f"Accuracy versus bit width ({activations_text}; thick line: your {scheme_label(per_channel, symmetric)})"
     show_figure(accuracy_vs_bits_figure(post_training, dict(qat_points), accuracy_before, title, current=(per_channel, symmetric)), key="quant_accuracy_bits")
-    st.caption(f"Post-training lines on the {evaluator.images:,}-image test subset. One scale per output channel keeps narrow channels fine-grained; "
-               "one scale per tensor must cover the widest channel, and the gap opens as the bits drop.")
+    st.caption(
+        f"Post-training lines on the {evaluator.images:,}-image test subset. One scale per output channel keeps narrow channels fine-grained; "
+        "one scale per tensor must cover the widest channel, and the gap opens as the bits drop."
+    )
     if not qat_points:
         st.caption("Run quantization-aware training with this scheme to add its points; at 4 bits the gap to post-training is usually largest.")
 
@@ -173,8 +236,10 @@ def accuracy_tab(source: ModelSource, evaluator: QuickEvaluator, accuracy_before
 def headline_latency(result: TechniqueResult) -> tuple[LatencyFigures, LatencyFigures]:
     """The (fp32 source, quantized model) latencies `quantize` measured with the run."""
     h = result.headline
-    return (LatencyFigures(h.latency_ms_single_before, h.latency_ms_before, h.latency_batch_size, h.latency_threads, h.latency_runtime, h.latency_device),
-            LatencyFigures(h.latency_ms_single_after, h.latency_ms_after, h.latency_batch_size, h.latency_threads, h.latency_runtime, h.latency_device))
+    return (
+        LatencyFigures(h.latency_ms_single_before, h.latency_ms_before, h.latency_batch_size, h.latency_threads, h.latency_runtime, h.latency_device),
+        LatencyFigures(h.latency_ms_single_after, h.latency_ms_after, h.latency_batch_size, h.latency_threads, h.latency_runtime, h.latency_device),
+    )
 
 
 def variant_label(mode: str, bits: int) -> str:
@@ -186,7 +251,9 @@ def size_latency_tab(source: ModelSource, shown: QuantizationResult | None, run:
     latencies: dict[str, tuple[LatencyFigures, LatencyFigures]] = session_dict("quant_latency", source_key(source))
     if run is not None and not run.report.report.simulated:
         latencies.setdefault(mode, headline_latency(run))
-        if not is_rebuilt(run) and st.button("Measure the latency again (compiled fp32 vs compiled int8)", key="quant_latency_button", help="The run was timed when it was made; time both again, e.g. once the machine is quieter"):
+        if not is_rebuilt(run) and st.button(
+            "Measure the latency again (compiled fp32 vs compiled int8)", key="quant_latency_button", help="The run was timed when it was made; time both again, e.g. once the machine is quieter"
+        ):
             with st.spinner("Compiling with torch.compile (inductor, freezing on); tens of seconds the first time…"):
                 figures, _ = measure_latencies({"fp32": copy.deepcopy(source.model).cpu().eval(), "quantized": run.model}, source.example_input().cpu(), compiled=True)
             latencies[mode] = (figures["fp32"], figures["quantized"])
@@ -203,7 +270,9 @@ def size_latency_tab(source: ModelSource, shown: QuantizationResult | None, run:
     elif shown is not None:
         st.info("Simulated models compute in fp32 with rounded values: there is no integer kernel to time.")
     show_figure(size_latency_figure(variant_costs(source, shown, mode, latencies)), key="quant_size_latency")
-    st.caption("Deployed: what a runtime loads (values at their bit width, scales, zero points, fp32 biases). Saved file: the safetensors artifact, which adds a header and keeps sub-8-bit codes in whole bytes.")
+    st.caption(
+        "Deployed: what a runtime loads (values at their bit width, scales, zero points, fp32 biases). Saved file: the safetensors artifact, which adds a header and keeps sub-8-bit codes in whole bytes."
+    )
 
 
 def variant_costs(source: ModelSource, shown: QuantizationResult | None, mode: str, latencies: dict[str, tuple[LatencyFigures, LatencyFigures]]) -> list[VariantCost]:
@@ -256,7 +325,11 @@ def what_changed_tab(source: ModelSource, result: QuantizationResult, run: Techn
     st.subheader("The last recorded run, example by example")
     recorded: TechniqueResult | None = session_dict("quant_recorded", source_key(source)).get(mode)
     if recorded is None:
-        st.caption("Nothing recorded in this mode yet: " + ("press **Save this simulated model to the run history**" if mode == "simulate" else "press the run button above") + " to compare it with its source on the whole test set.")
+        st.caption(
+            "Nothing recorded in this mode yet: "
+            + ("press **Save this simulated model to the run history**" if mode == "simulate" else "press the run button above")
+            + " to compare it with its source on the whole test set."
+        )
         return
     comparison = run_diff(recorded.run_id)
     if comparison is not None:
@@ -268,7 +341,9 @@ def config_json_of(result: QuantizationResult) -> str:
     return json.dumps(result.report.config, sort_keys=True, default=str)
 
 
-def result_tabs(source: ModelSource, result: QuantizationResult, run: TechniqueResult | None, evaluator: QuickEvaluator, accuracy_before: float, mode: str, per_channel: bool, symmetric: bool, activations: bool) -> None:
+def result_tabs(
+    source: ModelSource, result: QuantizationResult, run: TechniqueResult | None, evaluator: QuickEvaluator, accuracy_before: float, mode: str, per_channel: bool, symmetric: bool, activations: bool
+) -> None:
     bits = result.report.config["bits"]
     levels, errors, accuracy, size_latency, layers, what_changed = st.tabs(TABS, key="quant_tab", on_change="rerun")
     # Lazy tabs: only the open one is drawn, so a slider move redraws one chart, not five.
@@ -385,18 +460,29 @@ def run_int8_mode(source: ModelSource, config, label: str, evaluator: QuickEvalu
 
 
 def dynamic_mode(source: ModelSource, evaluator: QuickEvaluator, accuracy_before: float) -> None:
-    st.markdown("torchao's `quantize_` with `Int8DynamicActivationInt8WeightConfig`: **Linear** weights become int8 and activations are quantized on the fly. There is no dynamic convolution kernel, so **convolutions stay fp32**.")
+    st.markdown(
+        "torchao's `quantize_` with `Int8DynamicActivationInt8WeightConfig`: **Linear** weights become int8 and activations are quantized on the fly. There is no dynamic convolution kernel, so **convolutions stay fp32**."
+    )
     run_int8_mode(source, DynamicInt8Config(), "Quantize Linear layers (dynamic int8)", evaluator, accuracy_before)
 
 
 def static_mode(source: ModelSource, evaluator: QuickEvaluator, accuracy_before: float) -> None:
-    st.markdown("PT2E: `torch.export`, then torchao's `prepare_pt2e` with `X86InductorQuantizer`, calibration, `convert_pt2e`. **Convolutions and linears** get int8 weights (per-channel) and uint8 activations.")
+    st.markdown(
+        "PT2E: `torch.export`, then torchao's `prepare_pt2e` with `X86InductorQuantizer`, calibration, `convert_pt2e`. **Convolutions and linears** get int8 weights (per-channel) and uint8 activations."
+    )
     left, right = st.columns(2)
     with left:
         calibration = calibration_slider(source, StaticInt8Config, "quant_calibration")
     observer_spec = spec(StaticInt8Config, "observer")
     observers = list(observer_spec.choices)
-    observer = right.selectbox("Activation observer", observers, index=observers.index(observer_spec.default), key="quant_observer", format_func=OBSERVER_LABELS.get, help="How the calibration images set each activation's range: a histogram search that clips outliers, or the plain min/max")
+    observer = right.selectbox(
+        "Activation observer",
+        observers,
+        index=observers.index(observer_spec.default),
+        key="quant_observer",
+        format_func=OBSERVER_LABELS.get,
+        help="How the calibration images set each activation's range: a histogram search that clips outliers, or the plain min/max",
+    )
     run_int8_mode(source, StaticInt8Config(calibration_size=calibration, observer=observer), "Calibrate and convert (static int8)", evaluator, accuracy_before)
 
 
@@ -419,7 +505,12 @@ def qat_mode(source: ModelSource, evaluator: QuickEvaluator, accuracy_before: fl
         return
     result = run.report
     report = result.report
-    st.metric(f"Post-training at the same setting ({report.config['bits']} bits)", f"{report.post_training_accuracy:.1%}", delta_or_none(100 * (report.accuracy_after - report.post_training_accuracy), "QAT {:+.1f} points"), delta_color="normal")
+    st.metric(
+        f"Post-training at the same setting ({report.config['bits']} bits)",
+        f"{report.post_training_accuracy:.1%}",
+        delta_or_none(100 * (report.accuracy_after - report.post_training_accuracy), "QAT {:+.1f} points"),
+        delta_color="normal",
+    )
     show_metrics(result)
     if report.train_history:
         show_figure(learning_curve_figure(report.train_history, "QAT fine-tuning"), key="quant_qat_curve")

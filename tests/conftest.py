@@ -6,6 +6,7 @@ import os
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
@@ -14,11 +15,15 @@ from core.foundation.baseline.trained import Baseline, BaselineConfig, get_basel
 from core.foundation.data.datasets import DatasetSpec
 from core.foundation.workspace import Workspace
 
+if TYPE_CHECKING:
+    from streamlit.testing.v1 import AppTest
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # A private torch.compile cache per test session (inherited by the servers the browser tests start):
 # a kernel left half-written in the machine-wide cache by a killed process must not fail a test.
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="mel-test-inductor-"))
 CIFAR_ARCHIVE = REPO_ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+
 
 def _use_navigation_pages_only_in_apptest() -> None:
     """AppTest resets PagesManager.uses_pages_directory before every run, so with a pages/ folder
@@ -78,7 +83,7 @@ def cifar_folder(tmp_path_factory) -> Path:
     return target / "cifar10"
 
 
-def open_app_page(page_path: str, timeout_s: int = 180, before_switch=None) -> "AppTest":
+def open_app_page(page_path: str, timeout_s: int = 180, before_switch=None) -> AppTest:
     """app.py run once (the sidebar), then `page_path` opened; `before_switch(at)` may change the
     sidebar first. Asserts the page shows no exception."""
     from streamlit.testing.v1 import AppTest
@@ -107,9 +112,9 @@ def forbid_latency_measurement(monkeypatch) -> None:
 def record_prune_run(baseline: Baseline, workspace: Workspace, **config) -> int:
     """A pruning run made through core (as the CLI makes it) from the baseline, recorded; its run id."""
     from core.contract.context import RunContext
-    from core.pruning import PruneConfig, prune
     from core.contract.record import record
     from core.contract.source import ModelSource
+    from core.pruning import PruneConfig, prune
 
     return record(prune(ModelSource.from_baseline(baseline), PruneConfig(**config), RunContext(workspace)), workspace)
 

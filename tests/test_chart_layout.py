@@ -17,8 +17,21 @@ def summary(run_id: int, technique: str, size_bytes: int, latency_ms: float, acc
     """A run summary with only what the trade-off charts plot; every other field empty."""
     names = {field.name for field in dataclasses.fields(RunSummary)}
     required = {field.name: None for field in dataclasses.fields(RunSummary) if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING}
-    values = {**required, "run_id": run_id, "technique": technique, "dataset": "digits", "model": "simple_cnn", "pinned": pinned, "created_at": 0.0,
-              "accuracy": accuracy, "size_bytes": size_bytes, "size_measure": "zip", "latency_ms": latency_ms, "latency_batch_size": 1, "latency_runtime": "torch eager"}
+    values = {
+        **required,
+        "run_id": run_id,
+        "technique": technique,
+        "dataset": "digits",
+        "model": "simple_cnn",
+        "pinned": pinned,
+        "created_at": 0.0,
+        "accuracy": accuracy,
+        "size_bytes": size_bytes,
+        "size_measure": "zip",
+        "latency_ms": latency_ms,
+        "latency_batch_size": 1,
+        "latency_runtime": "torch eager",
+    }
     return RunSummary(**{name: value for name, value in values.items() if name in names})
 
 

@@ -9,16 +9,27 @@ from core.sweep.frontier import TrialOutcome, frontier
 
 
 def trial(run_id, accuracy, size, latency=None, macs=1000, status="ok") -> TrialOutcome:
-    return TrialOutcome(key=f"k{run_id}", point={"prune.amount": run_id / 10}, status=status, technique="prune", run_id=run_id if status == "ok" else None,
-                        accuracy=accuracy, accuracy_change_points=100 * (accuracy - 0.98) if accuracy is not None else None,
-                        size_bytes=size, latency_ms=latency, latency_ms_before=5.0 if latency is not None else None, latency_batch_size=256, macs=macs)
+    return TrialOutcome(
+        key=f"k{run_id}",
+        point={"prune.amount": run_id / 10},
+        status=status,
+        technique="prune",
+        run_id=run_id if status == "ok" else None,
+        accuracy=accuracy,
+        accuracy_change_points=100 * (accuracy - 0.98) if accuracy is not None else None,
+        size_bytes=size,
+        latency_ms=latency,
+        latency_ms_before=5.0 if latency is not None else None,
+        latency_batch_size=256,
+        macs=macs,
+    )
 
 
 OUTCOMES = [
-    trial(1, 0.98, 120_000, latency=4.0),   # most accurate, biggest: frontier
-    trial(2, 0.97, 60_000, latency=3.0),    # frontier
-    trial(3, 0.90, 20_000, latency=None),   # smallest: frontier on size; no latency
-    trial(4, 0.95, 90_000, latency=3.5),    # beaten by run 2 (smaller and more accurate): dominated
+    trial(1, 0.98, 120_000, latency=4.0),  # most accurate, biggest: frontier
+    trial(2, 0.97, 60_000, latency=3.0),  # frontier
+    trial(3, 0.90, 20_000, latency=None),  # smallest: frontier on size; no latency
+    trial(4, 0.95, 90_000, latency=3.5),  # beaten by run 2 (smaller and more accurate): dominated
     trial(5, None, None, status="failed"),  # no model: never drawn
 ]
 

@@ -14,41 +14,43 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.foundation import history
+from core.charts import png
 from core.charts.compare import latency_accuracy_figure, lineage_sunburst_figure, lineage_tree_figure, pipeline_waterfall_figure, size_accuracy_figure
 from core.cli.main import main
-from core.charts import png
+from core.compare.lineage import chain, lineage_nodes
+from core.compare.runs import WaterfallStep, compare_to_reference, comparison_table, waterfall_steps
 from core.contract import artifact
 from core.contract.artifact import ModelPackage, QuantizedWeight, evaluate_package, load_model_zip, read_model_zip, write_model_zip
-from core.compare.lineage import chain, lineage_nodes
-from core.foundation.measures.pareto import pareto_front
-from core.report.html import build_report, runs_csv
-from core.compare.runs import WaterfallStep, compare_to_reference, comparison_table, waterfall_steps
-from core.contract.run_summary import summarize
-from core.contract.run_models import package_for_run
 from core.contract.context import RunContext
+from core.contract.record import record
+from core.contract.run_models import package_for_run
+from core.contract.run_summary import summarize
+from core.contract.source import ModelSource
 from core.distillation import DistillConfig
+from core.foundation import history
 from core.foundation.errors import UserError
 from core.foundation.measures.latency import THROUGHPUT_BATCH_SIZE
+from core.foundation.measures.pareto import pareto_front
 from core.pipeline import build_pipeline_config, pipeline_options, run_pipeline
 from core.pruning import PruneConfig, prune
 from core.quantization.config import StaticInt8Config
-from core.contract.record import record
-from core.contract.source import ModelSource
-
+from core.report.html import build_report, runs_csv
 
 # ----------------------------------------------------------------------------------- Pareto
 
 
-@pytest.mark.parametrize("costs, accuracies, front", [
-    ([1, 2, 3], [0.5, 0.6, 0.7], [0, 1, 2]),  # each costlier point is more accurate: all on the front
-    ([1, 2, 3], [0.7, 0.6, 0.5], [0]),  # the cheapest is also the best
-    ([3, 1, 2, 4, 5], [0.9, 0.5, 0.8, 0.85, 0.95], [1, 2, 0, 4]),  # (4, 0.85) is beaten by (3, 0.9)
-    ([1, 1, 2], [0.5, 0.6, 0.6], [1]),  # same cost: only the more accurate; (2, 0.6) is dominated
-    ([1, 1], [0.6, 0.6], [0, 1]),  # exact twins both stay
-    ([2, None, 1, 3], [0.8, 0.99, None, 0.7], [0]),  # missing values are left out
-    ([], [], []),
-])
+@pytest.mark.parametrize(
+    "costs, accuracies, front",
+    [
+        ([1, 2, 3], [0.5, 0.6, 0.7], [0, 1, 2]),  # each costlier point is more accurate: all on the front
+        ([1, 2, 3], [0.7, 0.6, 0.5], [0]),  # the cheapest is also the best
+        ([3, 1, 2, 4, 5], [0.9, 0.5, 0.8, 0.85, 0.95], [1, 2, 0, 4]),  # (4, 0.85) is beaten by (3, 0.9)
+        ([1, 1, 2], [0.5, 0.6, 0.6], [1]),  # same cost: only the more accurate; (2, 0.6) is dominated
+        ([1, 1], [0.6, 0.6], [0, 1]),  # exact twins both stay
+        ([2, None, 1, 3], [0.8, 0.99, None, 0.7], [0]),  # missing values are left out
+        ([], [], []),
+    ],
+)
 def test_pareto_front_on_hand_made_points(costs, accuracies, front):
     assert pareto_front(costs, accuracies) == front
 
@@ -69,15 +71,93 @@ def test_pareto_front_is_never_dominated_and_dominates_the_rest():
 def make_history(db: Path) -> dict[str, int]:
     """baseline -> distilled -> pruned -> quantized -> pipeline, plus a standalone prune."""
     ids = {}
-    ids["train"] = history.record_run(db, "train", "digits", "simple_cnn", {"epochs": 3, "dataset": {"name": "digits"}}, {"accuracy": 0.98, "size_bytes": 160_000, "params": 40_000, "macs": 260_000, "latency_ms": 2.0, "latency_batch_size": 32, "latency_device": "cpu", "latency_threads": 1})
-    ids["distill"] = history.record_run(db, "distill", "digits", "simple_cnn_narrow", {"temperature": 4}, {"accuracy": 0.96, "size_bytes": 50_000, "latency_ms": 1.0, "latency_batch_size": 32, "latency_device": "cpu", "latency_threads": 1}, parent_id=ids["train"])
-    ids["prune"] = history.record_run(db, "prune", "digits", "simple_cnn_narrow", {"amount": 0.9}, {"accuracy": 0.95, "accuracy_after": 0.95, "accuracy_before": 0.96, "size_bytes_dense": 50_000, "size_bytes_sparse": 9_000, "size_bytes_gzip": 11_000, "latency_ms_before": 4.0, "latency_ms_after": 4.0, "latency_batch_size": 256, "latency_device": "cpu", "latency_threads": 1}, parent_id=ids["distill"])
-    ids["quantize"] = history.record_run(db, "quantize", "digits", "simple_cnn_narrow", {"mode": "static"}, {"accuracy_before": 0.95, "accuracy_after": 0.94, "artifact_bytes_before": 50_000, "artifact_bytes_after": 14_000, "size_bytes_after": 12_500, "latency_ms_fp32": 3.0, "latency_ms_quantized": 1.5}, parent_id=ids["prune"])
-    ids["pipeline"] = history.record_run(db, "pipeline", "digits", "simple_cnn_narrow", {"steps": ["distill", "prune", "quantize"]}, {
-        "accuracy": 0.94, "accuracy_before": 0.98, "size_bytes_compressed": 6_000, "size_bytes_dense": 50_000, "latency_ms_before": 8.0, "latency_ms_after": 2.0,
-        "latency_batch_size": 256, "before_run_id": ids["train"], "steps": [{"step": "baseline", "size_bytes": 160_000, "accuracy": 0.98}, {"step": "prune", "size_bytes": 9_000, "accuracy": 0.95}, {"step": "encode", "size_bytes": 6_000, "accuracy": 0.94, "size_measure": "model zip (lzma)"}],
-    }, parent_id=ids["quantize"])
-    ids["other"] = history.record_run(db, "prune", "digits", "simple_cnn", {"amount": 0.5}, {"accuracy_after": 0.97, "accuracy_before": 0.98, "size_bytes_dense": 160_000, "size_bytes_sparse": 90_000, "latency_ms_before": 3.0, "latency_ms_after": 2.0, "latency_batch_size": 256}, parent_id=ids["train"])
+    ids["train"] = history.record_run(
+        db,
+        "train",
+        "digits",
+        "simple_cnn",
+        {"epochs": 3, "dataset": {"name": "digits"}},
+        {"accuracy": 0.98, "size_bytes": 160_000, "params": 40_000, "macs": 260_000, "latency_ms": 2.0, "latency_batch_size": 32, "latency_device": "cpu", "latency_threads": 1},
+    )
+    ids["distill"] = history.record_run(
+        db,
+        "distill",
+        "digits",
+        "simple_cnn_narrow",
+        {"temperature": 4},
+        {"accuracy": 0.96, "size_bytes": 50_000, "latency_ms": 1.0, "latency_batch_size": 32, "latency_device": "cpu", "latency_threads": 1},
+        parent_id=ids["train"],
+    )
+    ids["prune"] = history.record_run(
+        db,
+        "prune",
+        "digits",
+        "simple_cnn_narrow",
+        {"amount": 0.9},
+        {
+            "accuracy": 0.95,
+            "accuracy_after": 0.95,
+            "accuracy_before": 0.96,
+            "size_bytes_dense": 50_000,
+            "size_bytes_sparse": 9_000,
+            "size_bytes_gzip": 11_000,
+            "latency_ms_before": 4.0,
+            "latency_ms_after": 4.0,
+            "latency_batch_size": 256,
+            "latency_device": "cpu",
+            "latency_threads": 1,
+        },
+        parent_id=ids["distill"],
+    )
+    ids["quantize"] = history.record_run(
+        db,
+        "quantize",
+        "digits",
+        "simple_cnn_narrow",
+        {"mode": "static"},
+        {
+            "accuracy_before": 0.95,
+            "accuracy_after": 0.94,
+            "artifact_bytes_before": 50_000,
+            "artifact_bytes_after": 14_000,
+            "size_bytes_after": 12_500,
+            "latency_ms_fp32": 3.0,
+            "latency_ms_quantized": 1.5,
+        },
+        parent_id=ids["prune"],
+    )
+    ids["pipeline"] = history.record_run(
+        db,
+        "pipeline",
+        "digits",
+        "simple_cnn_narrow",
+        {"steps": ["distill", "prune", "quantize"]},
+        {
+            "accuracy": 0.94,
+            "accuracy_before": 0.98,
+            "size_bytes_compressed": 6_000,
+            "size_bytes_dense": 50_000,
+            "latency_ms_before": 8.0,
+            "latency_ms_after": 2.0,
+            "latency_batch_size": 256,
+            "before_run_id": ids["train"],
+            "steps": [
+                {"step": "baseline", "size_bytes": 160_000, "accuracy": 0.98},
+                {"step": "prune", "size_bytes": 9_000, "accuracy": 0.95},
+                {"step": "encode", "size_bytes": 6_000, "accuracy": 0.94, "size_measure": "model zip (lzma)"},
+            ],
+        },
+        parent_id=ids["quantize"],
+    )
+    ids["other"] = history.record_run(
+        db,
+        "prune",
+        "digits",
+        "simple_cnn",
+        {"amount": 0.5},
+        {"accuracy_after": 0.97, "accuracy_before": 0.98, "size_bytes_dense": 160_000, "size_bytes_sparse": 90_000, "latency_ms_before": 3.0, "latency_ms_after": 2.0, "latency_batch_size": 256},
+        parent_id=ids["train"],
+    )
     return ids
 
 
@@ -173,7 +253,7 @@ def test_report_is_self_contained_and_holds_every_chosen_run(summaries):
     assert document.count("plotly.js v") == 1  # the bundle's banner: embedded exactly once
     assert document.count('class="plotly-graph-div"') == 4  # size, latency, the pipeline's waterfall, lineage
     for run in chosen + [runs["train"]]:
-        assert f"<td class=\"text\">#{run.run_id}" in document
+        assert f'<td class="text">#{run.run_id}' in document
     assert "amount" in document and "&quot;steps&quot;" in document  # the parameters used
     assert "26.7×" in document  # the pipeline's compression ratio vs the baseline
 
@@ -349,15 +429,18 @@ def test_runs_and_report_commands(tmp_path, capsys):
     assert code == 2 and ".html" in error
 
 
-@pytest.mark.parametrize("arguments, message", [
-    ([], "choose the steps"),
-    (["--steps", "quantize,prune", "--amount", "0.5", "--mode", "static"], "in the order distill -> prune -> quantize"),
-    (["--steps", "prune,compress"], "unknown pipeline step 'compress'"),
-    (["--steps", "prune", "--epochs", "3"], "--epochs is the distill step's student budget"),
-    (["--steps", "quantize", "--mode", "static", "--bits", "4"], "int8 only"),
-    (["--preset", "deep-compression", "--amount", "1.2"], "amount must be in [0, 1)"),
-    (["--steps", "quantize", "--mode", "dynamic"], "dynamic int8"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ([], "choose the steps"),
+        (["--steps", "quantize,prune", "--amount", "0.5", "--mode", "static"], "in the order distill -> prune -> quantize"),
+        (["--steps", "prune,compress"], "unknown pipeline step 'compress'"),
+        (["--steps", "prune", "--epochs", "3"], "--epochs is the distill step's student budget"),
+        (["--steps", "quantize", "--mode", "static", "--bits", "4"], "int8 only"),
+        (["--preset", "deep-compression", "--amount", "1.2"], "amount must be in [0, 1)"),
+        (["--steps", "quantize", "--mode", "dynamic"], "dynamic int8"),
+    ],
+)
 def test_pipeline_refuses_bad_settings_before_any_work(tmp_path, capsys, arguments, message):
     code, _, _, error = run_cli(capsys, "pipeline", "--workspace", str(tmp_path), *arguments)
     assert code == 2 and message in error.strip().splitlines()[-1]
@@ -411,8 +494,24 @@ def test_a_flag_means_the_same_in_the_pipeline_as_in_its_own_command():
 @pytest.mark.slow
 def test_pipeline_cli_records_a_chain_and_its_zip_reproduces_the_accuracy(digits_baseline, session_workspace, capsys):
     code, payload, _, error = run_cli(
-        capsys, "pipeline", "--workspace", str(session_workspace.root), "--steps", "prune,quantize", "--method", "l1", "--granularity", "unstructured",
-        "--amount", "0.8", "--scope", "global", "--finetune-epochs", "1", "--mode", "static",
+        capsys,
+        "pipeline",
+        "--workspace",
+        str(session_workspace.root),
+        "--steps",
+        "prune,quantize",
+        "--method",
+        "l1",
+        "--granularity",
+        "unstructured",
+        "--amount",
+        "0.8",
+        "--scope",
+        "global",
+        "--finetune-epochs",
+        "1",
+        "--mode",
+        "static",
     )
     assert code == 0, error
     for key in ("accuracy_before", "accuracy_after", "size_bytes_before", "size_bytes_after", "compression_ratio", "latency_ms_before", "latency_ms_after", "steps"):
@@ -445,9 +544,26 @@ def test_pipeline_cli_records_a_chain_and_its_zip_reproduces_the_accuracy(digits
 
 @pytest.mark.slow
 def test_pipeline_with_distillation_and_channel_removal(digits_baseline, session_workspace):
-    given = {"steps": "distill,prune", "teacher": "teacher", "student": "simple_cnn_narrow", "temperature": 4.0, "alpha": 0.9, "learning_rate": None, "augment": None,
-             "teacher_seed": 0, "teacher_epochs": 3, "epochs": 3, "method": "ln", "granularity": "channel", "amount": 0.3, "scope": "layer", "layers": "all", "remove": True,
-             "finetune_epochs": 0, "iterative_steps": 1}
+    given = {
+        "steps": "distill,prune",
+        "teacher": "teacher",
+        "student": "simple_cnn_narrow",
+        "temperature": 4.0,
+        "alpha": 0.9,
+        "learning_rate": None,
+        "augment": None,
+        "teacher_seed": 0,
+        "teacher_epochs": 3,
+        "epochs": 3,
+        "method": "ln",
+        "granularity": "channel",
+        "amount": 0.3,
+        "scope": "layer",
+        "layers": "all",
+        "remove": True,
+        "finetune_epochs": 0,
+        "iterative_steps": 1,
+    }
     config = build_pipeline_config(pipeline_options(None, given), "simple_cnn")
     assert config.distill.epochs == 3 and config.distill.seeds == (0,) and config.prune.remove
     result = run_pipeline(ModelSource.from_baseline(digits_baseline), config, RunContext(session_workspace))
@@ -464,12 +580,15 @@ def test_pipeline_with_distillation_and_channel_removal(digits_baseline, session
     assert evaluate_package(model, package, digits_baseline.dataset).accuracy == pytest.approx(result.headline.accuracy_after, abs=1e-9)
 
 
-@pytest.mark.parametrize("pruned, message", [
-    ({"conv9": [0]}, "no convolution or linear layer"),
-    ({"conv1": [0, 0]}, "distinct indices"),
-    ({"conv1": [16]}, "distinct indices below 16"),
-    ({"conv1": list(range(16))}, "leaving at least one"),
-])
+@pytest.mark.parametrize(
+    "pruned, message",
+    [
+        ({"conv9": [0]}, "no convolution or linear layer"),
+        ({"conv1": [0, 0]}, "distinct indices"),
+        ({"conv1": [16]}, "distinct indices below 16"),
+        ({"conv1": list(range(16))}, "leaving at least one"),
+    ],
+)
 def test_recorded_channel_removals_are_checked_before_use(pruned, message):
     package = ModelPackage("simple_cnn", (1, 8, 8), 10, {}, pruned_channels=pruned)
     with pytest.raises(UserError, match=message):

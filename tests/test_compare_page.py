@@ -8,9 +8,9 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.foundation import history
-from core.cli.main import main
 from core.charts.png import png_export_status
+from core.cli.main import main
+from core.foundation import history
 from tests.conftest import open_app_page, record_prune_run
 
 

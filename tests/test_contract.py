@@ -10,12 +10,12 @@ import json
 
 import pytest
 
+from core.cli.main import main
+from core.contract.result import HEADLINE_KEYS
 from core.foundation import history
 from core.foundation.baseline.trained import BaselineConfig, get_baseline
-from core.cli.main import main
 from core.foundation.data.datasets import DatasetSpec
 from core.foundation.measures.latency import THROUGHPUT_BATCH_SIZE
-from core.contract.result import HEADLINE_KEYS
 from core.foundation.workspace import Workspace
 
 pytestmark = pytest.mark.slow

@@ -122,6 +122,7 @@ def test_single_class_folder_cached_before_the_refusal_is_refused_too(workspace,
     import core.foundation.data.datasets as datasets
 
     root = make_folder(tmp_path / "only-cats", classes=("cat",))
+
     def split():
         return datasets.ImageSplit(torch.randint(0, 255, (4, 3, 12, 12), dtype=torch.uint8), torch.zeros(4, dtype=torch.int64))
 

@@ -14,21 +14,21 @@ import onnx
 import pytest
 import torch
 
-from core.foundation.baseline.trained import BaselineConfig, get_baseline
 from core.cli.main import main
 from core.contract.context import RunContext
-from core.foundation.data.datasets import DatasetSpec
-from core.deploy.export import FP32_AGREEMENT_MIN, cached_export, INT8_ACCURACY_TOLERANCE, onnx_for_run
-from core.deploy.onnx_files import INPUT_NAME, operator_counts, ort_session, read_metadata
-from core.deploy.runtimes import ONNXRUNTIME, OPENVINO, PRECISIONS, cached_runtime_report, default_runs, measure_runtimes, table_rows
 from core.contract.predictions import model_for_run, run_predictions
-from core.foundation.history import get_run
-from core.foundation.measures.latency import BATCH_SIZES, COMPILED, EAGER
-from core.pruning import PruneConfig, prune
-from core.quantization import DynamicInt8Config, QATConfig, SimulateConfig, StaticInt8Config, quantize
 from core.contract.record import record
 from core.contract.source import ModelSource
+from core.deploy.export import FP32_AGREEMENT_MIN, INT8_ACCURACY_TOLERANCE, cached_export, onnx_for_run
+from core.deploy.onnx_files import INPUT_NAME, operator_counts, ort_session, read_metadata
+from core.deploy.runtimes import ONNXRUNTIME, OPENVINO, PRECISIONS, cached_runtime_report, default_runs, measure_runtimes, table_rows
+from core.foundation.baseline.trained import BaselineConfig, get_baseline
+from core.foundation.data.datasets import DatasetSpec
+from core.foundation.history import get_run
+from core.foundation.measures.latency import BATCH_SIZES, COMPILED, EAGER
 from core.foundation.workspace import Workspace
+from core.pruning import PruneConfig, prune
+from core.quantization import DynamicInt8Config, QATConfig, SimulateConfig, StaticInt8Config, quantize
 
 INT8_KINDS = {"static", "qat8", "dynamic"}
 
@@ -143,11 +143,14 @@ def test_a_changed_artifact_is_exported_again(runs, tmp_path):
     assert not again.from_cache and again.onnx_bytes == first.onnx_bytes
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--run", "999"], "no run #999"),
-    (["--run", "RUN", "--format", "tflite"], "invalid choice"),
-    (["--run", "RUN", "--out", "/proc/no/such/folder/model.onnx"], "cannot write"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--run", "999"], "no run #999"),
+        (["--run", "RUN", "--format", "tflite"], "invalid choice"),
+        (["--run", "RUN", "--out", "/proc/no/such/folder/model.onnx"], "cannot write"),
+    ],
+)
 def test_bad_export_requests_exit_2_with_one_line(runs, tmp_path, args, message):
     args = [a.replace("RUN", str(runs["ids"]["baseline"])) for a in args]
     if "--out" not in args:

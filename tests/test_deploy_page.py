@@ -164,8 +164,13 @@ def test_the_onnx_download_serves_the_bytes_the_cli_writes(digits_baseline, sess
     assert data == expected.onnx_bytes and data[:1] == b"\x08"  # an ONNX protobuf: field 1 (ir_version, a varint) first
     assert name == file_name(get_run(session_workspace.history_db, random_prune_run)) and mime == "application/octet-stream"
     out = tmp_path / "cli.onnx"
-    completed = subprocess.run([sys.executable, "-m", "core", "export", "--run", str(random_prune_run), "--format", "onnx", "--out", str(out), "--workspace", str(session_workspace.root)],
-                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    completed = subprocess.run(
+        [sys.executable, "-m", "core", "export", "--run", str(random_prune_run), "--format", "onnx", "--out", str(out), "--workspace", str(session_workspace.root)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert completed.returncode == 0, completed.stderr
     assert out.read_bytes() == data
     # Another session finds the file exported already: the download is offered without an Export click.

@@ -14,14 +14,14 @@ import sys
 
 import pytest
 
-from core.foundation import history
-from core.foundation.baseline.trained import get_baseline
 from core.cli.main import main
 from core.contract.run_summary import summarize
 from core.deploy.runtimes import ONNXRUNTIME, OPENVINO, default_runs, measure_runtimes, table_rows
+from core.foundation import history
+from core.foundation.baseline.trained import get_baseline
 from core.foundation.measures.latency import BATCH_SIZES, EAGER
-from core.report.html import build_report, example_sections, runtime_sections
 from core.foundation.workspace import Workspace
+from core.report.html import build_report, example_sections, runtime_sections
 from tests.conftest import DEFAULT_BASELINE_CONFIG, record_prune_run
 
 FAST_RUNTIMES = (EAGER, ONNXRUNTIME)  # no compiling: the whole module takes well under a minute
@@ -42,8 +42,7 @@ def lab(tmp_path_factory) -> dict:
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(sys.modules, "openvino", None)  # `import openvino` now raises ImportError
         alone_report = measure_runtimes(workspace, default_runs(workspace, baseline.run_id), rounds=1, runtimes=(EAGER, OPENVINO))
-    return {"workspace": workspace, "baseline": baseline.run_id, "measured": measured_run, "unmeasured": unmeasured_run,
-            "pair": pair, "pair_report": pair_report, "alone_report": alone_report}
+    return {"workspace": workspace, "baseline": baseline.run_id, "measured": measured_run, "unmeasured": unmeasured_run, "pair": pair, "pair_report": pair_report, "alone_report": alone_report}
 
 
 def summary(workspace, run_id):
@@ -83,7 +82,7 @@ def number(cell: str) -> float | None:
 def test_the_section_shows_the_measured_table_charts_and_caption(lab):
     document, sections = report_of(lab, [lab["measured"], lab["unmeasured"]])
     report, (first, second) = lab["pair_report"], lab["pair"]
-    assert "<h2 id=\"deployment-runtimes\">Deployment runtimes</h2>" in document
+    assert '<h2 id="deployment-runtimes">Deployment runtimes</h2>' in document
     measurement = section(document, f'<h3 id="runtimes-{first}-{second}">', ("<h3", "<h2"))
     # Every row table_rows gives is in its batch's table with the same numbers, as shown (3 significant digits, 2 decimals).
     tables = tables_by_batch(measurement)
@@ -91,8 +90,11 @@ def test_the_section_shows_the_measured_table_charts_and_caption(lab):
     assert set(tables) == set(BATCH_SIZES) and sum(len(shown) for shown in tables.values()) == len(rows)
     for row in rows:
         shown = next(cells for cells in tables[row["batch_size"]] if cells[:3] == [row["model"], row["runtime"], row["precision"]])
-        for cell, value, tolerance in zip(shown[3:8], (row["latency_ms"], row["per_image_ms"], row["speedup_vs_fp32_eager"], row["int8_speedup_same_runtime"],
-                                                      None if row["accuracy"] is None else 100 * row["accuracy"]), (6e-3, 6e-3, 0, 0, 0)):
+        for cell, value, tolerance in zip(
+            shown[3:8],
+            (row["latency_ms"], row["per_image_ms"], row["speedup_vs_fp32_eager"], row["int8_speedup_same_runtime"], None if row["accuracy"] is None else 100 * row["accuracy"]),
+            (6e-3, 6e-3, 0, 0, 0),
+        ):
             if value is None:
                 assert cell == "—"
             else:

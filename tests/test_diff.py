@@ -10,23 +10,23 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.foundation import history
-from core.foundation.baseline.trained import BaselineConfig, get_baseline
-from core.contract.run_models import package_for_run
-from core.contract.context import RunContext
-from core.foundation.data.datasets import DatasetSpec
 from core.contract import predictions as predictions_module
+from core.contract.context import RunContext
+from core.contract.predictions import artifact_fingerprint, fingerprint_test_split, predictions_path, run_predictions
+from core.contract.record import record
+from core.contract.run_models import package_for_run
+from core.contract.source import ModelSource
 from core.diff.exemplars import exemplars_for_baseline, find_exemplars
 from core.diff.layers import MAX_SQNR_DB, compare_packages
 from core.diff.pairs import diff_predictions
-from core.contract.predictions import artifact_fingerprint, fingerprint_test_split, predictions_path, run_predictions
 from core.diff.runs import diff_runs
+from core.foundation import history
+from core.foundation.baseline.trained import BaselineConfig, get_baseline
+from core.foundation.data.datasets import DatasetSpec
 from core.foundation.errors import UserError
+from core.foundation.workspace import META_FILE, WEIGHTS_FILE, Workspace, atomic_save_tensors, save_checkpoint
 from core.pruning import PruneConfig, prune
 from core.quantization import SimulateConfig, StaticInt8Config, quantize
-from core.contract.record import record
-from core.contract.source import ModelSource
-from core.foundation.workspace import META_FILE, WEIGHTS_FILE, Workspace, atomic_save_tensors, save_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -176,15 +176,20 @@ def test_exemplars_over_a_hand_made_history(runs, tmp_path):
     artifact = source_workspace.resolve_artifact(baseline_run.artifact_path)
     dataset = runs["dataset"]
     base_id = history.record_run(workspace.history_db, "train", "digits", "simple_cnn", baseline_run.params, baseline_run.metrics, artifact_path=str(artifact))
-    child_ids = [history.record_run(workspace.history_db, "prune", "digits", "simple_cnn", {"dataset": baseline_run.params["dataset"]}, {}, parent_id=base_id, artifact_path=str(artifact)) for _ in range(3)]
+    child_ids = [
+        history.record_run(workspace.history_db, "prune", "digits", "simple_cnn", {"dataset": baseline_run.params["dataset"]}, {}, parent_id=base_id, artifact_path=str(artifact)) for _ in range(3)
+    ]
     labels = dataset.test.labels
     classes = dataset.num_classes
 
     def store(run_id: int, predicted: torch.Tensor) -> None:
         logits = torch.nn.functional.one_hot(predicted, classes).float() * 5
         run = history.get_run(workspace.history_db, run_id)
-        atomic_save_tensors(predictions_path(workspace, run_id, fingerprint_test_split(dataset)), {"logits": logits},
-                            metadata={"artifact_sha256": artifact_fingerprint(workspace, run), "version": predictions_module.CACHE_VERSION})
+        atomic_save_tensors(
+            predictions_path(workspace, run_id, fingerprint_test_split(dataset)),
+            {"logits": logits},
+            metadata={"artifact_sha256": artifact_fingerprint(workspace, run), "version": predictions_module.CACHE_VERSION},
+        )
 
     wrong = (labels + 1) % classes
     store(base_id, labels)  # the baseline gets every image right
@@ -234,10 +239,13 @@ def test_cli_diff_prints_the_comparison_as_its_last_json_line(runs):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("args, message", [
-    (("--run", "999"), "no run #999"),
-    (("--run", "1", "--run", "2", "--run", "3"), "two runs"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--run", "999"), "no run #999"),
+        (("--run", "1", "--run", "2", "--run", "3"), "two runs"),
+    ],
+)
 def test_cli_diff_refuses_bad_runs_in_one_line(runs, args, message):
     completed = run_cli("diff", *args, workspace=runs["workspace"])
     assert completed.returncode == 2

@@ -8,9 +8,9 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.foundation import history
 from core.diff.gallery import DEFAULT_GALLERY_SIZE
 from core.diff.runs import diff_runs
+from core.foundation import history
 from tests.conftest import open_app_page, record_prune_run
 
 LAYER_CHART_TITLE = "Where the error enters"

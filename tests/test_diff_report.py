@@ -8,11 +8,10 @@ import html
 import json
 import re
 
-
-from core.foundation import history
 from core.cli.main import main
 from core.contract.run_summary import summarize
 from core.diff.runs import diff_runs
+from core.foundation import history
 from core.report.html import REPORT_GALLERY_SIZE, build_report, example_sections, runtime_sections
 
 

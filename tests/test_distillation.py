@@ -16,23 +16,22 @@ import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from core.foundation import history
 from core.charts.distillation import agreement_figure, gain_per_seed_figure, race_curves_figure, size_accuracy_figure, soft_labels_figure
-from core.foundation.models import resnet
 from core.cli.main import main
 from core.contract.context import RunContext
-from core.foundation.data.datasets import DatasetSpec, load_dataset
-from core.distillation import DistillConfig, distill, get_teacher, kd_loss, run_race
-from core.distillation import race as race_module
-from core.distillation import teacher_logits, teachers
-from core.distillation.config import DISTILL_PRESETS, labelled_images, student_dataset, student_recipe
-from core.distillation.teacher_logits import TeacherLogitCache, build_teacher_logit_cache
-from core.distillation.soft_labels import soft_label_examples
-from core.foundation.errors import UserError
-from core.foundation.measures.latency import THROUGHPUT_BATCH_SIZE
-from core.foundation.models.registry import build_model
 from core.contract.record import record
 from core.contract.source import ModelSource
+from core.distillation import DistillConfig, distill, get_teacher, kd_loss, run_race, teacher_logits, teachers
+from core.distillation import race as race_module
+from core.distillation.config import DISTILL_PRESETS, labelled_images, student_dataset, student_recipe
+from core.distillation.soft_labels import soft_label_examples
+from core.distillation.teacher_logits import TeacherLogitCache, build_teacher_logit_cache
+from core.foundation import history
+from core.foundation.data.datasets import DatasetSpec, load_dataset
+from core.foundation.errors import UserError
+from core.foundation.measures.latency import THROUGHPUT_BATCH_SIZE
+from core.foundation.models import resnet
+from core.foundation.models.registry import build_model
 from core.foundation.training.loop import Batch, evaluate, predict_logits
 from core.foundation.workspace import WEIGHTS_FILE
 
@@ -340,7 +339,25 @@ def test_cli_rejects_a_teacher_smaller_than_the_student(tmp_path, capsys):
 
 
 def test_cli_prints_the_race_as_one_json_line(session_workspace, digits_baseline, digits_teacher, capsys):
-    argv = ["distill", "--workspace", str(session_workspace.root), "--dataset", "digits", "--teacher-epochs", str(TEACHER_EPOCHS), "--epochs", "2", "--seeds", "2", "--temperature", "3", "--alpha", "0.7", "--device", "cpu"]
+    argv = [
+        "distill",
+        "--workspace",
+        str(session_workspace.root),
+        "--dataset",
+        "digits",
+        "--teacher-epochs",
+        str(TEACHER_EPOCHS),
+        "--epochs",
+        "2",
+        "--seeds",
+        "2",
+        "--temperature",
+        "3",
+        "--alpha",
+        "0.7",
+        "--device",
+        "cpu",
+    ]
     assert main(argv) == 0
     captured = capsys.readouterr()
     payload = json.loads(captured.out.strip().splitlines()[-1])
@@ -457,8 +474,8 @@ def test_few_labels_students_learn_from_one_class_balanced_subset_with_its_own_t
 
 
 def test_the_cli_preset_sets_what_the_page_s_preset_sets_and_flags_win(tmp_path):
-    from core.cli.main import build_parser
     from core.cli.distill import config_from_args
+    from core.cli.main import build_parser
 
     args = build_parser().parse_args(["distill", "--workspace", str(tmp_path), "--preset", "few-labels"])
     config = config_from_args(args, "simple_cnn")

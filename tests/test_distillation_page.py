@@ -7,12 +7,12 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from core.contract.options import spec
+from core.distillation import DistillConfig
+from core.distillation.config import DEFAULT_PRESET, DISTILL_PRESETS
 from core.foundation import history
 from core.foundation.baseline.trained import BaselineConfig, get_baseline
 from core.foundation.data.datasets import DatasetSpec
-from core.distillation import DistillConfig
-from core.distillation.config import DEFAULT_PRESET, DISTILL_PRESETS
-from core.contract.options import spec
 from tests.conftest import REPO_ROOT, open_app_page
 
 PAGE = "pages/distillation.py"

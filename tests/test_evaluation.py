@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.foundation.training.quick_evaluation import EVAL_SUBSET_SIZE, QuickEvaluator, evaluation_subset
 from core.foundation.models.registry import build_model
 from core.foundation.training.loop import evaluate
+from core.foundation.training.quick_evaluation import EVAL_SUBSET_SIZE, QuickEvaluator, evaluation_subset
 
 
 def test_the_subset_is_class_balanced_and_repeatable(digits_baseline):

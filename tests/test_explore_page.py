@@ -88,8 +88,8 @@ def test_a_small_sweep_is_recorded_drawn_recommended_and_opens_on_the_pruning_pa
     assert metric(at, "To run") == "0" and metric(at, "Already in the history") == "2"
     # The download offered is the recommended run's model zip, which loads back (the compare page's format).
     from core.contract.artifact import load_model_zip
-    from core.sweep.explore import run_download, run_download_name
     from core.foundation.workspace import Workspace
+    from core.sweep.explore import run_download, run_download_name
 
     run = history.get_run(db, int(recommended.group(1)))
     assert run_download_name(run, Workspace.open(explore_home)) == f"model-run-{run.id}.zip"

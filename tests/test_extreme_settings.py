@@ -12,10 +12,10 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.foundation import history
 from core.cli.main import main
-from core.distillation import DistillConfig
 from core.contract.options import spec
+from core.distillation import DistillConfig
+from core.foundation import history
 from tests.conftest import REPO_ROOT, open_app_page
 
 pytestmark = pytest.mark.slow

@@ -15,8 +15,8 @@ from dataclasses import replace
 
 import pytest
 
-from core.foundation.baseline.trained import card_of, load_cached_baseline
 from core.foundation.baseline.card import find_baseline_card
+from core.foundation.baseline.trained import card_of, load_cached_baseline
 from core.foundation.workspace import META_FILE, WEIGHTS_FILE, Workspace
 from tests.conftest import DEFAULT_BASELINE_CONFIG, REPO_ROOT
 

@@ -24,7 +24,17 @@ def record(db: Path, technique: str = "prune", parent_id: int | None = None, dat
 def test_record_and_read_back_every_field(tmp_path):
     db = tmp_path / "runs.sqlite"
     base = record(db, "train", size_bytes=1000, latency_ms=2.5)
-    child = history.record_run(db, technique="prune", dataset="digits", model="simple_cnn", params={"amount": 0.9, "layers": ["conv1"]}, metrics={"accuracy": 0.8, "gain": float("nan")}, parent_id=base, artifact_path=tmp_path / "art", started_at=123.0)
+    child = history.record_run(
+        db,
+        technique="prune",
+        dataset="digits",
+        model="simple_cnn",
+        params={"amount": 0.9, "layers": ["conv1"]},
+        metrics={"accuracy": 0.8, "gain": float("nan")},
+        parent_id=base,
+        artifact_path=tmp_path / "art",
+        started_at=123.0,
+    )
     run = history.get_run(db, child)
     assert (run.technique, run.dataset, run.model, run.parent_id) == ("prune", "digits", "simple_cnn", base)
     assert run.params == {"amount": 0.9, "layers": ["conv1"]}

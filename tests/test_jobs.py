@@ -16,11 +16,11 @@ import pytest
 from core.foundation import history
 from core.foundation.baseline.trained import BaselineConfig, get_baseline, load_cached_baseline
 from core.foundation.data.datasets import DatasetSpec
-from core.jobs.queue import JobQueue
 from core.foundation.training.records import MAX_EPOCHS
+from core.foundation.workspace import Workspace
+from core.jobs.queue import JobQueue
 from core.jobs.store import CANCELLED, DONE, FAILED, INTERRUPTED, QUEUED, RUNNING, JobRecord, JobStore
 from core.sweep import engine
-from core.foundation.workspace import Workspace
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.slow
@@ -160,8 +160,9 @@ time.sleep(600)
 
 
 def test_a_server_killed_with_jobs_queued_restarts_with_the_workspace_intact(workspace):
-    server = subprocess.Popen([sys.executable, "-c", KILLED_SERVER, str(workspace.root)], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, start_new_session=True)
+    server = subprocess.Popen(
+        [sys.executable, "-c", KILLED_SERVER, str(workspace.root)], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, start_new_session=True
+    )
     try:
         assert server.stdout.readline().strip() == "queued"
     finally:

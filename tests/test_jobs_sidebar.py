@@ -67,8 +67,9 @@ def test_a_failed_job_is_one_line_in_the_sidebar_and_the_button_comes_back(class
     first = student()
     queue = job_queue(str(classroom.root))
     # Break the job the way a real failure would arrive: the kind raises the user's one line in the worker.
-    record = queue.submit("baseline", {"dataset": {"name": "folder:/no/such/folder", "train_size": 200, "test_size": None, "subset_seed": 0},
-                                        "model": "simple_cnn", "epochs": 1, "seed": 0, "device": "cpu"}, "other")
+    record = queue.submit(
+        "baseline", {"dataset": {"name": "folder:/no/such/folder", "train_size": 200, "test_size": None, "subset_seed": 0}, "model": "simple_cnn", "epochs": 1, "seed": 0, "device": "cpu"}, "other"
+    )
     deadline = time.time() + WAIT_SECONDS
     while time.time() < deadline and queue.status(record.job_id).state not in ("failed", "done"):
         time.sleep(0.5)

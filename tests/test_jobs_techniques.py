@@ -11,15 +11,15 @@ from dataclasses import asdict
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.distillation import DistillConfig, teacher_config
 from core.foundation import history
 from core.foundation.baseline.trained import BaselineConfig, get_baseline
 from core.foundation.data.datasets import DatasetSpec
-from core.distillation import DistillConfig, teacher_config
 from core.foundation.errors import UserError
+from core.foundation.progress import no_progress
 from core.jobs.kinds import JOB_KINDS, distill_report_from_dict, prune_config_from_dict
 from core.jobs.store import JobStore
 from core.jobs.worker import CancelFileFlag
-from core.foundation.progress import no_progress
 from core.pruning import PruneConfig
 from core.pruning.recorded import recorded_figures
 from core.quantization import QATConfig
@@ -209,7 +209,8 @@ def test_a_queued_prune_run_gone_from_the_history_is_one_warning(classroom):
     fresh = prune_session()  # another student with the same settings, after the run was deleted
     assert not fresh.exception and not any("Saved as run" in str(message.value) for message in fresh.success)
     assert [str(warning.value) for warning in fresh.warning if "no longer in the history" in str(warning.value)] == [
-        f"run #{run.id}, which the queued job recorded, is no longer in the history; press the run button to run it again"]
+        f"run #{run.id}, which the queued job recorded, is no longer in the history; press the run button to run it again"
+    ]
 
 
 # --------------------------------------------------------------------- the Explore page's sweep

@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
+from core.contract.result import latency_pair
+from core.foundation.measures import compile as quantization_latency
 from core.foundation.measures.latency import BATCH_SIZES, COMPILED, EAGER, SINGLE_BATCH_SIZE, THROUGHPUT_BATCH_SIZE, measure_latencies
 from core.foundation.models.registry import build_model
-from core.foundation.measures import compile as quantization_latency
-from core.contract.result import latency_pair
 
 EXAMPLE = torch.zeros(1, 1, 8, 8)  # a digits-sized image
 
@@ -143,4 +143,3 @@ def test_compiled_models_are_timed_on_the_cpu_at_their_compiled_batch_size(monke
     assert {figure.device for figure in figures.values()} == {"cpu"}
     assert sorted(compiled_for) == sorted((name, size) for name in ("fp32", "int8") for size in BATCH_SIZES)
     assert timed and all(compiled_size == batch for _, compiled_size, batch in timed)  # each compiled graph sees only its own shape
-

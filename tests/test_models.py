@@ -2,9 +2,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from core.foundation.models import resnet
 from core.foundation.errors import UserError
 from core.foundation.measures.metrics import count_parameters
+from core.foundation.models import resnet
 from core.foundation.models.registry import MODEL_NAMES, STUDENT_MODELS, available_models, build_model
 from core.foundation.models.resnet import IMAGENET_WEIGHTS_FILE, RESNET18, RESNET18_IMAGENET
 

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 
 import pytest
 
-from core.foundation.baseline.trained import BaselineConfig
 from core.cli.main import main
-from core.foundation.errors import UserError
 from core.contract.options import add_arguments, check_ranges, from_options, given, option, spec
+from core.foundation.baseline.trained import BaselineConfig
+from core.foundation.errors import UserError
+from core.foundation.training.loop import MAX_EPOCHS, TrainRecipe
 from core.pruning import PruneConfig
 from core.quantization import QATConfig, SimulateConfig, StaticInt8Config
-from core.foundation.training.loop import MAX_EPOCHS, TrainRecipe
 
 
 @dataclass(frozen=True)
@@ -50,30 +50,36 @@ def test_values_inside_the_ranges_validate(fields):
     ToyConfig(**fields).validate()
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"rate": 1.0}, "--rate must be in [0, 1), got 1"),  # `below` is exclusive
-    ({"rate": -0.1}, "--rate must be in [0, 1), got -0.1"),
-    ({"rate": math.nan}, "--rate must be a finite number, got nan"),
-    ({"rate": math.inf}, "--rate must be a finite number, got inf"),
-    ({"steps": 0}, "--steps must be in 1..10, got 0"),
-    ({"steps": 11}, "--steps must be in 1..10, got 11"),  # `maximum` is inclusive, 10 passed
-    ({"steps": None}, "--steps needs a value"),
-    ({"kind": "c"}, "--kind must be one of a, b, got 'c'"),
-    ({"limit": -1}, "--limit must be in 0.., got -1"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"rate": 1.0}, "--rate must be in [0, 1), got 1"),  # `below` is exclusive
+        ({"rate": -0.1}, "--rate must be in [0, 1), got -0.1"),
+        ({"rate": math.nan}, "--rate must be a finite number, got nan"),
+        ({"rate": math.inf}, "--rate must be a finite number, got inf"),
+        ({"steps": 0}, "--steps must be in 1..10, got 0"),
+        ({"steps": 11}, "--steps must be in 1..10, got 11"),  # `maximum` is inclusive, 10 passed
+        ({"steps": None}, "--steps needs a value"),
+        ({"kind": "c"}, "--kind must be one of a, b, got 'c'"),
+        ({"limit": -1}, "--limit must be in 0.., got -1"),
+    ],
+)
 def test_values_outside_the_ranges_are_refused_in_one_line(fields, message):
     assert refusal(ToyConfig(**fields)) == message
 
 
-@pytest.mark.parametrize("config, message", [
-    (PruneConfig(amount=1.0), "--amount must be in [0, 1), got 1"),
-    (PruneConfig(method="l2"), "--method must be one of l1, random, ln, got 'l2'"),
-    (PruneConfig(finetune_epochs=51), "--finetune-epochs must be in 0..50, got 51"),
-    (PruneConfig(iterative_steps=0), "--iterative-steps must be in 1..10, got 0"),
-    (SimulateConfig(bits=9), "--bits must be in 2..8, got 9"),
-    (QATConfig(epochs=21), "--qat-epochs must be in 1..20, got 21"),
-    (StaticInt8Config(observer="median"), "--observer must be one of"),
-])
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        (PruneConfig(amount=1.0), "--amount must be in [0, 1), got 1"),
+        (PruneConfig(method="l2"), "--method must be one of l1, random, ln, got 'l2'"),
+        (PruneConfig(finetune_epochs=51), "--finetune-epochs must be in 0..50, got 51"),
+        (PruneConfig(iterative_steps=0), "--iterative-steps must be in 1..10, got 0"),
+        (SimulateConfig(bits=9), "--bits must be in 2..8, got 9"),
+        (QATConfig(epochs=21), "--qat-epochs must be in 1..20, got 21"),
+        (StaticInt8Config(observer="median"), "--observer must be one of"),
+    ],
+)
 def test_technique_configs_run_the_range_checks_first(config, message):
     assert refusal(config).startswith(message)
 
@@ -159,8 +165,15 @@ def test_argparse_refuses_what_the_flags_cannot_take(arguments, capsys):
 
 def test_help_shows_each_default():
     text = " ".join(toy_parser().format_help().split())
-    for shown in ("a rate (default: 0.5)", "how many steps (default: 3)", "which kind (default: a)", "an optional limit (default: the preset)",
-                  "on unless turned off (default: True)", "off unless turned on (default: False)", "left or right (default: True)"):
+    for shown in (
+        "a rate (default: 0.5)",
+        "how many steps (default: 3)",
+        "which kind (default: a)",
+        "an optional limit (default: the preset)",
+        "on unless turned off (default: True)",
+        "off unless turned on (default: False)",
+        "left or right (default: True)",
+    ):
         assert shown in text, shown
     assert "--no-enabled" in text and "--right" in text and "--hidden" not in text
     prune_parser = argparse.ArgumentParser()
@@ -199,8 +212,8 @@ def assert_nothing_done(workspace) -> None:
 @pytest.fixture()
 def no_training(monkeypatch):
     """Fail the test if a command gets as far as loading data or training a baseline."""
-    import core.foundation.baseline.trained
     import core.cli.main
+    import core.foundation.baseline.trained
 
     def refuse(*args, **kwargs):
         raise AssertionError("the command loaded data or trained before refusing")
@@ -209,16 +222,19 @@ def no_training(monkeypatch):
     monkeypatch.setattr(core.foundation.baseline.trained, "train_model", refuse)
 
 
-@pytest.mark.parametrize("config, arguments", [
-    (PruneConfig(finetune_epochs=51), ["prune", "--finetune-epochs", "51"]),
-    (PruneConfig(iterative_steps=11, finetune_epochs=1), ["prune", "--iterative-steps", "11", "--finetune-epochs", "1"]),
-    (PruneConfig(amount=1.0), ["prune", "--amount", "1.0"]),
-    (PruneConfig(iterative_steps=2), ["prune", "--iterative-steps", "2"]),
-    (PruneConfig(remove=True), ["prune", "--remove"]),
-    (QATConfig(epochs=21), ["quantize", "--mode", "qat", "--qat-epochs", "21"]),
-    (SimulateConfig(bits=9), ["quantize", "--mode", "simulate", "--bits", "9"]),
-    (StaticInt8Config(calibration_size=50_001), ["quantize", "--mode", "static", "--calibration-size", "50001"]),
-])
+@pytest.mark.parametrize(
+    "config, arguments",
+    [
+        (PruneConfig(finetune_epochs=51), ["prune", "--finetune-epochs", "51"]),
+        (PruneConfig(iterative_steps=11, finetune_epochs=1), ["prune", "--iterative-steps", "11", "--finetune-epochs", "1"]),
+        (PruneConfig(amount=1.0), ["prune", "--amount", "1.0"]),
+        (PruneConfig(iterative_steps=2), ["prune", "--iterative-steps", "2"]),
+        (PruneConfig(remove=True), ["prune", "--remove"]),
+        (QATConfig(epochs=21), ["quantize", "--mode", "qat", "--qat-epochs", "21"]),
+        (SimulateConfig(bits=9), ["quantize", "--mode", "simulate", "--bits", "9"]),
+        (StaticInt8Config(calibration_size=50_001), ["quantize", "--mode", "static", "--calibration-size", "50001"]),
+    ],
+)
 def test_the_cli_refuses_what_the_config_refuses_with_the_same_line(config, arguments, workspace, no_training, capsys):
     message = refusal(config)
     code, out, err = run_cli(capsys, [*arguments, "--dataset", "digits", "--workspace", str(workspace.root)])
@@ -227,7 +243,9 @@ def test_the_cli_refuses_what_the_config_refuses_with_the_same_line(config, argu
     assert_nothing_done(workspace)
 
 
-@pytest.mark.parametrize("config_class, name", [(PruneConfig, "finetune_epochs"), (PruneConfig, "iterative_steps"), (QATConfig, "epochs"), (SimulateConfig, "bits"), (StaticInt8Config, "calibration_size")])
+@pytest.mark.parametrize(
+    "config_class, name", [(PruneConfig, "finetune_epochs"), (PruneConfig, "iterative_steps"), (QATConfig, "epochs"), (SimulateConfig, "bits"), (StaticInt8Config, "calibration_size")]
+)
 def test_a_widget_bounded_by_the_spec_accepts_its_ends_and_nothing_past_them(config_class, name):
     """A page takes slider ranges from spec(): both ends must validate, one step past must not."""
     option_spec = spec(config_class, name)
@@ -268,10 +286,13 @@ def test_quantize_refuses_a_flag_its_mode_does_not_use_in_one_line(workspace, no
     assert_nothing_done(workspace)
 
 
-@pytest.mark.parametrize("arguments, message", [
-    (["--mode", "qat", "--bits", "8", "--activations"], "always quantizes activations"),
-    (["--mode", "simulate", "--calibration-size", "64"], "only with --activations"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--mode", "qat", "--bits", "8", "--activations"], "always quantizes activations"),
+        (["--mode", "simulate", "--calibration-size", "64"], "only with --activations"),
+    ],
+)
 def test_quantize_refuses_a_setting_the_mode_would_ignore(arguments, message, workspace, no_training, capsys):
     assert main(["quantize", *arguments, "--dataset", "digits", "--workspace", str(workspace.root)]) == 2
     error = capsys.readouterr().err.strip()

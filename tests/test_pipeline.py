@@ -9,14 +9,14 @@ import threading
 
 import pytest
 
-from core.foundation import history
 from core.cli.main import main
 from core.contract.context import RunContext
+from core.contract.record import record
+from core.contract.source import ModelSource
+from core.foundation import history
 from core.foundation.measures.metrics import state_dict_size_bytes
 from core.pipeline import PipelineStopped, build_pipeline_config, pipeline_options, run_pipeline
 from core.pruning import PruneConfig, prune
-from core.contract.record import record
-from core.contract.source import ModelSource
 
 
 @pytest.fixture(scope="module")

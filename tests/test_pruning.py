@@ -11,15 +11,19 @@ import numpy as np
 import pytest
 import torch
 
-from core.foundation import history
 from core.charts.pruning import accuracy_vs_sparsity_figure, sensitivity_figure, size_speed_figure, sparsity_bars_figure, weight_heatmaps_figure, weight_histogram_figure
 from core.cli.main import main
 from core.contract.context import RunContext
+from core.contract.record import record
+from core.contract.source import ModelSource
+from core.foundation import history
 from core.foundation.errors import UserError
-from core.foundation.training.quick_evaluation import QuickEvaluator
 from core.foundation.measures.latency import EAGER, THROUGHPUT_BATCH_SIZE
 from core.foundation.measures.metrics import count_macs, count_nonzero_parameters, count_parameters, effective_tensors, state_dict_size_bytes
 from core.foundation.models.registry import build_model
+from core.foundation.training.loop import predict_logits
+from core.foundation.training.quick_evaluation import QuickEvaluator
+from core.foundation.workspace import WEIGHTS_FILE
 from core.pruning import (
     PruneConfig,
     all_weights,
@@ -36,10 +40,6 @@ from core.pruning import (
     weight_view,
 )
 from core.pruning.stats import architecture_rows, layer_shapes
-from core.contract.record import record
-from core.contract.source import ModelSource
-from core.foundation.training.loop import predict_logits
-from core.foundation.workspace import WEIGHTS_FILE
 
 CIFAR_INPUT = torch.zeros(1, 3, 32, 32)
 
@@ -135,15 +135,18 @@ def test_classifier_outputs_are_never_pruned():
         apply_pruning(cifar_sized_model(), PruneConfig(method="l1", granularity="channel", amount=0.5, layers=("fc3",)), CIFAR_INPUT)
 
 
-@pytest.mark.parametrize("config, message", [
-    (PruneConfig(method="ln", granularity="channel", amount=0.99, remove=True), "would leave none"),
-    (PruneConfig(method="l1", granularity="channel", amount=0.97, scope="global", remove=True), "every channel of"),
-    (PruneConfig(method="l1", granularity="unstructured", amount=1.0), r"\[0, 1\)"),
-    (PruneConfig(method="l1", granularity="unstructured", amount=-0.2), r"\[0, 1\)"),
-    (PruneConfig(method="l1", granularity="unstructured", amount=0.5, layers=("conv7",)), "unknown layer 'conv7'"),
-    (PruneConfig(method="ln", granularity="unstructured", amount=0.5), "granularity channel"),
-    (PruneConfig(method="l1", granularity="unstructured", amount=0.5, remove=True), "removal needs"),
-])
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        (PruneConfig(method="ln", granularity="channel", amount=0.99, remove=True), "would leave none"),
+        (PruneConfig(method="l1", granularity="channel", amount=0.97, scope="global", remove=True), "every channel of"),
+        (PruneConfig(method="l1", granularity="unstructured", amount=1.0), r"\[0, 1\)"),
+        (PruneConfig(method="l1", granularity="unstructured", amount=-0.2), r"\[0, 1\)"),
+        (PruneConfig(method="l1", granularity="unstructured", amount=0.5, layers=("conv7",)), "unknown layer 'conv7'"),
+        (PruneConfig(method="ln", granularity="unstructured", amount=0.5), "granularity channel"),
+        (PruneConfig(method="l1", granularity="unstructured", amount=0.5, remove=True), "removal needs"),
+    ],
+)
 def test_bad_settings_raise_one_line_user_errors(config, message):
     with pytest.raises(UserError, match=message) as caught:
         apply_pruning(cifar_sized_model(), config, CIFAR_INPUT)
@@ -331,9 +334,38 @@ def run_cli(capsys, *arguments: str) -> tuple[int, dict | None, str]:
 
 
 def test_cli_prints_the_json_the_issue_asks_for(digits_baseline, session_workspace, capsys):
-    code, payload, _ = run_cli(capsys, "--workspace", str(session_workspace.root), "--method", "l1", "--granularity", "channel", "--amount", "0.5", "--scope", "global", "--layers", "conv1,conv2,fc1", "--remove", "--finetune-epochs", "1")
+    code, payload, _ = run_cli(
+        capsys,
+        "--workspace",
+        str(session_workspace.root),
+        "--method",
+        "l1",
+        "--granularity",
+        "channel",
+        "--amount",
+        "0.5",
+        "--scope",
+        "global",
+        "--layers",
+        "conv1,conv2,fc1",
+        "--remove",
+        "--finetune-epochs",
+        "1",
+    )
     assert code == 0
-    for key in ("accuracy_before", "accuracy_after", "sparsity", "sparsity_per_layer", "params", "macs", "size_bytes_dense", "size_bytes_sparse", "size_bytes_gzip", "latency_ms_before", "latency_ms_after"):
+    for key in (
+        "accuracy_before",
+        "accuracy_after",
+        "sparsity",
+        "sparsity_per_layer",
+        "params",
+        "macs",
+        "size_bytes_dense",
+        "size_bytes_sparse",
+        "size_bytes_gzip",
+        "latency_ms_before",
+        "latency_ms_after",
+    ):
         assert key in payload, key
     assert payload["accuracy_before"] == pytest.approx(digits_baseline.evaluation.accuracy)
     assert payload["technique"] == "prune" and payload["source_run_id"] == digits_baseline.run_id
@@ -354,15 +386,18 @@ def test_cli_masked_run_keeps_dense_params_but_shrinks_the_sparse_size(digits_ba
     assert payload["accuracy_after"] == payload["accuracy_oneshot"]  # nothing was fine-tuned
 
 
-@pytest.mark.parametrize("arguments, message", [
-    (["--amount", "1.5"], "--amount must be in [0, 1)"),
-    (["--finetune-epochs", "51"], "--finetune-epochs must be in 0..50"),
-    (["--iterative-steps", "3"], "at least 1 fine-tuning epoch"),
-    (["--granularity", "unstructured", "--remove"], "removal needs"),
-    (["--amount", "0.5", "--layers", "conv1,nope"], "unknown layer 'nope'"),
-    (["--amount", "0.99", "--granularity", "channel", "--remove"], "would leave none"),
-    (["--amount", "0.5", "--granularity", "channel", "--layers", "fc3"], "final classifier"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--amount", "1.5"], "--amount must be in [0, 1)"),
+        (["--finetune-epochs", "51"], "--finetune-epochs must be in 0..50"),
+        (["--iterative-steps", "3"], "at least 1 fine-tuning epoch"),
+        (["--granularity", "unstructured", "--remove"], "removal needs"),
+        (["--amount", "0.5", "--layers", "conv1,nope"], "unknown layer 'nope'"),
+        (["--amount", "0.99", "--granularity", "channel", "--remove"], "would leave none"),
+        (["--amount", "0.5", "--granularity", "channel", "--layers", "fc3"], "final classifier"),
+    ],
+)
 def test_cli_bad_input_exits_2_with_one_line(session_workspace, capsys, arguments, message):
     code, _, error = run_cli(capsys, "--workspace", str(session_workspace.root), *arguments)
     assert code == 2

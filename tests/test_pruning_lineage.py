@@ -8,16 +8,16 @@ import json
 import pytest
 import torch
 
-from core.foundation import history
 from core.cli.main import main
 from core.contract.context import RunContext
-from core.foundation.measures.metrics import count_parameters
-from core.foundation.models.registry import build_model
-from core.pruning import PruneConfig, global_sparsity, prune
-from core.pruning.stats import output_channels
 from core.contract.record import record
 from core.contract.source import ModelSource, compose_removed_channels
+from core.foundation import history
+from core.foundation.measures.metrics import count_parameters
+from core.foundation.models.registry import build_model
 from core.foundation.training.loop import predict_logits
+from core.pruning import PruneConfig, global_sparsity, prune
+from core.pruning.stats import output_channels
 
 CPU = torch.device("cpu")
 

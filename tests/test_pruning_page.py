@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.foundation import history
 from core.contract.options import spec
+from core.foundation import history
 from core.pruning import PruneConfig
 from tests.conftest import forbid_latency_measurement, open_app_page
 

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
-from pathlib import Path
-
-from core.foundation import history
 from core.charts.quantization import SCHEMES, LayerErrorRow, VariantCost, accuracy_vs_bits_figure, layer_error_figure, size_latency_figure, weight_histogram_figure
 from core.cli.main import main
 from core.contract.context import RunContext
+from core.contract.record import record
+from core.contract.source import ModelSource
+from core.foundation import history
+from core.foundation.measures import compile as latency_module
 from core.foundation.measures.latency import COMPILED, EAGER, THROUGHPUT_BATCH_SIZE, measure_latencies
+from core.foundation.workspace import WEIGHTS_FILE
 from core.quantization import (
     DynamicInt8Config,
     QATConfig,
@@ -25,17 +28,13 @@ from core.quantization import (
     TensorStorage,
     error_by_granularity,
     fake_quantize,
+    pt2e,
     quantize,
     quantize_model,
     quantize_tensor,
 )
-from core.foundation.measures import compile as latency_module
-from core.quantization import pt2e
 from core.quantization.fake_quant import quantizable_layers
 from core.quantization.size import SCALE_BYTES, ZERO_POINT_BYTES, explain_difference
-from core.contract.record import record
-from core.contract.source import ModelSource
-from core.foundation.workspace import WEIGHTS_FILE
 
 ALL_BITS = range(2, 9)
 SPECS = [QuantSpec(bits, per_channel, symmetric) for bits in ALL_BITS for per_channel in (True, False) for symmetric in (True, False)]
@@ -276,7 +275,20 @@ def test_cli_simulate_prints_the_json_contract_and_records_the_run(digits_baseli
     code, out, _ = cli(capsys, "--mode", "simulate", "--bits", "4", "--per-tensor", "--affine", "--activations", "--calibration-size", "128")
     assert code == 0
     payload = json.loads(out.strip().splitlines()[-1])
-    for key in ("accuracy_before", "accuracy_after", "size_bytes_before", "size_bytes_after", "compression_ratio", "quantized_layers", "latency_ms_before", "latency_ms_after", "latency_ms_single_before", "latency_ms_single_after", "latency_runtime", "error_per_layer"):
+    for key in (
+        "accuracy_before",
+        "accuracy_after",
+        "size_bytes_before",
+        "size_bytes_after",
+        "compression_ratio",
+        "quantized_layers",
+        "latency_ms_before",
+        "latency_ms_after",
+        "latency_ms_single_before",
+        "latency_ms_single_after",
+        "latency_runtime",
+        "error_per_layer",
+    ):
         assert key in payload, key
     # Every run carries latency now: a simulated model computes in fp32, so both sides are timed eager.
     assert payload["latency_runtime"] == EAGER and payload["latency_batch_size"] == THROUGHPUT_BATCH_SIZE
@@ -401,7 +413,12 @@ def test_accuracy_vs_bits_draws_four_schemes_and_highlights_the_current_one():
     lines = {scheme: {8: 0.98, 4: 0.9 - 0.1 * index, 2: 0.3} for index, scheme in enumerate(SCHEMES)}
     figure = accuracy_vs_bits_figure(lines, {4: 0.95}, 0.98, current=(False, False))
     post_training = [trace for trace in figure.data if trace.name.startswith("post-training")]
-    assert [trace.name for trace in post_training] == ["post-training, per-channel symmetric", "post-training, per-channel affine", "post-training, per-tensor symmetric", "post-training, per-tensor affine"]
+    assert [trace.name for trace in post_training] == [
+        "post-training, per-channel symmetric",
+        "post-training, per-channel affine",
+        "post-training, per-tensor symmetric",
+        "post-training, per-tensor affine",
+    ]
     assert len({trace.line.color for trace in post_training}) == 4  # each scheme its own colour
     widths = {trace.name: trace.line.width for trace in post_training}
     assert widths["post-training, per-tensor affine"] > max(width for name, width in widths.items() if name != "post-training, per-tensor affine")

@@ -9,14 +9,14 @@ import json
 
 import pytest
 
-from core.foundation import history
 from core.cli.main import main
 from core.contract.context import RunContext
+from core.contract.record import record
+from core.contract.source import ModelSource
+from core.foundation import history
 from core.foundation.errors import UserError
 from core.foundation.measures.metrics import count_parameters
 from core.pruning import PruneConfig, prune
-from core.contract.record import record
-from core.contract.source import ModelSource
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import shutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.foundation import history
 from core.contract.options import spec
+from core.foundation import history
 from core.quantization import QATConfig, SimulateConfig, StaticInt8Config
 from tests.conftest import forbid_latency_measurement, open_app_page, record_prune_run
 
@@ -62,7 +62,12 @@ def test_per_layer_error_and_accuracy_charts_draw(page):
     assert "MSE, lower is better" in json.dumps(chart(page, "Weight error at 8 bits")["layout"])
     open_tab(page, "Accuracy vs bits")
     curves = chart(page, "Accuracy versus bit width")["data"]
-    assert [curve["name"] for curve in curves] == ["post-training, per-channel symmetric", "post-training, per-channel affine", "post-training, per-tensor symmetric", "post-training, per-tensor affine"]
+    assert [curve["name"] for curve in curves] == [
+        "post-training, per-channel symmetric",
+        "post-training, per-channel affine",
+        "post-training, per-tensor symmetric",
+        "post-training, per-tensor affine",
+    ]
     assert all(len(curve["x"]) == 7 for curve in curves)
     assert curves[0]["line"]["width"] > curves[2]["line"]["width"]  # the page's default scheme, per-channel symmetric, is the thick line
 

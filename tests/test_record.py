@@ -11,30 +11,54 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.foundation import history
 from core.contract import record as record_module
-from core.foundation.data.datasets import DatasetSpec
 from core.contract.record import record
 from core.contract.result import HEADLINE_KEYS, Artifact, Headline, TechniqueResult
 from core.contract.source import ModelSource
+from core.foundation import history
+from core.foundation.data.datasets import DatasetSpec
 from core.foundation.workspace import Workspace, load_checkpoint
 
 
 def make_source(workspace: Workspace, baseline) -> ModelSource:
     """The digits baseline's model as a source whose run lives in `workspace` (a fresh one per test)."""
     train_id = history.record_run(workspace.history_db, "train", "digits", "simple_cnn", params={"dataset": {"name": "digits"}}, metrics={"accuracy": 0.9})
-    return ModelSource(model=baseline.model, architecture="simple_cnn", dataset=baseline.dataset, dataset_spec=DatasetSpec("digits"), recipe=baseline.recipe,
-                       accuracy=0.9, run_id=train_id, lineage=(train_id,), seed=3)
+    return ModelSource(
+        model=baseline.model,
+        architecture="simple_cnn",
+        dataset=baseline.dataset,
+        dataset_spec=DatasetSpec("digits"),
+        recipe=baseline.recipe,
+        accuracy=0.9,
+        run_id=train_id,
+        lineage=(train_id,),
+        seed=3,
+    )
 
 
 def make_result(source: ModelSource, zip_bytes: bytes | None = None, parent_run_id: int | None = None) -> TechniqueResult:
     model = source.fresh_copy()
     headline = Headline(
-        accuracy_before=0.9, accuracy_after=0.8, eval_images=360, size_bytes_before=1000, size_bytes_after=250,
-        size_measure_before="fp32 safetensors file", size_measure="sparse encoding", params_before=100, params_after=60,
-        nonzero_params_after=40, macs_before=700, macs_after=None, latency_ms_before=2.0, latency_ms_after=1.0,
-        latency_ms_single_before=0.2, latency_ms_single_after=0.1, latency_batch_size=256, latency_threads=1,
-        latency_runtime="torch eager", latency_device="cpu",
+        accuracy_before=0.9,
+        accuracy_after=0.8,
+        eval_images=360,
+        size_bytes_before=1000,
+        size_bytes_after=250,
+        size_measure_before="fp32 safetensors file",
+        size_measure="sparse encoding",
+        params_before=100,
+        params_after=60,
+        nonzero_params_after=40,
+        macs_before=700,
+        macs_after=None,
+        latency_ms_before=2.0,
+        latency_ms_after=1.0,
+        latency_ms_single_before=0.2,
+        latency_ms_single_after=0.1,
+        latency_batch_size=256,
+        latency_threads=1,
+        latency_runtime="torch eager",
+        latency_device="cpu",
     )
     details = {"sparsity": 0.5, "sparsity_per_layer": {"conv1": 0.5}, "channels_removed": True, "note": "hand-made"}
     artifact = Artifact(tensors={name: tensor.clone() for name, tensor in model.state_dict().items()}, meta={"extra": 1}, zip_bytes=zip_bytes)

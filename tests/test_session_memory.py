@@ -15,10 +15,13 @@ from tests.conftest import open_app_page
 pytestmark = pytest.mark.slow  # each case trains (one epoch of fine-tuning, one dynamic int8 run)
 
 
-@pytest.mark.parametrize("page_path, prepare, state_key", [
-    ("pages/pruning.py", lambda at: at.number_input(key="prune_finetune_epochs").set_value(1), "prune_last_result"),
-    ("pages/quantization.py", lambda at: at.radio(key="quant_mode").set_value("dynamic"), "quant_runs"),
-])
+@pytest.mark.parametrize(
+    "page_path, prepare, state_key",
+    [
+        ("pages/pruning.py", lambda at: at.number_input(key="prune_finetune_epochs").set_value(1), "prune_last_result"),
+        ("pages/quantization.py", lambda at: at.radio(key="quant_mode").set_value("dynamic"), "quant_runs"),
+    ],
+)
 def test_a_run_s_model_is_freed_with_the_session_that_made_it(digits_baseline, page_path, prepare, state_key):
     at = open_app_page(page_path)
     prepare(at)

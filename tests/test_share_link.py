@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.distillation.config import DEFAULT_PRESET, DISTILL_PRESETS, DistillConfig
 from core.contract.options import spec
+from core.distillation.config import DEFAULT_PRESET, DISTILL_PRESETS, DistillConfig
 from core.pruning import PruneConfig
-from ui.share.link import config_params, read_params, settle_conflicts, sidebar_params
 from tests.conftest import REPO_ROOT
+from ui.share.link import config_params, read_params, settle_conflicts, sidebar_params
 
 PRUNE_FIELDS = ("granularity", "scope", "method", "amount", "remove")
 
@@ -117,12 +117,14 @@ def test_a_sidebar_link_sets_the_seed_and_the_epochs(session_workspace):
 def test_bad_values_are_one_line_each_and_the_rest_of_the_link_applies(digits_baseline):
     at = open_link("pages/pruning.py", dataset="digits", seed="-1", granularity="foo", amount="1.5", scope="global", colour="red")
     lines = [warning.value for warning in at.warning]
-    assert sorted(lines) == sorted([
-        "Link: unknown parameter colour=red ignored",
-        "Link: seed=-1 is refused (--seed must be 0 or more, got -1); using 0",
-        "Link: granularity=foo is not one of unstructured, channel; using unstructured",
-        "Link: amount=1.5 is outside [0, 1); using 0.5",
-    ])
+    assert sorted(lines) == sorted(
+        [
+            "Link: unknown parameter colour=red ignored",
+            "Link: seed=-1 is refused (--seed must be 0 or more, got -1); using 0",
+            "Link: granularity=foo is not one of unstructured, channel; using unstructured",
+            "Link: amount=1.5 is outside [0, 1); using 0.5",
+        ]
+    )
     assert all("\n" not in line for line in lines)
     assert at.sidebar.number_input(key="sidebar_seed").value == 0
     assert at.radio(key="prune_granularity").value == "unstructured"
@@ -156,8 +158,12 @@ def test_a_quantization_link_refuses_with_the_modes_own_range(digits_baseline):
 
 def distill_widgets(at: AppTest) -> dict:
     """The Distillation page's linked settings as its widgets show them."""
-    return {"preset": at.selectbox(key="distill_preset").value, "temperature": at.number_input(key="distill_temperature").value,
-            "alpha": at.slider(key="distill_alpha").value, "labelled_fraction": at.select_slider(key="distill_labelled").value}
+    return {
+        "preset": at.selectbox(key="distill_preset").value,
+        "temperature": at.number_input(key="distill_temperature").value,
+        "alpha": at.slider(key="distill_alpha").value,
+        "labelled_fraction": at.select_slider(key="distill_labelled").value,
+    }
 
 
 def preset_widgets(name: str) -> dict:
@@ -204,12 +210,14 @@ def test_a_distillation_link_refuses_a_value_with_one_line_and_uses_the_default(
     default = preset_widgets(DEFAULT_PRESET)
     students = ", ".join(spec(DistillConfig, "student").choices)
     lines = [warning.value for warning in at.warning]
-    assert sorted(lines) == sorted([
-        f"Link: temperature=-3 is outside {spec(DistillConfig, 'temperature').describe_range()}; using {default['temperature']:g}",
-        f"Link: student=nope is not one of {students}; using {digits_baseline.config.model}",
-        f"Link: labelled-fraction=0.03 is not one of 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0; using {default['labelled_fraction']:g}",
-        f"Link: learning-rate=0 is outside {spec(DistillConfig, 'learning_rate').describe_range()}; using the preset",
-    ])
+    assert sorted(lines) == sorted(
+        [
+            f"Link: temperature=-3 is outside {spec(DistillConfig, 'temperature').describe_range()}; using {default['temperature']:g}",
+            f"Link: student=nope is not one of {students}; using {digits_baseline.config.model}",
+            f"Link: labelled-fraction=0.03 is not one of 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0; using {default['labelled_fraction']:g}",
+            f"Link: learning-rate=0 is outside {spec(DistillConfig, 'learning_rate').describe_range()}; using the preset",
+        ]
+    )
     assert "Link: temperature=-3 is outside 0.05..100; using 4" in lines
     assert distill_widgets(at) == {**default, "alpha": pytest.approx(0.3)}, "the rest of the link applies"
     assert at.selectbox(key="distill_student").value == digits_baseline.config.model
@@ -259,8 +267,7 @@ def test_an_explore_link_fills_the_sweep_form_and_the_url_follows_it(digits_base
     command = explore_cli(at)
     assert "--grid prune.amount=0.2:0.6:0.2 --grid prune.granularity=unstructured,channel --search random:3 --objective latency --budget-points 2" in command
     assert at.query_params == {"dataset": "digits", "seed": "0", "grid": EXPLORE_GRID, "search": "random:3", "objective": "latency", "budget-points": "2"}
-    assert shown_link(at) == ("/explore?dataset=digits&seed=0&grid=prune.amount%3D0.2:0.6:0.2&grid=prune.granularity%3Dunstructured,channel"
-                              "&search=random:3&objective=latency&budget-points=2")
+    assert shown_link(at) == ("/explore?dataset=digits&seed=0&grid=prune.amount%3D0.2:0.6:0.2&grid=prune.granularity%3Dunstructured,channel&search=random:3&objective=latency&budget-points=2")
     # A widget changed rewrites the URL; the URL's older grid must not win over the form.
     at.multiselect(key="explore_scope").set_value(["layer", "global"]).run()
     at.checkbox(key="explore_vary_quantize").check().run()

@@ -5,9 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
-import plotly.graph_objects as go
 import numpy as np
-import torch
+import plotly.graph_objects as go
 from torch import nn
 from torch.nn.utils import prune
 

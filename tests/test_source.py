@@ -8,15 +8,15 @@ import dataclasses
 import pytest
 import torch
 
-from core.foundation import history
 from core.contract.context import RunContext
+from core.contract.record import record
+from core.contract.source import ModelSource, compose_removed_channels
+from core.foundation import history
 from core.foundation.errors import UserError
+from core.foundation.training.loop import evaluate
 from core.foundation.training.quick_evaluation import QuickEvaluator
 from core.quantization.config import SimulateConfig
 from core.quantization.run import quantize
-from core.contract.record import record
-from core.contract.source import ModelSource, compose_removed_channels
-from core.foundation.training.loop import evaluate
 
 
 def test_a_baseline_source_carries_its_run_and_figures(digits_baseline):

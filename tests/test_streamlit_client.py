@@ -16,7 +16,7 @@ import pytest
 from bench.streamlit_client import StreamlitClient, slider_state, trigger_state
 from tests.browser.conftest import free_port
 
-APP = '''
+APP = """
 import streamlit as st
 
 def first():
@@ -31,7 +31,7 @@ def second():
         raise ValueError("boom")
 
 st.navigation([st.Page(first, title="First", default=True), st.Page(second, title="Second")]).run()
-'''
+"""
 
 
 @pytest.fixture()
@@ -40,9 +40,26 @@ def tiny_server(tmp_path):
     port = free_port()
     log = open(tmp_path / "streamlit.log", "w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "tiny_app.py", "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "tiny_app.py",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+            "--server.fileWatcherType",
+            "none",
+        ],
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.time() + 60

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from core.foundation import history
 from core.contract.context import RunContext
-from core.foundation.errors import UserError
 from core.contract.source import ModelSource
+from core.foundation import history
+from core.foundation.errors import UserError
 from core.sweep import engine, store
 from core.sweep.frontier import TrialOutcome, frontier, recommend, within_budget
 from core.sweep.grid import parse_axis, parse_grid
@@ -41,20 +41,23 @@ def test_grid_ranges_lists_and_single_values():
     assert parse_grid(["prune.amount=0.3,0.3,0.5"]).axes[0].values == (0.3, 0.5)  # duplicates once
 
 
-@pytest.mark.parametrize("text, message", [
-    ("prune.amount=0.9:0.5:0.1", "empty range"),
-    ("prune.amount=0.5:0.9:0", "step must be greater than 0"),
-    ("prune.amount=1.2", "--amount must be in [0, 1), got 1.2"),
-    ("prune.finetune_epochs=-1", "--finetune-epochs must be in 0..50, got -1"),
-    ("quantize.bits=1", "--bits must be in 2..8, got 1"),
-    ("quantize.bits=4.5", "'4.5' is not a whole number"),
-    ("prune.granularity=rows", "must be one of unstructured, channel"),
-    ("prune.speed=3", "prune has no parameter 'speed'"),
-    ("train.epochs=3", "unknown technique 'train'"),
-    ("prune.amount", "is not TECHNIQUE.PARAM=VALUES"),
-    ("prune.amount=", "has no values"),
-    ("prune.granularity=a:b:c", "needs a numeric parameter"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("prune.amount=0.9:0.5:0.1", "empty range"),
+        ("prune.amount=0.5:0.9:0", "step must be greater than 0"),
+        ("prune.amount=1.2", "--amount must be in [0, 1), got 1.2"),
+        ("prune.finetune_epochs=-1", "--finetune-epochs must be in 0..50, got -1"),
+        ("quantize.bits=1", "--bits must be in 2..8, got 1"),
+        ("quantize.bits=4.5", "'4.5' is not a whole number"),
+        ("prune.granularity=rows", "must be one of unstructured, channel"),
+        ("prune.speed=3", "prune has no parameter 'speed'"),
+        ("train.epochs=3", "unknown technique 'train'"),
+        ("prune.amount", "is not TECHNIQUE.PARAM=VALUES"),
+        ("prune.amount=", "has no values"),
+        ("prune.granularity=a:b:c", "needs a numeric parameter"),
+    ],
+)
 def test_bad_grid_names_what_is_wrong(text, message):
     with pytest.raises(UserError) as raised:
         parse_grid([text])
@@ -80,9 +83,19 @@ def test_search_parsing():
 
 
 def outcome(run_id, accuracy, size, latency=1.0, change=None, status="ok", macs=100, latency_before=10.0):
-    return TrialOutcome(str(run_id), {"run": run_id}, status, "prune", run_id=run_id, accuracy=accuracy,
-                        accuracy_change_points=change if change is not None else 100 * (accuracy - 0.9), size_bytes=size, latency_ms=latency,
-                        latency_ms_before=latency_before, macs=macs)
+    return TrialOutcome(
+        str(run_id),
+        {"run": run_id},
+        status,
+        "prune",
+        run_id=run_id,
+        accuracy=accuracy,
+        accuracy_change_points=change if change is not None else 100 * (accuracy - 0.9),
+        size_bytes=size,
+        latency_ms=latency,
+        latency_ms_before=latency_before,
+        macs=macs,
+    )
 
 
 def test_frontier_ties_equal_sizes_and_missing_latency():
@@ -275,8 +288,12 @@ def run_cli(*args, home, env_extra=None, timeout=600):
 
 
 def test_cli_bad_grid_exits_2_before_any_work(tmp_path):
-    for args, message in ((["--grid", "prune.amount=0.9:0.1:0.1"], "empty range"), (["--grid", "prune.bogus=1"], "no parameter 'bogus'"),
-                          (["--grid", "prune.amount=0.5", "--search", "best"], "unknown --search"), (["--grid", "prune.amount=0.5", "--budget-points", "-1"], "--budget-points")):
+    for args, message in (
+        (["--grid", "prune.amount=0.9:0.1:0.1"], "empty range"),
+        (["--grid", "prune.bogus=1"], "no parameter 'bogus'"),
+        (["--grid", "prune.amount=0.5", "--search", "best"], "unknown --search"),
+        (["--grid", "prune.amount=0.5", "--budget-points", "-1"], "--budget-points"),
+    ):
         completed = run_cli("sweep", *args, home=tmp_path / "home")
         assert completed.returncode == 2, completed.stderr
         assert completed.stderr.strip().count("\n") == 0 and message in completed.stderr
@@ -316,8 +333,9 @@ def test_cli_sweep_on_a_cluster_started_with_ray_start(tmp_path):
     port = free_port()
     env = {**os.environ}
     env.pop("RAY_ADDRESS", None)
-    started = subprocess.run([str(ray_cli), "start", "--head", "--port", str(port), "--num-cpus", "2", "--include-dashboard=false", "--disable-usage-stats"],
-                             env=env, capture_output=True, text=True, timeout=180)
+    started = subprocess.run(
+        [str(ray_cli), "start", "--head", "--port", str(port), "--num-cpus", "2", "--include-dashboard=false", "--disable-usage-stats"], env=env, capture_output=True, text=True, timeout=180
+    )
     assert started.returncode == 0, started.stderr[-2000:]
     try:
         completed = run_cli("sweep", "--grid", "prune.amount=0.3,0.6", "--address", f"127.0.0.1:{port}", home=tmp_path)

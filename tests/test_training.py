@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from core.foundation.data.datasets import DatasetSpec, load_dataset
+from core.foundation.errors import UserError
 from core.foundation.models.registry import build_model
 from core.foundation.progress import Progress
-from core.foundation.errors import UserError
 from core.foundation.training.loop import MAX_EPOCHS, TrainRecipe, augment_batch, evaluate, evaluation_from_logits, train_model
 
 

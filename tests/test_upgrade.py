@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from core.foundation import history
 from core.cli.main import main
 from core.contract.artifact import evaluate_package
 from core.contract.run_models import package_for_run
+from core.contract.source import ModelSource
+from core.foundation import history
 from core.foundation.data.datasets import DatasetSpec, load_dataset
 from core.foundation.errors import UserError
-from core.contract.source import ModelSource
 from core.foundation.workspace import Workspace, load_checkpoint
 
 FIXTURE = Path(__file__).parent / "fixtures" / "workspace-v1"

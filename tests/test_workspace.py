@@ -34,7 +34,6 @@ def test_atomic_write_keeps_old_content_when_writing_fails(tmp_path):
     target = tmp_path / "file.json"
     atomic_write_bytes(target, b"old")
 
-
     with pytest.raises(TypeError):
         atomic_write_bytes(target, object())  # type: ignore[arg-type]
     assert target.read_bytes() == b"old"

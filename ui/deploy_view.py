@@ -7,11 +7,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.foundation import history
 from core.charts.deploy import runtime_latency_figure
 from core.contract.run_summary import RunSummary
 from core.deploy.export import cached_export, deploy_form, file_name, onnx_for_run
 from core.deploy.runtimes import RUNTIMES, RuntimeReport, cached_runtime_report, default_runs, measure_runtimes, table_rows
+from core.foundation import history
 from core.foundation.errors import UserError
 from core.foundation.measures.latency import ROUNDS, SINGLE_BATCH_SIZE, THROUGHPUT_BATCH_SIZE
 from ui.state import progress_reporter, report_error, show_figure, workspace
@@ -34,8 +34,10 @@ RUNTIME_COLUMNS = {
 
 
 def deploy_tab(all_runs: dict[int, RunSummary], shown: list[RunSummary], default_run: int) -> None:
-    st.caption("Each model timed in torch eager, torch.compile, ONNX Runtime and OpenVINO, fp32 and int8, at batch 1 and 256, "
-               "one thread count for all; then any shown run as a checked ONNX file. Headless: `python -m core runtimes --run N`, `python -m core export --run N --format onnx --out PATH`.")
+    st.caption(
+        "Each model timed in torch eager, torch.compile, ONNX Runtime and OpenVINO, fp32 and int8, at batch 1 and 256, "
+        "one thread count for all; then any shown run as a checked ONNX file. Headless: `python -m core runtimes --run N`, `python -m core export --run N --format onnx --out PATH`."
+    )
     runtimes_section(all_runs, default_run)
     downloads_section(shown)
 
@@ -58,8 +60,7 @@ def runtimes_section(all_runs: dict[int, RunSummary], default_run: int) -> None:
     except UserError as error:
         report_error(error)
         return
-    st.caption("Timed together: " + ", ".join(all_runs[rid].label if rid in all_runs else f"#{rid}" for rid in run_ids)
-               + (" (the run and the model it was made from)" if len(run_ids) > 1 else ""))
+    st.caption("Timed together: " + ", ".join(all_runs[rid].label if rid in all_runs else f"#{rid}" for rid in run_ids) + (" (the run and the model it was made from)" if len(run_ids) > 1 else ""))
     report = None
     if right.button("Measure runtimes", key="compare_deploy_measure", type="primary", disabled=not chosen):
         try:
@@ -78,12 +79,13 @@ def runtimes_section(all_runs: dict[int, RunSummary], default_run: int) -> None:
 def show_runtime_report(report: RuntimeReport) -> None:
     machine = report.machine
     cores = f", {machine['cores']} cores" if machine.get("cores") else ""
-    st.caption(f"{'Saved measurement' if report.from_cache else 'Measured'} {report.measured_at} on {machine.get('cpu_model') or 'an unknown CPU'}{cores}; "
-               f"{report.threads} thread{'s' if report.threads != 1 else ''} for every runtime, best of {report.rounds} interleaved round{'s' if report.rounds != 1 else ''}, "
-               f"accuracy on {report.test_images} test images. " + ", ".join(f"{name} {version}" for name, version in report.versions.items()) + ".")
+    st.caption(
+        f"{'Saved measurement' if report.from_cache else 'Measured'} {report.measured_at} on {machine.get('cpu_model') or 'an unknown CPU'}{cores}; "
+        f"{report.threads} thread{'s' if report.threads != 1 else ''} for every runtime, best of {report.rounds} interleaved round{'s' if report.rounds != 1 else ''}, "
+        f"accuracy on {report.test_images} test images. " + ", ".join(f"{name} {version}" for name, version in report.versions.items()) + "."
+    )
     st.markdown("**int8 models.** " + " ".join(f"{model}: {source}." for model, source in report.int8_sources.items()))
-    batch = st.radio("Batch size", [THROUGHPUT_BATCH_SIZE, SINGLE_BATCH_SIZE], horizontal=True, key="compare_deploy_batch",
-                     format_func=lambda size: f"{size} image{'s' if size != 1 else ''}")
+    batch = st.radio("Batch size", [THROUGHPUT_BATCH_SIZE, SINGLE_BATCH_SIZE], horizontal=True, key="compare_deploy_batch", format_func=lambda size: f"{size} image{'s' if size != 1 else ''}")
     show_figure(runtime_latency_figure(report, batch), key="compare_deploy_chart")
     rows = [row for row in table_rows(report) if row["batch_size"] == batch]
     st.dataframe(pd.DataFrame(rows, columns=list(RUNTIME_COLUMNS)), hide_index=True, width="stretch", column_config=RUNTIME_COLUMNS, key="compare_deploy_table")
@@ -122,8 +124,10 @@ def downloads_section(shown: list[RunSummary]) -> None:
         st.info("No runs shown: clear the filters above.")
         return
     listed = sorted(shown, key=lambda run: -run.run_id)[:MAX_DOWNLOADS]  # newest first
-    st.caption("Each file passes onnx.checker and is compared with torch on the whole test set before it is offered (fp32: ≥ 99.9% agreement; int8: within 1 point of torch's accuracy). "
-               + (f"The newest {MAX_DOWNLOADS} of the {len(shown)} runs shown; select runs above to choose others." if len(shown) > MAX_DOWNLOADS else ""))
+    st.caption(
+        "Each file passes onnx.checker and is compared with torch on the whole test set before it is offered (fp32: ≥ 99.9% agreement; int8: within 1 point of torch's accuracy). "
+        + (f"The newest {MAX_DOWNLOADS} of the {len(shown)} runs shown; select runs above to choose others." if len(shown) > MAX_DOWNLOADS else "")
+    )
     ws = workspace()
     results = st.session_state.setdefault(EXPORTS_KEY, {})
     for summary in listed:
@@ -151,8 +155,14 @@ def downloads_section(shown: list[RunSummary]) -> None:
             if isinstance(result, str):
                 left.error(result, icon="⚠️")
             elif result is not None:
-                right.download_button("⬇️ ONNX file", data=lambda run_id=run.id: onnx_for_run(workspace(), run_id).onnx_bytes, file_name=file_name(run),
-                                      mime="application/octet-stream", key=f"compare_deploy_download_{run.id}", on_click="ignore")
+                right.download_button(
+                    "⬇️ ONNX file",
+                    data=lambda run_id=run.id: onnx_for_run(workspace(), run_id).onnx_bytes,
+                    file_name=file_name(run),
+                    mime="application/octet-stream",
+                    key=f"compare_deploy_download_{run.id}",
+                    on_click="ignore",
+                )
                 left.markdown(check_sentence(result))
 
 
@@ -167,5 +177,7 @@ def export_summary(run_id: int) -> dict | str:
 
 def check_sentence(summary: dict) -> str:
     agreement = "" if summary["agreement"] is None else f", agrees with torch on {summary['agreement']:.2%} of them"
-    return (f"✅ {summary['bytes']:,} bytes, opset {summary['opset']}. In ONNX Runtime {summary['accuracy']:.2%} on {summary['test_images']} test images "
-            f"(torch: {summary['torch_accuracy']:.2%}){agreement}.")
+    return (
+        f"✅ {summary['bytes']:,} bytes, opset {summary['opset']}. In ONNX Runtime {summary['accuracy']:.2%} on {summary['test_images']} test images "
+        f"(torch: {summary['torch_accuracy']:.2%}){agreement}."
+    )

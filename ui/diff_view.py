@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.foundation import history
 from core.charts.diff import agreement_table_figure, class_change_figure, confidence_shift_figure, layer_error_figure
-from core.foundation.data.datasets import Dataset
 from core.diff.exemplars import ExemplarReport, exemplars_for_baseline
 from core.diff.gallery import DEFAULT_GALLERY_SIZE, exemplar_caption, flipped_caption, image_array
 from core.diff.layers import LayerErrorReport
 from core.diff.runs import RunDiff, diff_runs
+from core.foundation import history
+from core.foundation.data.datasets import Dataset
 from core.foundation.errors import UserError
 from ui.state import report_error, show_figure, workspace
 

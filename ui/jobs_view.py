@@ -22,7 +22,6 @@ JOB_KIND = "baseline"
 REFRESH_SECONDS = 1.0
 
 
-
 @st.cache_resource(show_spinner=False)
 def job_queue(workspace_root: str) -> JobQueue:
     """One queue per server process and workspace, shared by every session."""

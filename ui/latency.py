@@ -6,7 +6,7 @@ from core.foundation.measures.latency_protocol import BATCH_SIZES, LatencyFigure
 
 
 def protocol_text(runtime: str, threads: int | None = None) -> str:
-    """"batch 1 and 256 images, 2 threads, torch eager": what every latency on the pages was measured with."""
+    """ "batch 1 and 256 images, 2 threads, torch eager": what every latency on the pages was measured with."""
     sizes = " and ".join(map(str, BATCH_SIZES))
     where = "" if threads is None else f", {threads} thread{'s' if threads != 1 else ''}"
     return f"batch {sizes} images{where}, {runtime}"

@@ -45,11 +45,17 @@ def show_opened_run() -> None:
         close.button("Close", key="opened_run_close", on_click=close_opened_run, icon=":material/close:")
         change, ratio, speedup = metrics.get("accuracy_change_points"), metrics.get("compression_ratio"), metrics.get("speedup")
         figures = (
-            ("Accuracy", _pair(metrics.get("accuracy_before"), metrics.get("accuracy_after", metrics.get("accuracy")), lambda value: f"{value:.1%}"),
-             None if change is None else f"{change:+.2f} points"),
+            (
+                "Accuracy",
+                _pair(metrics.get("accuracy_before"), metrics.get("accuracy_after", metrics.get("accuracy")), lambda value: f"{value:.1%}"),
+                None if change is None else f"{change:+.2f} points",
+            ),
             ("Size", _pair(metrics.get("size_bytes_before"), metrics.get("size_bytes_after"), format_bytes), None if ratio is None else f"{ratio:.1f}× smaller"),
-            (f"Latency (batch {metrics.get('latency_batch_size', '?')})", _pair(metrics.get("latency_ms_before"), metrics.get("latency_ms_after"), lambda value: f"{value:.2f} ms"),
-             None if speedup is None else f"{speedup:.2f}× speedup"),
+            (
+                f"Latency (batch {metrics.get('latency_batch_size', '?')})",
+                _pair(metrics.get("latency_ms_before"), metrics.get("latency_ms_after"), lambda value: f"{value:.2f} ms"),
+                None if speedup is None else f"{speedup:.2f}× speedup",
+            ),
         )
         for column, (label, value, note) in zip(st.columns(3), figures):
             column.markdown(f"{label}  \n**{value}**" + (f"  \n{note}" if note else ""))

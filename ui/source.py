@@ -14,12 +14,12 @@ import json
 
 import streamlit as st
 
-from core.foundation.baseline.trained import Baseline
 from core.contract.run_summary import summarize
-from core.foundation.errors import UserError
-from core.foundation.training.quick_evaluation import QuickEvaluator
-from core.foundation.history import RunRecord
 from core.contract.source import ModelSource, source_candidates
+from core.foundation.baseline.trained import Baseline
+from core.foundation.errors import UserError
+from core.foundation.history import RunRecord
+from core.foundation.training.quick_evaluation import QuickEvaluator
 from core.foundation.workspace import META_FILE, Workspace
 from ui.state import report_error, require_baseline, workspace
 
@@ -61,7 +61,7 @@ def run_source(baseline: Baseline, run: RunRecord) -> ModelSource:
 
 
 def choose_source(key: str, container=None) -> ModelSource:
-    """"Start from": the sidebar's baseline (the default) or a compressible run of the history.
+    """ "Start from": the sidebar's baseline (the default) or a compressible run of the history.
     A run that cannot be a source is said in one line, and the page goes on from the baseline."""
     target = container if container is not None else st
     baseline = require_baseline()
@@ -70,7 +70,9 @@ def choose_source(key: str, container=None) -> ModelSource:
     if st.session_state.get(key) not in options:
         st.session_state[key] = BASELINE_CHOICE  # a deleted run, or a run of another dataset
     chosen = target.selectbox(
-        "Start from", options, key=key,
+        "Start from",
+        options,
+        key=key,
         format_func=lambda run_id: f"the sidebar's baseline (run #{baseline.run_id})" if run_id == BASELINE_CHOICE else run_choice_label(runs[run_id]),
         help="Any run of this dataset whose model is still floating point: prune a distilled student, quantize a pruned model, ...",
     )

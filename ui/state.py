@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING
 import plotly.graph_objects as go
 import streamlit as st
 
+from core.charts.style import scale_for_presentation
 from core.foundation.baseline.card import BaselineCard, find_baseline_card
 from core.foundation.baseline.config import BaselineConfig
-from core.charts.style import scale_for_presentation
 from core.foundation.data.names import FOLDER_PREFIX, DatasetSpec
 from core.foundation.errors import UserError
 from core.foundation.progress import Progress, ProgressCallback

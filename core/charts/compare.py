@@ -8,9 +8,9 @@ from plotly.subplots import make_subplots
 
 from core.charts.style import PALETTE, styled
 from core.compare.lineage import LineageNode
-from core.foundation.measures.pareto import pareto_front
-from core.contract.run_summary import RunSummary
 from core.compare.runs import WaterfallStep
+from core.contract.run_summary import RunSummary
+from core.foundation.measures.pareto import pareto_front
 
 # A technique keeps its colour on every chart.
 TECHNIQUE_COLORS = {"train": PALETTE[0], "distill": PALETTE[2], "prune": PALETTE[3], "quantize": PALETTE[1], "pipeline": PALETTE[4]}
@@ -69,31 +69,60 @@ def _tradeoff_figure(runs: list[RunSummary], cost_of, cost_title: str, reference
     for run in plotted:
         by_technique.setdefault(run.technique, []).append(run)
     for technique, group in by_technique.items():
-        figure.add_trace(go.Scatter(
-            x=[cost_of(run) for run in group], y=[100 * run.accuracy for run in group], mode="markers", name=technique,
-            marker={"size": 11, "color": technique_color(technique), "line": {"width": 1, "color": "white"}},
-            hovertext=[hover_text(run) for run in group], hoverinfo="text", customdata=[run.run_id for run in group],
-        ))
+        figure.add_trace(
+            go.Scatter(
+                x=[cost_of(run) for run in group],
+                y=[100 * run.accuracy for run in group],
+                mode="markers",
+                name=technique,
+                marker={"size": 11, "color": technique_color(technique), "line": {"width": 1, "color": "white"}},
+                hovertext=[hover_text(run) for run in group],
+                hoverinfo="text",
+                customdata=[run.run_id for run in group],
+            )
+        )
     front = [plotted[i] for i in pareto_front([cost_of(run) for run in plotted], [run.accuracy for run in plotted])]
     if front:
-        figure.add_trace(go.Scatter(
-            x=[cost_of(run) for run in front], y=[100 * run.accuracy for run in front], mode="lines", name="Pareto front",
-            line={"color": "black", "dash": "dash", "width": 2, "shape": "hv"}, hoverinfo="skip",
-        ))
+        figure.add_trace(
+            go.Scatter(
+                x=[cost_of(run) for run in front],
+                y=[100 * run.accuracy for run in front],
+                mode="lines",
+                name="Pareto front",
+                line={"color": "black", "dash": "dash", "width": 2, "shape": "hv"},
+                hoverinfo="skip",
+            )
+        )
     pinned = [run for run in plotted if run.pinned and run.run_id != reference_id]
     if pinned:
-        figure.add_trace(go.Scatter(
-            x=[cost_of(run) for run in pinned], y=[100 * run.accuracy for run in pinned], mode="markers+text", name="pinned",
-            marker={"size": 20, "symbol": "diamond-open", "color": "black", "line": {"width": 2}},
-            text=[f"📌 #{run.run_id}" for run in pinned], textposition="top center", hovertext=[hover_text(run) for run in pinned], hoverinfo="text",
-        ))
+        figure.add_trace(
+            go.Scatter(
+                x=[cost_of(run) for run in pinned],
+                y=[100 * run.accuracy for run in pinned],
+                mode="markers+text",
+                name="pinned",
+                marker={"size": 20, "symbol": "diamond-open", "color": "black", "line": {"width": 2}},
+                text=[f"📌 #{run.run_id}" for run in pinned],
+                textposition="top center",
+                hovertext=[hover_text(run) for run in pinned],
+                hoverinfo="text",
+            )
+        )
     reference = next((run for run in plotted if run.run_id == reference_id), None)
     if reference is not None:
-        figure.add_trace(go.Scatter(
-            x=[cost_of(reference)], y=[100 * reference.accuracy], mode="markers+text", name=f"baseline #{reference.run_id}",
-            marker={"size": 22, "symbol": "star", "color": technique_color(reference.technique), "line": {"width": 2, "color": "black"}},
-            text=["baseline"], textposition="bottom center", hovertext=[hover_text(reference)], hoverinfo="text",
-        ))
+        figure.add_trace(
+            go.Scatter(
+                x=[cost_of(reference)],
+                y=[100 * reference.accuracy],
+                mode="markers+text",
+                name=f"baseline #{reference.run_id}",
+                marker={"size": 22, "symbol": "star", "color": technique_color(reference.technique), "line": {"width": 2, "color": "black"}},
+                text=["baseline"],
+                textposition="bottom center",
+                hovertext=[hover_text(reference)],
+                hoverinfo="text",
+            )
+        )
     costs = [cost_of(run) for run in plotted if cost_of(run) > 0]
     if costs and max(costs) / min(costs) >= WIDE_RANGE_RATIO:
         figure.update_xaxes(type="log")
@@ -107,18 +136,37 @@ def pipeline_waterfall_figure(steps: list[WaterfallStep], title: str = "Size aft
     figure = make_subplots(specs=[[{"secondary_y": True}]])
     if steps:
         deltas = [steps[0].size_bytes] + [after.size_bytes - before.size_bytes for before, after in zip(steps, steps[1:])]
-        figure.add_trace(go.Waterfall(
-            x=[step.name for step in steps], y=deltas, measure=["absolute"] + ["relative"] * (len(steps) - 1), name="size",
-            text=[format_bytes(step.size_bytes) for step in steps], textposition="outside",
-            hovertext=[f"{step.name}: {format_bytes(step.size_bytes)} ({step.size_measure or 'bytes'})" for step in steps], hoverinfo="text",
-            decreasing={"marker": {"color": PALETTE[2]}}, increasing={"marker": {"color": PALETTE[3]}}, totals={"marker": {"color": PALETTE[0]}},
-            connector={"line": {"color": "#888", "dash": "dot"}},
-        ), secondary_y=False)
+        figure.add_trace(
+            go.Waterfall(
+                x=[step.name for step in steps],
+                y=deltas,
+                measure=["absolute"] + ["relative"] * (len(steps) - 1),
+                name="size",
+                text=[format_bytes(step.size_bytes) for step in steps],
+                textposition="outside",
+                hovertext=[f"{step.name}: {format_bytes(step.size_bytes)} ({step.size_measure or 'bytes'})" for step in steps],
+                hoverinfo="text",
+                decreasing={"marker": {"color": PALETTE[2]}},
+                increasing={"marker": {"color": PALETTE[3]}},
+                totals={"marker": {"color": PALETTE[0]}},
+                connector={"line": {"color": "#888", "dash": "dot"}},
+            ),
+            secondary_y=False,
+        )
         measured = [step for step in steps if step.accuracy is not None]
-        figure.add_trace(go.Scatter(
-            x=[step.name for step in measured], y=[100 * step.accuracy for step in measured], name="accuracy", mode="lines+markers+text",
-            text=[f"{100 * step.accuracy:.1f}%" for step in measured], textposition="top center", line={"color": PALETTE[1], "width": 3}, marker={"size": 12},
-        ), secondary_y=True)
+        figure.add_trace(
+            go.Scatter(
+                x=[step.name for step in measured],
+                y=[100 * step.accuracy for step in measured],
+                name="accuracy",
+                mode="lines+markers+text",
+                text=[f"{100 * step.accuracy:.1f}%" for step in measured],
+                textposition="top center",
+                line={"color": PALETTE[1], "width": 3},
+                marker={"size": 12},
+            ),
+            secondary_y=True,
+        )
         accuracies = [100 * step.accuracy for step in measured] or [0.0, 100.0]
         figure.update_yaxes(title_text="accuracy (%)", secondary_y=True, range=[max(0.0, min(accuracies) - 10), min(100.0, max(accuracies) + 5)])
         figure.update_yaxes(title_text="size (bytes)", secondary_y=False, range=[0, max(step.size_bytes for step in steps) * 1.18])
@@ -141,16 +189,24 @@ def lineage_tree_figure(nodes: list[LineageNode], reference_id: int | None = Non
     for node in nodes:
         by_technique.setdefault(node.run.technique, []).append(node)
     for technique, group in by_technique.items():
-        figure.add_trace(go.Scatter(
-            x=[node.depth for node in group], y=[-node.row for node in group], mode="markers+text", name=technique,
-            marker={
-                "size": [22 if node.run_id == reference_id else 14 for node in group],
-                "symbol": ["star" if node.run_id == reference_id else ("diamond" if node.run.pinned else "circle") for node in group],
-                "color": technique_color(technique), "line": {"width": 1, "color": "black"},
-            },
-            text=[f"#{node.run_id}" + (f" {100 * node.run.accuracy:.1f}%" if node.run.accuracy is not None else "") for node in group],
-            textposition="middle right", hovertext=[hover_text(node.run) for node in group], hoverinfo="text",
-        ))
+        figure.add_trace(
+            go.Scatter(
+                x=[node.depth for node in group],
+                y=[-node.row for node in group],
+                mode="markers+text",
+                name=technique,
+                marker={
+                    "size": [22 if node.run_id == reference_id else 14 for node in group],
+                    "symbol": ["star" if node.run_id == reference_id else ("diamond" if node.run.pinned else "circle") for node in group],
+                    "color": technique_color(technique),
+                    "line": {"width": 1, "color": "black"},
+                },
+                text=[f"#{node.run_id}" + (f" {100 * node.run.accuracy:.1f}%" if node.run.accuracy is not None else "") for node in group],
+                textposition="middle right",
+                hovertext=[hover_text(node.run) for node in group],
+                hoverinfo="text",
+            )
+        )
     leaves = max((node.row for node in nodes), default=0) + 1
     figure.update_xaxes(showgrid=False, zeroline=False, tickmode="array", tickvals=list(range(max((n.depth for n in nodes), default=0) + 1)), title_text="derivation depth")
     figure.update_yaxes(showgrid=False, zeroline=False, showticklabels=False)
@@ -159,13 +215,17 @@ def lineage_tree_figure(nodes: list[LineageNode], reference_id: int | None = Non
 
 def lineage_sunburst_figure(nodes: list[LineageNode], title: str = "Lineage of runs") -> go.Figure:
     """The same tree as rings: a baseline in the centre, what derives from it outwards."""
-    figure = go.Figure(go.Sunburst(
-        ids=[str(node.run_id) for node in nodes],
-        parents=[str(node.parent_id) if node.parent_id is not None else "" for node in nodes],
-        labels=[f"#{node.run_id} {node.run.technique}" for node in nodes],
-        marker={"colors": [technique_color(node.run.technique) for node in nodes]},
-        hovertext=[hover_text(node.run) for node in nodes], hoverinfo="text", branchvalues="remainder",
-    ))
+    figure = go.Figure(
+        go.Sunburst(
+            ids=[str(node.run_id) for node in nodes],
+            parents=[str(node.parent_id) if node.parent_id is not None else "" for node in nodes],
+            labels=[f"#{node.run_id} {node.run.technique}" for node in nodes],
+            marker={"colors": [technique_color(node.run.technique) for node in nodes]},
+            hovertext=[hover_text(node.run) for node in nodes],
+            hoverinfo="text",
+            branchvalues="remainder",
+        )
+    )
     return styled(figure, title, height=520)
 
 

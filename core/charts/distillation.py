@@ -33,8 +33,16 @@ def soft_labels_figure(examples: SoftLabelExamples) -> go.Figure:
     figure = make_subplots(rows=max(1, rows), cols=2, column_widths=[0.18, 0.82], horizontal_spacing=0.04, vertical_spacing=0.08, subplot_titles=titles)
     for row, (image, hard, soft) in enumerate(zip(examples.images, examples.probabilities_t1, examples.probabilities_t), start=1):
         figure.add_trace(go.Image(z=_rgb(image), hoverinfo="skip"), row=row, col=1)
-        figure.add_trace(go.Bar(x=examples.class_names, y=[100 * p for p in hard], name="T = 1 (the teacher's prediction)", marker_color=HARD_COLOUR, legendgroup="t1", showlegend=row == 1), row=row, col=2)
-        figure.add_trace(go.Bar(x=examples.class_names, y=[100 * p for p in soft], name=f"T = {examples.temperature:g} (what the student learns)", marker_color=DISTILLED_COLOUR, legendgroup="t", showlegend=row == 1), row=row, col=2)
+        figure.add_trace(
+            go.Bar(x=examples.class_names, y=[100 * p for p in hard], name="T = 1 (the teacher's prediction)", marker_color=HARD_COLOUR, legendgroup="t1", showlegend=row == 1), row=row, col=2
+        )
+        figure.add_trace(
+            go.Bar(
+                x=examples.class_names, y=[100 * p for p in soft], name=f"T = {examples.temperature:g} (what the student learns)", marker_color=DISTILLED_COLOUR, legendgroup="t", showlegend=row == 1
+            ),
+            row=row,
+            col=2,
+        )
         figure.update_xaxes(showticklabels=False, showgrid=False, row=row, col=1)
         figure.update_yaxes(showticklabels=False, showgrid=False, row=row, col=1)
         figure.update_yaxes(range=[0, 100], ticksuffix="%", row=row, col=2)
@@ -53,7 +61,9 @@ def race_curves_figure(hard: list[list[EpochRecord]], distilled: list[list[Epoch
             figure.add_trace(go.Scatter(x=x, y=[r.train_loss for r in history], name=name, showlegend=index == 0, **shared), row=1, col=1)
             figure.add_trace(go.Scatter(x=x, y=[100 * r.test_accuracy for r in history], name=name, showlegend=False, **shared), row=1, col=2)
     if teacher_accuracy is not None:
-        figure.add_hline(y=100 * teacher_accuracy, line={"color": TEACHER_COLOUR, "dash": "dash"}, annotation_text=f"teacher {100 * teacher_accuracy:.1f}%", annotation_position="bottom right", row=1, col=2)
+        figure.add_hline(
+            y=100 * teacher_accuracy, line={"color": TEACHER_COLOUR, "dash": "dash"}, annotation_text=f"teacher {100 * teacher_accuracy:.1f}%", annotation_position="bottom right", row=1, col=2
+        )
     if epochs:
         figure.update_xaxes(range=[0.5, epochs + 0.5], dtick=max(1, epochs // 10))
     figure.update_xaxes(title_text="epoch")
@@ -107,7 +117,16 @@ def agreement_figure(class_names: list[str], hard_per_class: list[float], distil
 
 def gain_per_seed_figure(seeds: list[int], gains: list[float]) -> go.Figure:
     """Distilled minus hard-label accuracy for each seed, with the mean: is the gain bigger than the seed-to-seed noise?"""
-    figure = go.Figure(go.Bar(x=[str(seed) for seed in seeds], y=[100 * g for g in gains], marker_color=[DISTILLED_COLOUR if g >= 0 else HARD_COLOUR for g in gains], name="gain", text=[f"{100 * g:+.2f}" for g in gains], textposition="outside"))
+    figure = go.Figure(
+        go.Bar(
+            x=[str(seed) for seed in seeds],
+            y=[100 * g for g in gains],
+            marker_color=[DISTILLED_COLOUR if g >= 0 else HARD_COLOUR for g in gains],
+            name="gain",
+            text=[f"{100 * g:+.2f}" for g in gains],
+            textposition="outside",
+        )
+    )
     if gains:
         figure.add_hline(y=100 * statistics.fmean(gains), line={"color": TEACHER_COLOUR, "dash": "dash"}, annotation_text=f"mean {100 * statistics.fmean(gains):+.2f} points")
     figure.add_hline(y=0, line={"color": "#888888", "width": 1})

@@ -35,10 +35,16 @@ def find_browser() -> str:
 
 def png_export_status() -> PngExportStatus:
     if importlib.util.find_spec("kaleido") is None:
-        return PngExportStatus(False, "PNG export is unavailable: Plotly's image exporter (the kaleido package) is not installed; `pip install kaleido` and a Chromium (e.g. `apt-get install chromium`) enable it. Every chart's camera button still saves a PNG from the browser.")
+        return PngExportStatus(
+            False,
+            "PNG export is unavailable: Plotly's image exporter (the kaleido package) is not installed; `pip install kaleido` and a Chromium (e.g. `apt-get install chromium`) enable it. Every chart's camera button still saves a PNG from the browser.",
+        )
     browser = find_browser()
     if not browser:
-        return PngExportStatus(False, "PNG export is unavailable: kaleido is installed but no Chromium or Chrome was found on PATH (or in $BROWSER_PATH); install one (e.g. `apt-get install chromium`). Every chart's camera button still saves a PNG from the browser.")
+        return PngExportStatus(
+            False,
+            "PNG export is unavailable: kaleido is installed but no Chromium or Chrome was found on PATH (or in $BROWSER_PATH); install one (e.g. `apt-get install chromium`). Every chart's camera button still saves a PNG from the browser.",
+        )
     return PngExportStatus(True, "", browser)
 
 

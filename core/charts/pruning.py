@@ -42,17 +42,19 @@ def weight_heatmaps_figure(views: list[WeightView], max_rows: int = 128, max_col
         magnitude /= largest
         magnitude[view.pruned[::row_step, ::column_step]] = np.nan
         suffix = "" if index == 0 else str(index + 1)
-        traces.append(go.Heatmap(
-            z=magnitude,
-            x=np.arange(0, view.values.shape[1], column_step),
-            y=np.arange(0, view.values.shape[0], row_step),
-            coloraxis="coloraxis",
-            hoverongaps=False,
-            name=view.layer,
-            xaxis=f"x{suffix}",
-            yaxis=f"y{suffix}",
-            hovertemplate=f"{view.layer}<br>out %{{y}}, column %{{x}}<br>|w| = %{{z:.3f}} of the layer's largest<extra></extra>",
-        ))
+        traces.append(
+            go.Heatmap(
+                z=magnitude,
+                x=np.arange(0, view.values.shape[1], column_step),
+                y=np.arange(0, view.values.shape[0], row_step),
+                coloraxis="coloraxis",
+                hoverongaps=False,
+                name=view.layer,
+                xaxis=f"x{suffix}",
+                yaxis=f"y{suffix}",
+                hovertemplate=f"{view.layer}<br>out %{{y}}, column %{{x}}<br>|w| = %{{z:.3f}} of the layer's largest<extra></extra>",
+            )
+        )
     return go.Figure(data=traces, layout=layout)
 
 
@@ -106,7 +108,11 @@ def accuracy_vs_sparsity_figure(oneshot: list[tuple[float, float]], finetuned: l
         figure.add_trace(go.Scatter(x=[100 * s for s, _ in ordered], y=[100 * a for _, a in ordered], mode="lines+markers", name="one-shot", line={"color": PALETTE[1]}))
     if finetuned:
         ordered = sorted(finetuned)
-        figure.add_trace(go.Scatter(x=[100 * s for s, _ in ordered], y=[100 * a for _, a in ordered], mode="lines+markers", name="after fine-tuning", line={"color": PALETTE[2]}, marker={"size": 11, "symbol": "diamond"}))
+        figure.add_trace(
+            go.Scatter(
+                x=[100 * s for s, _ in ordered], y=[100 * a for _, a in ordered], mode="lines+markers", name="after fine-tuning", line={"color": PALETTE[2]}, marker={"size": 11, "symbol": "diamond"}
+            )
+        )
     if current is not None:
         figure.add_trace(go.Scatter(x=[100 * current[0]], y=[100 * current[1]], mode="markers", name="current setting", marker={"size": 15, "color": PALETTE[3], "symbol": "x"}))
     figure.update_xaxes(range=[0, 100])
@@ -118,10 +124,23 @@ def size_speed_figure(sizes_bytes: dict[str, int], latencies_ms: dict[str, float
     """Left: bytes of each storage form. Right: measured latency of each model (or a hint when not measured yet)."""
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Storage (KB)", f"Latency, batch {batch_size} (ms)" if batch_size else "Latency (ms)"))
     names = list(sizes_bytes)
-    figure.add_trace(go.Bar(x=names, y=[sizes_bytes[n] / 1000 for n in names], marker_color=[PALETTE[i % len(PALETTE)] for i in range(len(names))], text=[f"{sizes_bytes[n] / 1000:,.1f}" for n in names], textposition="outside", showlegend=False), row=1, col=1)
+    figure.add_trace(
+        go.Bar(
+            x=names,
+            y=[sizes_bytes[n] / 1000 for n in names],
+            marker_color=[PALETTE[i % len(PALETTE)] for i in range(len(names))],
+            text=[f"{sizes_bytes[n] / 1000:,.1f}" for n in names],
+            textposition="outside",
+            showlegend=False,
+        ),
+        row=1,
+        col=1,
+    )
     if latencies_ms:
         models = list(latencies_ms)
-        figure.add_trace(go.Bar(x=models, y=[latencies_ms[m] for m in models], marker_color=PALETTE[3], text=[f"{latencies_ms[m]:.2f}" for m in models], textposition="outside", showlegend=False), row=1, col=2)
+        figure.add_trace(
+            go.Bar(x=models, y=[latencies_ms[m] for m in models], marker_color=PALETTE[3], text=[f"{latencies_ms[m]:.2f}" for m in models], textposition="outside", showlegend=False), row=1, col=2
+        )
     else:
         figure.add_annotation(text="not measured yet", xref="x2 domain", yref="y2 domain", x=0.5, y=0.5, showarrow=False, font={"size": 18})
     figure.update_yaxes(rangemode="tozero")

@@ -27,7 +27,9 @@ def weight_histogram_figure(fp32_weights: torch.Tensor, dequantized_weights: tor
     histogram = torch.histc(fp32, bins=bins, min=low, max=low + width * bins)
     centres = [low + width * (i + 0.5) for i in range(bins)]
     figure = go.Figure()
-    figure.add_trace(go.Bar(x=centres, y=(histogram / total).tolist(), width=width, name="fp32 weights", marker={"color": PALETTE[5]}, opacity=0.7, hovertemplate="%{x:.4f}: %{y:.2%}<extra>fp32</extra>"))
+    figure.add_trace(
+        go.Bar(x=centres, y=(histogram / total).tolist(), width=width, name="fp32 weights", marker={"color": PALETTE[5]}, opacity=0.7, hovertemplate="%{x:.4f}: %{y:.2%}<extra>fp32</extra>")
+    )
     if len(levels) > max_spikes:
         binned = torch.histc(dequantized_weights.detach().flatten().float().cpu(), bins=bins, min=low, max=low + width * bins)
         figure.add_trace(go.Scatter(x=centres, y=(binned / total).tolist(), mode="lines", line={"color": PALETTE[3], "width": 2, "shape": "hvh"}, name=f"dequantized ({len(levels)} levels, binned)"))
@@ -37,7 +39,16 @@ def weight_histogram_figure(fp32_weights: torch.Tensor, dequantized_weights: tor
             spike_x += [level, level, None]
             spike_y += [0.0, count / total, None]
         figure.add_trace(go.Scatter(x=spike_x, y=spike_y, mode="lines", name=f"dequantized ({len(levels)} levels)", line={"color": PALETTE[3], "width": 2}, hoverinfo="skip"))
-        figure.add_trace(go.Scatter(x=levels.tolist(), y=(counts / total).tolist(), mode="markers", marker={"color": PALETTE[3], "size": 6}, showlegend=False, hovertemplate="level %{x:.4f}: %{y:.2%} of weights<extra></extra>"))
+        figure.add_trace(
+            go.Scatter(
+                x=levels.tolist(),
+                y=(counts / total).tolist(),
+                mode="markers",
+                marker={"color": PALETTE[3], "size": 6},
+                showlegend=False,
+                hovertemplate="level %{x:.4f}: %{y:.2%} of weights<extra></extra>",
+            )
+        )
     figure.update_layout(bargap=0)
     figure.update_yaxes(tickformat=".0%", rangemode="tozero")
     return styled(figure, f"{layer}: weights rounded to {description} levels", x_title="weight value", y_title="share of weights")
@@ -79,7 +90,9 @@ def scheme_label(per_channel: bool, symmetric: bool) -> str:
     return f"{'per-channel' if per_channel else 'per-tensor'} {'symmetric' if symmetric else 'affine'}"
 
 
-def accuracy_vs_bits_figure(post_training: dict[tuple[bool, bool], dict[int, float]], qat: dict[int, float], fp32_accuracy: float, title: str = "Accuracy versus bit width", current: tuple[bool, bool] | None = None) -> go.Figure:
+def accuracy_vs_bits_figure(
+    post_training: dict[tuple[bool, bool], dict[int, float]], qat: dict[int, float], fp32_accuracy: float, title: str = "Accuracy versus bit width", current: tuple[bool, bool] | None = None
+) -> go.Figure:
     """Accuracy in % at each bit width (8 down to 2): one post-training line per weight scheme
     (`post_training` maps (per_channel, symmetric) to {bits: accuracy}), the QAT points and the fp32 line.
 
@@ -91,12 +104,22 @@ def accuracy_vs_bits_figure(post_training: dict[tuple[bool, bool], dict[int, flo
             continue
         highlighted = scheme == current
         bits = sorted(accuracies, reverse=True)
-        figure.add_trace(go.Scatter(x=bits, y=[100 * accuracies[b] for b in bits], mode="lines+markers", name=f"post-training, {scheme_label(*scheme)}",
-                                    line={"color": SCHEME_COLOURS.get(scheme, PALETTE[7]), "width": 5 if highlighted else 1.5}, marker={"size": 10 if highlighted else 6},
-                                    opacity=1.0 if highlighted or current is None else 0.6))
+        figure.add_trace(
+            go.Scatter(
+                x=bits,
+                y=[100 * accuracies[b] for b in bits],
+                mode="lines+markers",
+                name=f"post-training, {scheme_label(*scheme)}",
+                line={"color": SCHEME_COLOURS.get(scheme, PALETTE[7]), "width": 5 if highlighted else 1.5},
+                marker={"size": 10 if highlighted else 6},
+                opacity=1.0 if highlighted or current is None else 0.6,
+            )
+        )
     if qat:
         bits = sorted(qat, reverse=True)
-        figure.add_trace(go.Scatter(x=bits, y=[100 * qat[b] for b in bits], mode="lines+markers", name="quantization-aware training", line={"color": PALETTE[2]}, marker={"size": 12, "symbol": "diamond"}))
+        figure.add_trace(
+            go.Scatter(x=bits, y=[100 * qat[b] for b in bits], mode="lines+markers", name="quantization-aware training", line={"color": PALETTE[2]}, marker={"size": 12, "symbol": "diamond"})
+        )
     figure.add_hline(y=100 * fp32_accuracy, line={"dash": "dot", "color": PALETTE[7]}, annotation_text=f"fp32 {100 * fp32_accuracy:.1f}%", annotation_position="bottom left")
     figure.update_xaxes(autorange="reversed", dtick=1, range=[8.5, 1.5])
     figure.update_yaxes(range=[0, 100.5])
@@ -116,8 +139,30 @@ def size_latency_figure(variants: list[VariantCost]) -> go.Figure:
     """Deployed bytes beside the artifact's file bytes (left), compiled latency (right)."""
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Size (KiB)", "Latency, compiled (ms / batch)"), horizontal_spacing=0.12)
     labels = [variant.label for variant in variants]
-    figure.add_trace(go.Bar(x=labels, y=[v.deployed_bytes / 1024 for v in variants], name="deployed (values + scales + zero points)", marker={"color": PALETTE[0]}, text=[f"{v.deployed_bytes / 1024:.0f}" for v in variants], textposition="outside"), row=1, col=1)
-    figure.add_trace(go.Bar(x=labels, y=[v.artifact_bytes / 1024 for v in variants], name="saved file (safetensors)", marker={"color": PALETTE[5]}, text=[f"{v.artifact_bytes / 1024:.0f}" for v in variants], textposition="outside"), row=1, col=1)
+    figure.add_trace(
+        go.Bar(
+            x=labels,
+            y=[v.deployed_bytes / 1024 for v in variants],
+            name="deployed (values + scales + zero points)",
+            marker={"color": PALETTE[0]},
+            text=[f"{v.deployed_bytes / 1024:.0f}" for v in variants],
+            textposition="outside",
+        ),
+        row=1,
+        col=1,
+    )
+    figure.add_trace(
+        go.Bar(
+            x=labels,
+            y=[v.artifact_bytes / 1024 for v in variants],
+            name="saved file (safetensors)",
+            marker={"color": PALETTE[5]},
+            text=[f"{v.artifact_bytes / 1024:.0f}" for v in variants],
+            textposition="outside",
+        ),
+        row=1,
+        col=1,
+    )
     figure.add_trace(
         go.Bar(
             x=labels,

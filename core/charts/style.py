@@ -91,7 +91,19 @@ def grid_axes(rows: int, columns: int, titles: list[str], horizontal_spacing: fl
         layout[f"xaxis{suffix}"] = {"anchor": f"y{suffix}", "domain": [left, left + width]}
         layout[f"yaxis{suffix}"] = {"anchor": f"x{suffix}", "domain": [max(0.0, top - height), top]}
         if index < len(titles):
-            layout["annotations"].append({"text": titles[index], "font": {"size": title_font_size}, "showarrow": False, "x": left + width / 2, "xanchor": "center", "xref": "paper", "y": top, "yanchor": "bottom", "yref": "paper"})
+            layout["annotations"].append(
+                {
+                    "text": titles[index],
+                    "font": {"size": title_font_size},
+                    "showarrow": False,
+                    "x": left + width / 2,
+                    "xanchor": "center",
+                    "xref": "paper",
+                    "y": top,
+                    "yanchor": "bottom",
+                    "yref": "paper",
+                }
+            )
     return layout
 
 

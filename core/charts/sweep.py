@@ -50,11 +50,11 @@ def trial_hover(outcome: TrialOutcome, objective: str) -> str:
     return "<br>".join(lines)
 
 
-def sweep_frontier_figure(outcomes: list[TrialOutcome], objective: str, source: tuple[float | None, float | None] = (None, None),
-                          recommended_run_id: int | None = None, title: str | None = None) -> go.Figure:
+def sweep_frontier_figure(
+    outcomes: list[TrialOutcome], objective: str, source: tuple[float | None, float | None] = (None, None), recommended_run_id: int | None = None, title: str | None = None
+) -> go.Figure:
     """`source` is the source model's (cost on this objective, accuracy as a fraction)."""
-    drawn = [outcome for outcome in outcomes if outcome.status == "ok" and outcome.run_id is not None
-             and outcome.accuracy is not None and outcome.objective_value(objective) is not None]
+    drawn = [outcome for outcome in outcomes if outcome.status == "ok" and outcome.run_id is not None and outcome.accuracy is not None and outcome.objective_value(objective) is not None]
     by_run = {outcome.run_id: outcome for outcome in drawn}
     front_ids = [run_id for run_id in frontier(drawn, objective) if run_id in by_run]
     front = [by_run[run_id] for run_id in front_ids]
@@ -64,38 +64,82 @@ def sweep_frontier_figure(outcomes: list[TrialOutcome], objective: str, source: 
     def cost(outcome: TrialOutcome) -> float:
         return outcome.objective_value(objective)
 
-    figure.add_trace(go.Scatter(
-        x=[cost(o) for o in dominated], y=[100 * o.accuracy for o in dominated], mode="markers", name="dominated", meta="dominated",
-        marker={"size": 11, "color": DOMINATED_COLOR, "line": {"width": 1, "color": "white"}},
-        customdata=[o.run_id for o in dominated], hovertext=[trial_hover(o, objective) for o in dominated], hoverinfo="text",
-    ))
-    figure.add_trace(go.Scatter(
-        x=[cost(o) for o in front], y=[100 * o.accuracy for o in front], mode="lines+markers", name="Pareto frontier", meta="frontier",
-        marker={"size": 13, "color": FRONTIER_COLOR, "line": {"width": 1, "color": "white"}}, line={"color": FRONTIER_COLOR, "width": 2, "shape": "hv"},
-        customdata=[o.run_id for o in front], hovertext=[trial_hover(o, objective) for o in front], hoverinfo="text",
-    ))
+    figure.add_trace(
+        go.Scatter(
+            x=[cost(o) for o in dominated],
+            y=[100 * o.accuracy for o in dominated],
+            mode="markers",
+            name="dominated",
+            meta="dominated",
+            marker={"size": 11, "color": DOMINATED_COLOR, "line": {"width": 1, "color": "white"}},
+            customdata=[o.run_id for o in dominated],
+            hovertext=[trial_hover(o, objective) for o in dominated],
+            hoverinfo="text",
+        )
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=[cost(o) for o in front],
+            y=[100 * o.accuracy for o in front],
+            mode="lines+markers",
+            name="Pareto frontier",
+            meta="frontier",
+            marker={"size": 13, "color": FRONTIER_COLOR, "line": {"width": 1, "color": "white"}},
+            line={"color": FRONTIER_COLOR, "width": 2, "shape": "hv"},
+            customdata=[o.run_id for o in front],
+            hovertext=[trial_hover(o, objective) for o in front],
+            hoverinfo="text",
+        )
+    )
     recommended = by_run.get(recommended_run_id)
     if recommended is not None:
-        figure.add_trace(go.Scatter(
-            x=[cost(recommended)], y=[100 * recommended.accuracy], mode="markers+text", name=f"recommended (run #{recommended.run_id})", meta="recommended",
-            marker={"size": 24, "symbol": "star", "color": RECOMMENDED_COLOR, "line": {"width": 2, "color": "black"}},
-            text=[f"#{recommended.run_id}"], textposition="top center", customdata=[recommended.run_id],
-            hovertext=[trial_hover(recommended, objective)], hoverinfo="text",
-        ))
+        figure.add_trace(
+            go.Scatter(
+                x=[cost(recommended)],
+                y=[100 * recommended.accuracy],
+                mode="markers+text",
+                name=f"recommended (run #{recommended.run_id})",
+                meta="recommended",
+                marker={"size": 24, "symbol": "star", "color": RECOMMENDED_COLOR, "line": {"width": 2, "color": "black"}},
+                text=[f"#{recommended.run_id}"],
+                textposition="top center",
+                customdata=[recommended.run_id],
+                hovertext=[trial_hover(recommended, objective)],
+                hoverinfo="text",
+            )
+        )
     source_cost, source_accuracy = source
     if source_cost is not None and source_accuracy is not None:
-        figure.add_trace(go.Scatter(
-            x=[source_cost], y=[100 * source_accuracy], mode="markers+text", name="source", meta="source",
-            marker={"size": 18, "symbol": "diamond", "color": SOURCE_COLOR}, text=["source"], textposition="bottom center",
-            hovertext=[f"<b>the source</b><br>accuracy {100 * source_accuracy:.2f}%<br>{format_cost(objective, source_cost)}"], hoverinfo="text",
-        ))
+        figure.add_trace(
+            go.Scatter(
+                x=[source_cost],
+                y=[100 * source_accuracy],
+                mode="markers+text",
+                name="source",
+                meta="source",
+                marker={"size": 18, "symbol": "diamond", "color": SOURCE_COLOR},
+                text=["source"],
+                textposition="bottom center",
+                hovertext=[f"<b>the source</b><br>accuracy {100 * source_accuracy:.2f}%<br>{format_cost(objective, source_cost)}"],
+                hoverinfo="text",
+            )
+        )
     if objective == "size":
         figure.update_xaxes(type="log")
     missing = sum(1 for outcome in outcomes if outcome.status == "ok" and outcome.objective_value(objective) is None)
     if not drawn:
         figure.add_annotation(text="no finished trial with this measurement yet", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
     elif missing:
-        figure.add_annotation(text=f"{missing} finished trial(s) have no {OBJECTIVES[objective][0].replace('_', ' ')} figure and are not drawn",
-                              showarrow=False, xref="paper", yref="paper", x=1.0, y=1.0, xanchor="right", yanchor="bottom", font={"size": 13})
+        figure.add_annotation(
+            text=f"{missing} finished trial(s) have no {OBJECTIVES[objective][0].replace('_', ' ')} figure and are not drawn",
+            showarrow=False,
+            xref="paper",
+            yref="paper",
+            x=1.0,
+            y=1.0,
+            xanchor="right",
+            yanchor="bottom",
+            font={"size": 13},
+        )
     batch = next((o.latency_batch_size for o in drawn if o.latency_batch_size), None)
     return styled(figure, title or TITLES[objective], x_title=cost_title(objective, batch), y_title="accuracy (%)", height=480)

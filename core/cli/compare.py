@@ -20,7 +20,9 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     # A fresh copy of the common options carries the "any" defaults (argparse shares a parent's actions between parsers).
     history_common = history_options()
     runs = subparsers.add_parser(
-        "runs", parents=[history_common], help="list the run history",
+        "runs",
+        parents=[history_common],
+        help="list the run history",
         description="List every recorded run (filtered by --dataset/--model/--technique when given). Without --json a readable table goes to stdout before the JSON line.",
     )
     runs.add_argument("--json", action="store_true", help="put every run's full record in the JSON line")
@@ -43,7 +45,19 @@ def run_runs(args: argparse.Namespace) -> dict:
     return {"count": len(records), "runs": records, "reference_run_id": reference.run_id if reference else None, "history_db": str(workspace.history_db)}
 
 
-TEXT_COLUMNS = (("run_id", "id", 5), ("technique", "technique", 10), ("dataset", "dataset", 12), ("model", "model", 18), ("parent_id", "parent", 6), ("accuracy_percent", "acc %", 7), ("size_bytes", "bytes", 10), ("compression_ratio", "ratio", 6), ("latency_ms", "ms", 8), ("speedup", "speedup", 7), ("pinned", "pin", 3))
+TEXT_COLUMNS = (
+    ("run_id", "id", 5),
+    ("technique", "technique", 10),
+    ("dataset", "dataset", 12),
+    ("model", "model", 18),
+    ("parent_id", "parent", 6),
+    ("accuracy_percent", "acc %", 7),
+    ("size_bytes", "bytes", 10),
+    ("compression_ratio", "ratio", 6),
+    ("latency_ms", "ms", 8),
+    ("speedup", "speedup", 7),
+    ("pinned", "pin", 3),
+)
 
 
 def _text_table(records: list[dict]) -> str:

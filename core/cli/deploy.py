@@ -21,7 +21,8 @@ def _workspace_options(parser: argparse.ArgumentParser) -> None:
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
     export = subparsers.add_parser(
-        "export", help="write a run's model as a checked ONNX file",
+        "export",
+        help="write a run's model as a checked ONNX file",
         description="Export run N to ONNX (dynamic batch; int8 runs as QDQ int8, simulated low-bit runs dequantized). "
         "The file passes onnx.checker, runs in ONNX Runtime and is compared with torch on the test set before it is written.",
     )
@@ -31,9 +32,9 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     _workspace_options(export)
     export.set_defaults(handler=run_export)
     runtimes = subparsers.add_parser(
-        "runtimes", help="time runs in torch eager, torch.compile, ONNX Runtime and OpenVINO, fp32 and int8",
-        description="Latency at batch 1 and 256 and test accuracy of each run's model in every runtime and precision, "
-        "one thread count for all, interleaved rounds. Default: the run and its source.",
+        "runtimes",
+        help="time runs in torch eager, torch.compile, ONNX Runtime and OpenVINO, fp32 and int8",
+        description="Latency at batch 1 and 256 and test accuracy of each run's model in every runtime and precision, one thread count for all, interleaved rounds. Default: the run and its source.",
     )
     runtimes.add_argument("--run", type=int, action="append", required=True, metavar="N", help="a run to time; give --run again for more (default with one: the run and its source)")
     runtimes.add_argument("--rounds", type=int, default=ROUNDS, metavar="R", help=f"interleaved timing rounds (default: {ROUNDS})")

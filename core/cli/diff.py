@@ -19,7 +19,8 @@ def _workspace_options(parser: argparse.ArgumentParser) -> None:
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
     diff = subparsers.add_parser(
-        "diff", help="compare two runs example by example and layer by layer",
+        "diff",
+        help="compare two runs example by example and layer by layer",
         description="Run A against run B (default: A's parent) on their common test set: top-1 agreement, the 2x2 table, per-class "
         "accuracy, the flipped images worst first, and every layer's output error. Predictions are cached in the workspace.",
     )
@@ -29,7 +30,8 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     _workspace_options(diff)
     diff.set_defaults(handler=run_diff)
     exemplars = subparsers.add_parser(
-        "exemplars", help="test images a baseline gets right and most of its compressed descendants get wrong",
+        "exemplars",
+        help="test images a baseline gets right and most of its compressed descendants get wrong",
         description="Compression-identified exemplars (Hooker et al. 2019) over every recorded descendant of --run.",
     )
     exemplars.add_argument("--run", type=int, required=True, metavar="N", help="the baseline run")

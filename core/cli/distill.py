@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import argparse
 
-from core.foundation.baseline.trained import get_baseline
 from core.cli.main import add_source_option, baseline_config_from_args, context_from_args, source_from_args, workspace_from_args
-from core.foundation.data.datasets import load_dataset
-from core.distillation.config import DISTILL_PRESETS, MAX_SEEDS, DistillConfig, check_teacher_not_smaller
-from core.distillation.run import distill
-from core.foundation.errors import UserError
-from core.foundation.models.registry import STUDENT_MODELS
 from core.contract.options import add_arguments, from_options, given
-from core.foundation.progress import stderr_progress
 from core.contract.record import record
 from core.contract.source import ModelSource
+from core.distillation.config import DISTILL_PRESETS, MAX_SEEDS, DistillConfig, check_teacher_not_smaller
+from core.distillation.run import distill
+from core.foundation.baseline.trained import get_baseline
+from core.foundation.data.datasets import load_dataset
+from core.foundation.errors import UserError
+from core.foundation.models.registry import STUDENT_MODELS
+from core.foundation.progress import stderr_progress
 
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
@@ -29,8 +29,12 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     )
     add_source_option(parser)
     add_arguments(parser, DistillConfig)
-    parser.add_argument("--preset", choices=list(DISTILL_PRESETS), help="start from a named setting (the page's presets; flags given beside it win): "
-                        + "; ".join(f"{name}: T={p.temperature:g}, alpha={p.alpha:g}, labelled fraction {p.labelled_fraction or 'all'}" for name, p in DISTILL_PRESETS.items()))
+    parser.add_argument(
+        "--preset",
+        choices=list(DISTILL_PRESETS),
+        help="start from a named setting (the page's presets; flags given beside it win): "
+        + "; ".join(f"{name}: T={p.temperature:g}, alpha={p.alpha:g}, labelled fraction {p.labelled_fraction or 'all'}" for name, p in DISTILL_PRESETS.items()),
+    )
     parser.add_argument("--seeds", type=int, default=1, help=f"race this many seeds (--seed, --seed + 1, ...), 1..{MAX_SEEDS}, and report the gain's mean and spread (default: 1)")
     parser.set_defaults(handler=run_distill)
 

@@ -12,19 +12,28 @@ import json
 import math
 import sys
 
-from core.foundation.baseline.trained import Baseline, BaselineConfig, get_baseline
-from core.contract.context import RunContext
-from core.foundation.data.datasets import DatasetSpec, load_dataset
 from core.cli.options import common_options  # noqa: F401 (re-exported: each command module adds it)
-from core.foundation.errors import UserError
-from core.foundation.models.registry import MODEL_NAMES
-from core.foundation.progress import stderr_progress
+from core.contract.context import RunContext
 from core.contract.source import ModelSource
-from core.foundation.training.loop import MAX_EPOCHS
-from core.foundation.workspace import DATA_DIR_ENV, Workspace
+from core.foundation.baseline.trained import Baseline, BaselineConfig, get_baseline
+from core.foundation.data.datasets import DatasetSpec, load_dataset
+from core.foundation.errors import UserError
+from core.foundation.progress import stderr_progress
+from core.foundation.workspace import Workspace
 
 # Each module adds its own subcommand with register(subparsers, common_options).
-COMMAND_MODULES: list[str] = ["core.cli.distill", "core.cli.prune", "core.cli.quantize", "core.cli.pipeline", "core.cli.sweep", "core.cli.compare", "core.cli.diff", "core.cli.deploy", "core.cli.jobs", "core.cli.report"]
+COMMAND_MODULES: list[str] = [
+    "core.cli.distill",
+    "core.cli.prune",
+    "core.cli.quantize",
+    "core.cli.pipeline",
+    "core.cli.sweep",
+    "core.cli.compare",
+    "core.cli.diff",
+    "core.cli.deploy",
+    "core.cli.jobs",
+    "core.cli.report",
+]
 
 
 def add_source_option(parser: argparse.ArgumentParser) -> None:

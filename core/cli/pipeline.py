@@ -5,19 +5,21 @@ from __future__ import annotations
 import argparse
 
 from core.cli.main import add_source_option, context_from_args, source_from_args, workspace_from_args
+from core.contract.options import add_arguments
+from core.contract.record import record
 from core.distillation.config import DistillConfig
 from core.foundation.errors import UserError
-from core.contract.options import add_arguments
 from core.pipeline.config import PRESETS, STEP_ORDER, build_pipeline_config, pipeline_options
 from core.pipeline.run import run_pipeline
 from core.pruning.config import PruneConfig
 from core.quantization.config import MODES
-from core.contract.record import record
 
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
     pipeline = subparsers.add_parser(
-        "pipeline", parents=[common], help="distill -> prune -> quantize in one go, then the compressed encoding",
+        "pipeline",
+        parents=[common],
+        help="distill -> prune -> quantize in one go, then the compressed encoding",
         description="Run the chosen steps in order on the source (the cached baseline, trained first when missing, or --from-run N), each recorded "
         "as a run whose parent is the previous step, then write the model zip (the honest compressed artifact). Step options are those of `distill`, "
         "`prune` and `quantize`, under the same names; a preset fills them in and any option given explicitly overrides it. The last stdout line is one JSON object.",
@@ -27,8 +29,6 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     pipeline.add_argument("--preset", choices=sorted(PRESETS), help="; ".join(f"{name}: {preset.title}" for name, preset in PRESETS.items()))
     add_step_options(pipeline)
     pipeline.set_defaults(handler=run_pipeline_command)
-
-
 
 
 def add_step_options(parser: argparse.ArgumentParser) -> None:

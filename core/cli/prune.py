@@ -8,12 +8,12 @@ import argparse
 import torch
 
 from core.cli.main import add_source_option, context_from_args, source_from_args, workspace_from_args
-from core.foundation.models.registry import build_model
 from core.contract.options import add_arguments, from_options
+from core.contract.record import record
+from core.foundation.models.registry import build_model
 from core.pruning.config import PruneConfig, parse_layers
 from core.pruning.masks import chosen_layers, prunable_layers
 from core.pruning.run import prune
-from core.contract.record import record
 
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:

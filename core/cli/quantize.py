@@ -11,9 +11,9 @@ import argparse
 
 from core.cli.main import add_source_option, context_from_args, source_from_args, workspace_from_args
 from core.contract.options import add_argument_for, specs
+from core.contract.record import record
 from core.quantization.config import CONFIG_CLASSES, MODES, quantization_config
 from core.quantization.run import quantize
-from core.contract.record import record
 
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:

@@ -6,18 +6,20 @@ import argparse
 import sys
 from pathlib import Path
 
-from core.cli.main import workspace_from_args
 from core.cli.compare import history_options
+from core.cli.main import workspace_from_args
 from core.compare.selection import baseline_for, load_summaries, parse_run_ids
 from core.foundation.errors import UserError
-from core.report.html import build_report, example_sections, runtime_sections
 from core.foundation.workspace import atomic_write_bytes
+from core.report.html import build_report, example_sections, runtime_sections
 
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
     history_common = history_options()
     report = subparsers.add_parser(
-        "report", parents=[history_common], help="write the self-contained HTML report of chosen runs",
+        "report",
+        parents=[history_common],
+        help="write the self-contained HTML report of chosen runs",
         description="Write one HTML file (plotly.js embedded once, works offline) with the baseline, the chosen runs side by side, the charts, "
         "what changed example by example and layer by layer (each run against the reference), the deployment runtimes "
         "(the saved measurement of each run and its source: `python -m core runtimes --run N`; nothing is timed here), and the parameters used.",
@@ -42,13 +44,10 @@ def run_report(args: argparse.Namespace) -> dict:
     reference = baseline_for(workspace.history_db, summaries, args.reference)
     # The same sections the Compare page's report download holds: each run against the reference,
     # and the saved runtime measurements (read, never measured here).
-    document = build_report(summaries, reference, title=args.title, examples=example_sections(workspace, summaries, reference),
-                            runtimes=runtime_sections(workspace, summaries, reference))
+    document = build_report(summaries, reference, title=args.title, examples=example_sections(workspace, summaries, reference), runtimes=runtime_sections(workspace, summaries, reference))
     try:
         atomic_write_bytes(out.resolve(), document.encode())
     except OSError as error:
         raise UserError(f"cannot write {out}: {error.strerror}") from None
     print(f"wrote {out} ({len(document) / 1e6:.1f} MB, {len(summaries)} runs)", file=sys.stderr)
     return {"out": str(out.resolve()), "run_ids": [summary.run_id for summary in summaries], "reference_run_id": reference.run_id, "bytes": len(document.encode())}
-
-

@@ -71,7 +71,12 @@ def _speedup(run: RunSummary, reference: RunSummary) -> tuple[float | None, str]
         return 1.0, "the reference itself"
     if run.before_run_id == reference.run_id and run.latency_ms_before and run.latency_ms:
         return run.latency_ms_before / run.latency_ms, f"measured together, batch {run.latency_batch_size}, {run.latency_runtime or 'torch eager'}"
-    same_setup = (run.latency_batch_size, run.latency_device, run.latency_threads, run.latency_runtime) == (reference.latency_batch_size, reference.latency_device, reference.latency_threads, reference.latency_runtime)
+    same_setup = (run.latency_batch_size, run.latency_device, run.latency_threads, run.latency_runtime) == (
+        reference.latency_batch_size,
+        reference.latency_device,
+        reference.latency_threads,
+        reference.latency_runtime,
+    )
     if same_setup and run.latency_ms and reference.latency_ms:
         return reference.latency_ms / run.latency_ms, f"recorded separately, batch {run.latency_batch_size}, {run.latency_runtime or 'torch eager'}"
     return None, ""
@@ -90,9 +95,30 @@ def pick_reference(runs: list[RunSummary], preferred_id: int | None = None) -> R
 
 
 TABLE_COLUMNS = (
-    "run_id", "created", "technique", "dataset", "model", "parent_id", "pinned", "accuracy_percent", "size_bytes", "size_measure",
-    "dense_size_bytes", "compression_ratio", "params", "nonzero_params", "macs", "latency_ms", "latency_batch_size",
-    "latency_device", "latency_threads", "speedup", "speedup_basis", "accuracy_change_points", "sweep_id", "params_json",
+    "run_id",
+    "created",
+    "technique",
+    "dataset",
+    "model",
+    "parent_id",
+    "pinned",
+    "accuracy_percent",
+    "size_bytes",
+    "size_measure",
+    "dense_size_bytes",
+    "compression_ratio",
+    "params",
+    "nonzero_params",
+    "macs",
+    "latency_ms",
+    "latency_batch_size",
+    "latency_device",
+    "latency_threads",
+    "speedup",
+    "speedup_basis",
+    "accuracy_change_points",
+    "sweep_id",
+    "params_json",
 )
 
 
@@ -101,32 +127,34 @@ def table_records(rows: list[ComparisonRow]) -> list[dict]:
     records = []
     for row in rows:
         run = row.run
-        records.append({
-            "run_id": run.run_id,
-            "created": run.created,
-            "technique": run.technique,
-            "dataset": run.dataset,
-            "model": run.model,
-            "parent_id": run.parent_id,
-            "pinned": run.pinned,
-            "accuracy_percent": None if run.accuracy is None else round(100.0 * run.accuracy, 2),
-            "size_bytes": run.size_bytes,
-            "size_measure": run.size_measure,
-            "dense_size_bytes": run.dense_size_bytes,
-            "compression_ratio": None if row.compression_ratio is None else round(row.compression_ratio, 2),
-            "params": run.params,
-            "nonzero_params": run.nonzero_params,
-            "macs": run.macs,
-            "latency_ms": None if run.latency_ms is None else round(run.latency_ms, 3),
-            "latency_batch_size": run.latency_batch_size,
-            "latency_device": run.latency_device,
-            "latency_threads": run.latency_threads,
-            "speedup": None if row.speedup is None else round(row.speedup, 2),
-            "speedup_basis": row.speedup_basis,
-            "accuracy_change_points": None if row.accuracy_change_points is None else round(row.accuracy_change_points, 2),
-            "sweep_id": sweep_id_of(run.run_params),
-            "params_json": json.dumps(run.run_params, sort_keys=True, default=str),
-        })
+        records.append(
+            {
+                "run_id": run.run_id,
+                "created": run.created,
+                "technique": run.technique,
+                "dataset": run.dataset,
+                "model": run.model,
+                "parent_id": run.parent_id,
+                "pinned": run.pinned,
+                "accuracy_percent": None if run.accuracy is None else round(100.0 * run.accuracy, 2),
+                "size_bytes": run.size_bytes,
+                "size_measure": run.size_measure,
+                "dense_size_bytes": run.dense_size_bytes,
+                "compression_ratio": None if row.compression_ratio is None else round(row.compression_ratio, 2),
+                "params": run.params,
+                "nonzero_params": run.nonzero_params,
+                "macs": run.macs,
+                "latency_ms": None if run.latency_ms is None else round(run.latency_ms, 3),
+                "latency_batch_size": run.latency_batch_size,
+                "latency_device": run.latency_device,
+                "latency_threads": run.latency_threads,
+                "speedup": None if row.speedup is None else round(row.speedup, 2),
+                "speedup_basis": row.speedup_basis,
+                "accuracy_change_points": None if row.accuracy_change_points is None else round(row.accuracy_change_points, 2),
+                "sweep_id": sweep_id_of(run.run_params),
+                "params_json": json.dumps(run.run_params, sort_keys=True, default=str),
+            }
+        )
     return records
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from core.foundation import history
-from core.contract.run_summary import RunSummary, summarize
 from core.compare.runs import pick_reference
+from core.contract.run_summary import RunSummary, summarize
+from core.foundation import history
 from core.foundation.errors import UserError
 
 
 def parse_run_ids(text: str | None) -> list[int] | None:
-    """"3,5,8" -> [3, 5, 8]; None or "" -> None (all runs)."""
+    """ "3,5,8" -> [3, 5, 8]; None or "" -> None (all runs)."""
     if not text or not text.strip():
         return None
     ids = []

@@ -381,7 +381,9 @@ def evaluate_package(model: nn.Module, package: ModelPackage, dataset: Dataset, 
     if dataset.name != package.info.get("dataset"):
         raise UserError(f"this model was made on '{package.info.get('dataset')}'; choose that dataset in the sidebar to evaluate it (now: '{dataset.name}')")
     if (dataset.channels, dataset.image_size, dataset.image_size) != tuple(package.input_shape) or dataset.num_classes != package.num_classes:
-        raise UserError(f"this model takes {list(package.input_shape)} images and {package.num_classes} classes; the dataset has {[dataset.channels, dataset.image_size, dataset.image_size]} and {dataset.num_classes}")
+        raise UserError(
+            f"this model takes {list(package.input_shape)} images and {package.num_classes} classes; the dataset has {[dataset.channels, dataset.image_size, dataset.image_size]} and {dataset.num_classes}"
+        )
     view = copy.copy(dataset)
     if package.info.get("mean") and package.info.get("std"):
         view = dataclasses.replace(dataset, mean=tuple(package.info["mean"]), std=tuple(package.info["std"]))

@@ -33,7 +33,6 @@ LATENCY_BEFORE_KEYS = ("latency_ms_before", "latency_ms_fp32")
 ACCURACY_BEFORE_KEYS = ("accuracy_before",)
 
 
-
 def legacy_figures(run: RunRecord) -> dict:
     """A RunSummary's figures (all but the history row's own identity fields) from old metric names."""
     metrics = run.metrics
@@ -61,7 +60,6 @@ def legacy_figures(run: RunRecord) -> dict:
         artifact_path=run.artifact_path,
         pipeline_steps=[step for step in metrics.get("steps", []) if isinstance(step, dict)] if isinstance(metrics.get("steps"), list) else [],
     )
-
 
 
 def _first(metrics: dict, keys: tuple[str, ...]) -> float | None:

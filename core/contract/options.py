@@ -14,8 +14,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from core.foundation.errors import UserError
 
@@ -75,11 +76,34 @@ class OptionSpec:
             raise UserError(f"{self.cli_flag} must be in {self.describe_range()}, got {value:g}")
 
 
-def option(default: Any, help: str, *, choices: Iterable | None = None, minimum: float | None = None, maximum: float | None = None,
-           below: float | None = None, flag: str | None = None, cli: bool = True, optional: bool = False, negative_flag: str | None = None) -> Any:
+def option(
+    default: Any,
+    help: str,
+    *,
+    choices: Iterable | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    below: float | None = None,
+    flag: str | None = None,
+    cli: bool = True,
+    optional: bool = False,
+    negative_flag: str | None = None,
+) -> Any:
     """A dataclass field carrying its own description (see OptionSpec)."""
-    metadata = {METADATA_KEY: dict(default=default, help=help, choices=tuple(choices) if choices is not None else None, minimum=minimum,
-                                   maximum=maximum, below=below, flag=flag, cli=cli, optional=optional or default is None, negative_flag=negative_flag)}
+    metadata = {
+        METADATA_KEY: dict(
+            default=default,
+            help=help,
+            choices=tuple(choices) if choices is not None else None,
+            minimum=minimum,
+            maximum=maximum,
+            below=below,
+            flag=flag,
+            cli=cli,
+            optional=optional or default is None,
+            negative_flag=negative_flag,
+        )
+    }
     if isinstance(default, (list, dict, set)):
         raise TypeError("use a tuple for a sequence default: configs are frozen")
     return dataclasses.field(default=default, metadata=metadata)

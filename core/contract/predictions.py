@@ -24,9 +24,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch import nn
 
-from core.foundation import history
 from core.contract.artifact import ActivationQuant, ModelPackage, QuantizedWeight
 from core.contract.run_models import dataset_for_run, package_for_run
+from core.foundation import history
 from core.foundation.data.datasets import Dataset
 from core.foundation.errors import UserError
 from core.foundation.history import RunRecord
@@ -169,8 +169,11 @@ def package_for_any_run(workspace: Workspace, run: RunRecord, dataset: Dataset, 
     if parent is None:
         raise UserError(f"run #{run.id}: the run it quantized is gone from the history, so its model cannot be rebuilt")
     base = package_for_run(parent, workspace, dataset)
-    quantized = {name[: -len(".codes")]: QuantizedWeight(codes, tensors[name[: -len(".codes")] + ".scale"].float(), tensors.get(name[: -len(".codes")] + ".zero_point"))
-                 for name, codes in tensors.items() if name.endswith(".codes")}
+    quantized = {
+        name[: -len(".codes")]: QuantizedWeight(codes, tensors[name[: -len(".codes")] + ".scale"].float(), tensors.get(name[: -len(".codes")] + ".zero_point"))
+        for name, codes in tensors.items()
+        if name.endswith(".codes")
+    }
     floats = {name: tensors.get(name, tensor) for name, tensor in base.float_tensors.items() if name not in quantized}
     return dataclasses.replace(base, float_tensors=floats, quantized_weights=quantized, activation_quant=_input_quantization(run, tensors, meta))
 

@@ -10,8 +10,8 @@ from torch import nn
 
 from core.foundation.errors import UserError
 from core.foundation.measures.metrics import effective_tensors
-from core.foundation.models.registry import build_model
 from core.foundation.models.channels import layer_shapes, remove_channels
+from core.foundation.models.registry import build_model
 from core.foundation.workspace import load_checkpoint
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import time
 
-from core.foundation import history
 from core.contract.result import TechniqueResult
+from core.foundation import history
 from core.foundation.workspace import Workspace, atomic_write_bytes, config_key, save_checkpoint
 
 
@@ -25,8 +25,14 @@ def record(result: TechniqueResult, workspace: Workspace, started_at: float | No
     `extra_params` joins the row's params (a sweep's id, trial key and point)."""
     started_at = started_at if started_at is not None else time.time() - result.seconds
     name = artifact_name(result, started_at)
-    meta = {**result.artifact.meta, "technique": result.technique, "architecture": result.architecture, "dataset": result.source.dataset_spec.as_dict(),
-            "source_run_id": result.source.run_id, "headline": result.headline.as_dict()}
+    meta = {
+        **result.artifact.meta,
+        "technique": result.technique,
+        "architecture": result.architecture,
+        "dataset": result.source.dataset_spec.as_dict(),
+        "source_run_id": result.source.run_id,
+        "headline": result.headline.as_dict(),
+    }
     if result.artifact.zip_bytes is not None:
         path = workspace.checkpoint_dir / "pipelines" / f"{name}.zip"
         atomic_write_bytes(path, result.artifact.zip_bytes)
@@ -36,11 +42,17 @@ def record(result: TechniqueResult, workspace: Workspace, started_at: float | No
     result.artifact.path = path
     source = result.source
     params = {**result.config, "dataset": source.dataset_spec.as_dict(), "source_run_id": source.run_id, "lineage": list(source.lineage), "seed": source.seed, **(extra_params or {})}
-    metrics = {**_numbers(result.details), **result.headline.as_dict(),
-               "accuracy": result.headline.accuracy_after, "params": result.headline.params_after,
-               "nonzero_params": result.headline.nonzero_params_after, "macs": result.headline.macs_after,
-               "before_run_id": source.run_id,  # the *_before figures are of the source's model
-               "details": result.details, "seconds": result.seconds}
+    metrics = {
+        **_numbers(result.details),
+        **result.headline.as_dict(),
+        "accuracy": result.headline.accuracy_after,
+        "params": result.headline.params_after,
+        "nonzero_params": result.headline.nonzero_params_after,
+        "macs": result.headline.macs_after,
+        "before_run_id": source.run_id,  # the *_before figures are of the source's model
+        "details": result.details,
+        "seconds": result.seconds,
+    }
     result.run_id = history.record_run(
         workspace.history_db,
         technique=result.technique,

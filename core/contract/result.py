@@ -1,11 +1,11 @@
 """One result shape for every technique, and the headline every recorded run carries.
 
-    result = prune(source, PruneConfig(amount=0.5), context)
-    result.headline   # accuracy before/after on the same images, size before/after with the measure named,
-                      # latency before/after at one image and a throughput batch, threads, runtime
-    result.details    # what only this technique has (sparsity per layer, bits, teacher agreement, ...)
-    result.artifact   # what core.contract.record writes: safetensors + JSON metadata, or a model zip
-    run_id = record(result, workspace)
+result = prune(source, PruneConfig(amount=0.5), context)
+result.headline   # accuracy before/after on the same images, size before/after with the measure named,
+                  # latency before/after at one image and a throughput batch, threads, runtime
+result.details    # what only this technique has (sparsity per layer, bits, teacher agreement, ...)
+result.artifact   # what core.contract.record writes: safetensors + JSON metadata, or a model zip
+run_id = record(result, workspace)
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from torch import nn
 from core.foundation.history import HEADLINE_VERSION  # noqa: F401 (re-exported)
 from core.foundation.measures.latency import LatencyFigures, measure_latencies
 from core.foundation.measures.metrics import count_macs, count_nonzero_parameters, count_parameters
-
 
 
 @dataclass
@@ -96,8 +95,16 @@ class TechniqueResult:
 
     def summary(self) -> dict:
         """The CLI's JSON payload: headline keys at the top, the technique's details beside them."""
-        return {**self.details, **self.headline.as_dict(), "technique": self.technique, "config": self.config, "run_id": self.run_id,
-                "source_run_id": self.source.run_id, "artifact_path": str(self.artifact.path) if self.artifact.path else None, "seconds": self.seconds}
+        return {
+            **self.details,
+            **self.headline.as_dict(),
+            "technique": self.technique,
+            "config": self.config,
+            "run_id": self.run_id,
+            "source_run_id": self.source.run_id,
+            "artifact_path": str(self.artifact.path) if self.artifact.path else None,
+            "seconds": self.seconds,
+        }
 
 
 def latency_pair(before: nn.Module, after: nn.Module, example_input: torch.Tensor, compiled: bool = False) -> tuple[LatencyFigures, LatencyFigures]:
@@ -106,10 +113,21 @@ def latency_pair(before: nn.Module, after: nn.Module, example_input: torch.Tenso
     return figures["before"], figures["after"]
 
 
-def build_headline(source, model_after: nn.Module, accuracy_before: float, accuracy_after: float, eval_images: int,
-                   size_bytes_before: int, size_bytes_after: int, size_measure_before: str, size_measure: str,
-                   latency: tuple[LatencyFigures, LatencyFigures], params_after: int | None = None, nonzero_params_after: int | None = None,
-                   macs_after: int | None = -1) -> Headline:
+def build_headline(
+    source,
+    model_after: nn.Module,
+    accuracy_before: float,
+    accuracy_after: float,
+    eval_images: int,
+    size_bytes_before: int,
+    size_bytes_after: int,
+    size_measure_before: str,
+    size_measure: str,
+    latency: tuple[LatencyFigures, LatencyFigures],
+    params_after: int | None = None,
+    nonzero_params_after: int | None = None,
+    macs_after: int | None = -1,
+) -> Headline:
     """A headline from a source, the model after, and the figures the technique measured."""
     before, after = latency
     example = source.example_input()

@@ -8,9 +8,9 @@ from dataclasses import fields
 import torch
 from torch import nn
 
-from core.foundation import history
 from core.contract.artifact import ActivationQuant, ModelPackage, QuantizedWeight, package_from_model, read_model_zip
 from core.contract.run_summary import summarize
+from core.foundation import history
 from core.foundation.data.datasets import Dataset, DatasetSpec, load_dataset
 from core.foundation.errors import UserError
 from core.foundation.history import RunRecord

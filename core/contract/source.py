@@ -19,8 +19,8 @@ from torch import nn
 
 from core.foundation import history
 from core.foundation.data.datasets import Dataset, DatasetSpec
-from core.foundation.history import RunRecord
 from core.foundation.errors import UserError
+from core.foundation.history import RunRecord
 from core.foundation.measures.metrics import count_macs, count_nonzero_parameters, count_parameters, state_dict_size_bytes
 from core.foundation.training.loop import TrainRecipe, evaluate, resolve_device
 from core.foundation.workspace import Workspace
@@ -80,7 +80,7 @@ class ModelSource:
     # ---------------------------------------------------------------------------- constructors
 
     @classmethod
-    def from_baseline(cls, baseline) -> "ModelSource":
+    def from_baseline(cls, baseline) -> ModelSource:
         """A cached (or just trained) baseline, core.foundation.baseline.trained.Baseline."""
         return cls(
             model=baseline.model,
@@ -98,7 +98,7 @@ class ModelSource:
         )
 
     @classmethod
-    def from_result(cls, result, run_id: int | None) -> "ModelSource":
+    def from_result(cls, result, run_id: int | None) -> ModelSource:
         """The model a technique just made (core.contract.result.TechniqueResult), recorded as `run_id`."""
         source = result.source
         return cls(
@@ -119,7 +119,7 @@ class ModelSource:
         )
 
     @classmethod
-    def from_run(cls, workspace: Workspace, run_id: int, device: str = "auto", dataset: Dataset | None = None) -> "ModelSource":
+    def from_run(cls, workspace: Workspace, run_id: int, device: str = "auto", dataset: Dataset | None = None) -> ModelSource:
         """Any recorded run's final model, read back from its artifact (never unpickled)."""
         from core.contract.run_models import dataset_for_run, package_for_run, recipe_for_run
 

@@ -31,15 +31,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.foundation import history
-from core.contract.run_summary import summarize
-from core.foundation.data.datasets import Dataset
-from core.deploy.onnx_files import (
-    OPSET, attach_exportable_input_quantization, check_onnx, dynamic_int8_onnx, float_onnx, ort_logits,
-    static_int8_onnx, with_metadata,
-)
 from core.contract.predictions import artifact_fingerprint, fingerprint_test_split, package_for_any_run, run_predictions
+from core.contract.run_summary import summarize
+from core.deploy.onnx_files import (
+    OPSET,
+    attach_exportable_input_quantization,
+    check_onnx,
+    dynamic_int8_onnx,
+    float_onnx,
+    ort_logits,
+    static_int8_onnx,
+    with_metadata,
+)
 from core.diff.runs import dataset_loader
+from core.foundation import history
+from core.foundation.data.datasets import Dataset
 from core.foundation.errors import UserError
 from core.foundation.history import RunRecord
 from core.foundation.workspace import Workspace, atomic_write_bytes, atomic_write_json, load_checkpoint
@@ -79,10 +85,20 @@ class OnnxExport:
     def summary(self, path: Path | None = None) -> dict:
         """The JSON `python -m core export` prints (and the page shows)."""
         return {
-            "path": str(path) if path is not None else None, "bytes": len(self.onnx_bytes), "opset": OPSET, "int8": self.form.int8,
-            "kind": self.form.kind, "note": self.form.note, "agreement": self.agreement, "accuracy": self.accuracy,
-            "torch_accuracy": self.torch_accuracy, "test_images": self.test_images, "run_id": self.run_id,
-            "sha256": hashlib.sha256(self.onnx_bytes).hexdigest(), "from_cache": self.from_cache, "seconds": self.seconds,
+            "path": str(path) if path is not None else None,
+            "bytes": len(self.onnx_bytes),
+            "opset": OPSET,
+            "int8": self.form.int8,
+            "kind": self.form.kind,
+            "note": self.form.note,
+            "agreement": self.agreement,
+            "accuracy": self.accuracy,
+            "torch_accuracy": self.torch_accuracy,
+            "test_images": self.test_images,
+            "run_id": self.run_id,
+            "sha256": hashlib.sha256(self.onnx_bytes).hexdigest(),
+            "from_cache": self.from_cache,
+            "seconds": self.seconds,
         }
 
 
@@ -228,12 +244,21 @@ def _check_against_torch(run: RunRecord, form: DeployForm, accuracy: float, torc
 
 def _metadata(run: RunRecord, dataset: Dataset, form: DeployForm, accuracy: float, torch_accuracy: float, agreement: float | None) -> dict[str, str]:
     return {
-        "lab_run_id": str(run.id), "lab_technique": run.technique, "lab_model": run.model, "dataset": run.dataset,
-        "kind": form.kind, "note": form.note, "int8": str(form.int8).lower(),
+        "lab_run_id": str(run.id),
+        "lab_technique": run.technique,
+        "lab_model": run.model,
+        "dataset": run.dataset,
+        "kind": form.kind,
+        "note": form.note,
+        "int8": str(form.int8).lower(),
         "input": f"float32 [batch, {dataset.channels}, {dataset.image_size}, {dataset.image_size}]: pixels / 255, minus mean, over std, per channel",
-        "input_mean": json.dumps(list(dataset.mean)), "input_std": json.dumps(list(dataset.std)), "class_names": json.dumps(list(dataset.class_names)),
-        "accuracy_onnxruntime": f"{accuracy:.6f}", "accuracy_torch": f"{torch_accuracy:.6f}",
-        "agreement_with_torch": "" if agreement is None else f"{agreement:.6f}", "test_images": str(len(dataset.test)),
+        "input_mean": json.dumps(list(dataset.mean)),
+        "input_std": json.dumps(list(dataset.std)),
+        "class_names": json.dumps(list(dataset.class_names)),
+        "accuracy_onnxruntime": f"{accuracy:.6f}",
+        "accuracy_torch": f"{torch_accuracy:.6f}",
+        "agreement_with_torch": "" if agreement is None else f"{agreement:.6f}",
+        "test_images": str(len(dataset.test)),
     }
 
 
@@ -269,8 +294,17 @@ def _read_cache(workspace: Workspace, run_id: int, stamp: dict) -> OnnxExport | 
         return None  # a changed artifact, an older exporter, or a file damaged since: export again
     try:
         form = DeployForm(**record["form"])
-        return OnnxExport(run_id, onnx_bytes, form, float(record["accuracy"]), float(record["torch_accuracy"]),
-                          None if record["agreement"] is None else float(record["agreement"]), int(record["test_images"]), True, 0.0)
+        return OnnxExport(
+            run_id,
+            onnx_bytes,
+            form,
+            float(record["accuracy"]),
+            float(record["torch_accuracy"]),
+            None if record["agreement"] is None else float(record["agreement"]),
+            int(record["test_images"]),
+            True,
+            0.0,
+        )
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -278,7 +312,15 @@ def _read_cache(workspace: Workspace, run_id: int, stamp: dict) -> OnnxExport | 
 def _write_cache(workspace: Workspace, exported: OnnxExport, stamp: dict) -> None:
     onnx_path, json_path = _cache_paths(workspace, exported.run_id)
     atomic_write_bytes(onnx_path, exported.onnx_bytes)
-    atomic_write_json(json_path, {
-        "stamp": stamp, "sha256": hashlib.sha256(exported.onnx_bytes).hexdigest(), "form": dataclasses.asdict(exported.form),
-        "accuracy": exported.accuracy, "torch_accuracy": exported.torch_accuracy, "agreement": exported.agreement, "test_images": exported.test_images,
-    })
+    atomic_write_json(
+        json_path,
+        {
+            "stamp": stamp,
+            "sha256": hashlib.sha256(exported.onnx_bytes).hexdigest(),
+            "form": dataclasses.asdict(exported.form),
+            "accuracy": exported.accuracy,
+            "torch_accuracy": exported.torch_accuracy,
+            "agreement": exported.agreement,
+            "test_images": exported.test_images,
+        },
+    )

@@ -43,8 +43,16 @@ def float_onnx(model: nn.Module, example_input: torch.Tensor) -> bytes:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's notes on its own internals
         program = torch.onnx.export(
-            model, (batch,), None, dynamo=True, external_data=False, verbose=False, opset_version=OPSET,
-            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_shapes=({0: torch.export.Dim("batch")},),
+            model,
+            (batch,),
+            None,
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+            opset_version=OPSET,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
         )
     proto = program.model_proto
     for node in proto.graph.node:
@@ -85,8 +93,14 @@ def static_int8_onnx(float_bytes: bytes, calibration_images: np.ndarray, reduce_
         source, target = Path(folder, "fp32.onnx"), Path(folder, "int8.onnx")
         source.write_bytes(float_bytes)
         quantize_static(
-            str(source), str(target), Images(), quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=reduce_range,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            str(source),
+            str(target),
+            Images(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            reduce_range=reduce_range,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
         )
         return target.read_bytes()
 
@@ -182,5 +196,5 @@ def ort_session(onnx_bytes: bytes, threads: int, spinning: bool = True):
 
 def ort_logits(onnx_bytes: bytes, images: np.ndarray, threads: int, batch_size: int = 256) -> np.ndarray:
     session = ort_session(onnx_bytes, threads)
-    chunks = [session.run(None, {INPUT_NAME: np.ascontiguousarray(images[start:start + batch_size])})[0] for start in range(0, len(images), batch_size)]
+    chunks = [session.run(None, {INPUT_NAME: np.ascontiguousarray(images[start : start + batch_size])})[0] for start in range(0, len(images), batch_size)]
     return np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)

@@ -26,24 +26,24 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
-from core.foundation import history
-from core.foundation.data.datasets import Dataset
+from core.contract.predictions import artifact_fingerprint, model_for_run
 from core.deploy.export import DEFAULT_CALIBRATION_IMAGES, deploy_form, onnx_for_run
 from core.deploy.onnx_files import INPUT_NAME, float_onnx, ort_session, static_int8_onnx
-from core.contract.predictions import artifact_fingerprint, model_for_run
 from core.diff.runs import dataset_loader
+from core.foundation import history
+from core.foundation.data.datasets import Dataset
 from core.foundation.errors import UserError
 from core.foundation.history import RunRecord
-from core.foundation.measures.latency import BATCH_SIZES, BUDGET_SECONDS, COMPILED, EAGER, ROUNDS, THROUGHPUT_BATCH_SIZE
-from core.foundation.measures.latency import median_call_ms
+from core.foundation.measures.latency import BATCH_SIZES, BUDGET_SECONDS, COMPILED, EAGER, ROUNDS, THROUGHPUT_BATCH_SIZE, median_call_ms
 from core.foundation.progress import Progress, ProgressCallback, no_progress
 from core.foundation.workspace import Workspace, atomic_write_json
 
@@ -111,16 +111,35 @@ class RuntimeReport:
 
     def as_dict(self) -> dict:
         return {
-            "run_ids": self.run_ids, "runtimes": [f.as_dict() for f in self.figures], "int8_sources": self.int8_sources,
-            "threads": self.threads, "rounds": self.rounds, "test_images": self.test_images, "machine": self.machine,
-            "versions": self.versions, "seconds": self.seconds, "measured_at": self.measured_at, "from_cache": self.from_cache,
+            "run_ids": self.run_ids,
+            "runtimes": [f.as_dict() for f in self.figures],
+            "int8_sources": self.int8_sources,
+            "threads": self.threads,
+            "rounds": self.rounds,
+            "test_images": self.test_images,
+            "machine": self.machine,
+            "versions": self.versions,
+            "seconds": self.seconds,
+            "measured_at": self.measured_at,
+            "from_cache": self.from_cache,
         }
 
     @classmethod
-    def from_dict(cls, payload: dict) -> "RuntimeReport":
+    def from_dict(cls, payload: dict) -> RuntimeReport:
         figures = [RuntimeFigure(**{k: row[k] for k in ("model", "run_id", "precision", "runtime", "batch_size", "latency_ms", "accuracy", "available", "reason")}) for row in payload["runtimes"]]
-        return cls(list(payload["run_ids"]), figures, dict(payload["int8_sources"]), int(payload["threads"]), int(payload["rounds"]), int(payload["test_images"]),
-                   dict(payload["machine"]), dict(payload["versions"]), float(payload["seconds"]), str(payload["measured_at"]), True)
+        return cls(
+            list(payload["run_ids"]),
+            figures,
+            dict(payload["int8_sources"]),
+            int(payload["threads"]),
+            int(payload["rounds"]),
+            int(payload["test_images"]),
+            dict(payload["machine"]),
+            dict(payload["versions"]),
+            float(payload["seconds"]),
+            str(payload["measured_at"]),
+            True,
+        )
 
 
 # ------------------------------------------------------------------------------------ the models
@@ -217,6 +236,7 @@ class TorchEagerRunner:
         def call():
             with torch.no_grad():
                 self.model(batch)
+
         return call
 
     @torch.no_grad()
@@ -243,6 +263,7 @@ class TorchCompiledRunner:
         def call():
             with torch.no_grad():
                 compiled(batch)
+
         return call
 
     @torch.no_grad()
@@ -267,7 +288,7 @@ class OnnxRuntimeRunner:
 
     def predict(self, images):
         array = images.numpy()
-        return np.concatenate([self.session.run(None, {INPUT_NAME: np.ascontiguousarray(array[i:i + PREDICT_BATCH])})[0].argmax(1) for i in range(0, len(array), PREDICT_BATCH)])
+        return np.concatenate([self.session.run(None, {INPUT_NAME: np.ascontiguousarray(array[i : i + PREDICT_BATCH])})[0].argmax(1) for i in range(0, len(array), PREDICT_BATCH)])
 
 
 class OpenVinoRunner:
@@ -288,9 +309,16 @@ class OpenVinoRunner:
                 for size in BATCH_SIZES:
                     model = core.read_model(str(path))
                     model.reshape({model.inputs[0]: [size, *input_shape]})
-                    self.compiled[size] = core.compile_model(model, "CPU", {
-                        "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
-                    })
+                    self.compiled[size] = core.compile_model(
+                        model,
+                        "CPU",
+                        {
+                            "INFERENCE_NUM_THREADS": threads,
+                            "INFERENCE_PRECISION_HINT": "f32",
+                            "PERFORMANCE_HINT": "LATENCY",
+                            "NUM_STREAMS": 1,
+                        },
+                    )
         except Exception as error:  # OpenVINO raises RuntimeError subclasses of its own for unsupported models or devices
             raise RuntimeUnavailable(f"OpenVINO cannot compile this model for the CPU: {_first_line(error)}") from error
 
@@ -302,7 +330,7 @@ class OpenVinoRunner:
         compiled, array = self.compiled[PREDICT_BATCH], images.numpy()
         predictions = []
         for start in range(0, len(array), PREDICT_BATCH):
-            chunk = array[start:start + PREDICT_BATCH]
+            chunk = array[start : start + PREDICT_BATCH]
             count = len(chunk)
             if count < PREDICT_BATCH:
                 chunk = np.concatenate([chunk, np.repeat(chunk[:1], PREDICT_BATCH - count, axis=0)])
@@ -348,8 +376,7 @@ def _runner(model: DeployModel, runtime: str, precision: str, example: torch.Ten
 # ------------------------------------------------------------------------------------ measuring
 
 
-def measure_runtimes(workspace: Workspace, run_ids: list[int], rounds: int = ROUNDS, runtimes: tuple[str, ...] = RUNTIMES,
-                     progress: ProgressCallback = no_progress) -> RuntimeReport:
+def measure_runtimes(workspace: Workspace, run_ids: list[int], rounds: int = ROUNDS, runtimes: tuple[str, ...] = RUNTIMES, progress: ProgressCallback = no_progress) -> RuntimeReport:
     """Every model of `run_ids` in every runtime and precision; also saved for the page and report."""
     if rounds < 1:
         raise UserError(f"rounds must be 1 or more, got {rounds}")
@@ -389,8 +416,16 @@ def measure_runtimes(workspace: Workspace, run_ids: list[int], rounds: int = ROU
             else:
                 figures.append(RuntimeFigure(key[0], model.run_id, key[2], key[1], size, None, None, False, unavailable[key]))
     report = RuntimeReport(
-        list(dict.fromkeys(run_ids)), figures, {m.label: m.int8_source for m in models}, threads, rounds, len(images),
-        machine_summary(), runtime_versions(), time.perf_counter() - started, time.strftime("%Y-%m-%d %H:%M:%S"),
+        list(dict.fromkeys(run_ids)),
+        figures,
+        {m.label: m.int8_source for m in models},
+        threads,
+        rounds,
+        len(images),
+        machine_summary(),
+        runtime_versions(),
+        time.perf_counter() - started,
+        time.strftime("%Y-%m-%d %H:%M:%S"),
     )
     _save(workspace, report)
     return report
@@ -410,8 +445,7 @@ def machine_summary() -> dict:
         pass
     from core.quantization.pt2e import cpu_has_vnni
 
-    return {"cpu_model": model or platform.processor() or platform.machine(), "cores": os.cpu_count(), "vnni": cpu_has_vnni(),
-            "avx512": "avx512f" in flags, "amx": "amx_int8" in flags}
+    return {"cpu_model": model or platform.processor() or platform.machine(), "cores": os.cpu_count(), "vnni": cpu_has_vnni(), "avx512": "avx512f" in flags, "amx": "amx_int8" in flags}
 
 
 def runtime_versions() -> dict[str, str]:
@@ -475,12 +509,19 @@ def table_rows(report: RuntimeReport) -> list[dict]:
         reference = baseline_figure(report, figure.batch_size)
         same_runtime_fp32 = report.figure(figure.model, figure.runtime, "fp32", figure.batch_size)
         speedup = reference.latency_ms / figure.latency_ms if figure.available and reference and reference.latency_ms else None
-        int8_speedup = (same_runtime_fp32.latency_ms / figure.latency_ms
-                        if figure.precision == "int8" and figure.available and same_runtime_fp32 and same_runtime_fp32.latency_ms else None)
-        rows.append({
-            "model": figure.model, "runtime": figure.runtime, "precision": figure.precision, "batch_size": figure.batch_size,
-            "latency_ms": figure.latency_ms, "per_image_ms": figure.per_image_ms, "speedup_vs_fp32_eager": speedup,
-            "int8_speedup_same_runtime": int8_speedup, "accuracy": figure.accuracy,
-            "status": "available" if figure.available else f"unavailable: {figure.reason}",
-        })
+        int8_speedup = same_runtime_fp32.latency_ms / figure.latency_ms if figure.precision == "int8" and figure.available and same_runtime_fp32 and same_runtime_fp32.latency_ms else None
+        rows.append(
+            {
+                "model": figure.model,
+                "runtime": figure.runtime,
+                "precision": figure.precision,
+                "batch_size": figure.batch_size,
+                "latency_ms": figure.latency_ms,
+                "per_image_ms": figure.per_image_ms,
+                "speedup_vs_fp32_eager": speedup,
+                "int8_speedup_same_runtime": int8_speedup,
+                "accuracy": figure.accuracy,
+                "status": "available" if figure.available else f"unavailable: {figure.reason}",
+            }
+        )
     return rows

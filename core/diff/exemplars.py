@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from core.contract.predictions import RunPredictions, run_predictions
 from core.foundation import history
 from core.foundation.data.datasets import Dataset
-from core.contract.predictions import RunPredictions, run_predictions
 from core.foundation.errors import UserError
 from core.foundation.progress import Progress, ProgressCallback, no_progress
 from core.foundation.workspace import Workspace
@@ -49,15 +49,31 @@ class ExemplarReport:
         if not used:
             return f"Run #{self.baseline_run_id} has no compressed descendants on this test set yet{skipped}; compress it on a technique page first."
         right = round(self.baseline_accuracy * self.test_images)
-        return (f"{len(self.exemplars):,} of the {right:,} test images run #{self.baseline_run_id} gets right (of {self.test_images:,}) are missed by more than half "
-                f"of its {used} compressed descendant{'s' if used != 1 else ''}{skipped}.")
+        return (
+            f"{len(self.exemplars):,} of the {right:,} test images run #{self.baseline_run_id} gets right (of {self.test_images:,}) are missed by more than half "
+            f"of its {used} compressed descendant{'s' if used != 1 else ''}{skipped}."
+        )
 
     def as_dict(self, limit: int = 100) -> dict:
-        return {"baseline_run_id": self.baseline_run_id, "descendant_run_ids": self.descendant_run_ids, "descendants": len(self.descendant_run_ids),
-                "test_images": self.test_images, "exemplar_count": len(self.exemplars), "sentence": self.sentence(),
-                "exemplars": [{"index": e.index, "true_label": self.class_names[e.true_label], "failing_descendants": e.failing_descendants,
-                               "descendants": e.descendants, "commonest_wrong_label": self.class_names[e.commonest_wrong_label]} for e in self.exemplars[:limit]],
-                "skipped": [{"run_id": run_id, "reason": reason} for run_id, reason in self.skipped]}
+        return {
+            "baseline_run_id": self.baseline_run_id,
+            "descendant_run_ids": self.descendant_run_ids,
+            "descendants": len(self.descendant_run_ids),
+            "test_images": self.test_images,
+            "exemplar_count": len(self.exemplars),
+            "sentence": self.sentence(),
+            "exemplars": [
+                {
+                    "index": e.index,
+                    "true_label": self.class_names[e.true_label],
+                    "failing_descendants": e.failing_descendants,
+                    "descendants": e.descendants,
+                    "commonest_wrong_label": self.class_names[e.commonest_wrong_label],
+                }
+                for e in self.exemplars[:limit]
+            ],
+            "skipped": [{"run_id": run_id, "reason": reason} for run_id, reason in self.skipped],
+        }
 
 
 def find_exemplars(baseline_predicted: torch.Tensor, descendant_predicted: list[torch.Tensor], labels: torch.Tensor, min_share: float = MIN_FAILING_SHARE) -> list[Exemplar]:

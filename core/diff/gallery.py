@@ -9,9 +9,9 @@ import io
 import numpy as np
 from PIL import Image
 
-from core.foundation.data.datasets import Dataset
 from core.diff.exemplars import Exemplar
 from core.diff.pairs import FlippedImage
+from core.foundation.data.datasets import Dataset
 
 GALLERY_SCALE = 3  # 32-pixel CIFAR images become 96 pixels: recognisable when projected
 DEFAULT_GALLERY_SIZE = 24
@@ -32,10 +32,11 @@ def image_data_uri(dataset: Dataset, index: int, scale: int = GALLERY_SCALE) -> 
 
 
 def flipped_caption(image: FlippedImage, class_names: list[str], label_a: str = "A", label_b: str = "B") -> str:
-    return (f"#{image.index} true: {class_names[image.true_label]} · {label_a}: {class_names[image.prediction_a]} {image.confidence_a:.0%}"
-            f" · {label_b}: {class_names[image.prediction_b]} {image.confidence_b:.0%}")
+    return (
+        f"#{image.index} true: {class_names[image.true_label]} · {label_a}: {class_names[image.prediction_a]} {image.confidence_a:.0%}"
+        f" · {label_b}: {class_names[image.prediction_b]} {image.confidence_b:.0%}"
+    )
 
 
 def exemplar_caption(exemplar: Exemplar, class_names: list[str]) -> str:
-    return (f"#{exemplar.index} {class_names[exemplar.true_label]}: {exemplar.failing_descendants} of {exemplar.descendants} "
-            f"descendants wrong (mostly '{class_names[exemplar.commonest_wrong_label]}')")
+    return f"#{exemplar.index} {class_names[exemplar.true_label]}: {exemplar.failing_descendants} of {exemplar.descendants} descendants wrong (mostly '{class_names[exemplar.commonest_wrong_label]}')"

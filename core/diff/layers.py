@@ -51,8 +51,7 @@ class LayerErrorReport:
         return any(layer.weights_only_relative_error is not None for layer in self.layers)
 
     def as_dict(self) -> dict:
-        return {"reference": self.reference_label, "model": self.model_label, "images": self.images, "note": self.note,
-                "layers": [dataclasses.asdict(layer) for layer in self.layers]}
+        return {"reference": self.reference_label, "model": self.model_label, "images": self.images, "note": self.note, "layers": [dataclasses.asdict(layer) for layer in self.layers]}
 
 
 def layer_batch(dataset: Dataset, images: int = LAYER_BATCH_IMAGES) -> torch.Tensor:
@@ -103,13 +102,21 @@ def output_error(reference: torch.Tensor, other: torch.Tensor) -> tuple[float, f
 
 def full_widths(architecture_model: nn.Module) -> dict[str, int]:
     """Output channels (or features) of each conv/linear layer in the unpruned architecture."""
-    return {name: module.out_channels if isinstance(module, nn.Conv2d) else module.out_features
-            for name, module in architecture_model.named_modules() if isinstance(module, (nn.Conv2d, nn.Linear))}
+    return {name: module.out_channels if isinstance(module, nn.Conv2d) else module.out_features for name, module in architecture_model.named_modules() if isinstance(module, (nn.Conv2d, nn.Linear))}
 
 
-def compare_layers(reference: nn.Module, model: nn.Module, inputs: torch.Tensor, widths: dict[str, int],
-                   reference_removed: dict[str, list[int]] | None = None, model_removed: dict[str, list[int]] | None = None,
-                   weights_only: nn.Module | None = None, reference_label: str = "source", model_label: str = "model", note: str = "") -> LayerErrorReport:
+def compare_layers(
+    reference: nn.Module,
+    model: nn.Module,
+    inputs: torch.Tensor,
+    widths: dict[str, int],
+    reference_removed: dict[str, list[int]] | None = None,
+    model_removed: dict[str, list[int]] | None = None,
+    weights_only: nn.Module | None = None,
+    reference_label: str = "source",
+    model_label: str = "model",
+    note: str = "",
+) -> LayerErrorReport:
     """The error of every layer of `model` (and of `weights_only`, its weights-only twin) against `reference`."""
     expected = layer_outputs(reference, inputs, reference_removed, widths)
     observed = layer_outputs(model, inputs, model_removed, widths)
@@ -145,5 +152,6 @@ def compare_packages(reference: ModelPackage, model: ModelPackage, dataset: Data
     else:
         detail = "."
     note = f"Output of every convolution and linear layer of {model_label} against {reference_label} on {min(LAYER_BATCH_IMAGES, len(dataset.test))} test images{detail}"
-    return compare_layers(reference.build_model(), model.build_model(), layer_batch(dataset), widths, reference.pruned_channels, model.pruned_channels,
-                          weights_only, reference_label, model_label, note)
+    return compare_layers(
+        reference.build_model(), model.build_model(), layer_batch(dataset), widths, reference.pruned_channels, model.pruned_channels, weights_only, reference_label, model_label, note
+    )

@@ -76,8 +76,10 @@ class PredictionDiff:
 
     def sentence(self) -> str:
         """One plain sentence for above the charts: how often they agree and who lost most."""
-        head = (f"{self.label_a} agrees with {self.label_b} on {self.agreement:.1%} of {self.test_images:,} test images; "
-                f"{self.only_b_right:,} that {self.label_b} got right it gets wrong, and {self.only_a_right:,} the other way round.")
+        head = (
+            f"{self.label_a} agrees with {self.label_b} on {self.agreement:.1%} of {self.test_images:,} test images; "
+            f"{self.only_b_right:,} that {self.label_b} got right it gets wrong, and {self.only_a_right:,} the other way round."
+        )
         losers = self.losing_classes()
         if not losers:
             return head + " No class lost accuracy."
@@ -94,10 +96,18 @@ class PredictionDiff:
         """The CLI's and the report's figures (the per-image probability change is summarised)."""
         changes = torch.tensor(self.true_probability_change) if self.true_probability_change else torch.zeros(0)
         return {
-            "label_a": self.label_a, "label_b": self.label_b, "run_a": self.run_a, "run_b": self.run_b,
-            "test_images": self.test_images, "agreement": self.agreement,
-            "both_right": self.both_right, "only_a_right": self.only_a_right, "only_b_right": self.only_b_right, "both_wrong": self.both_wrong,
-            "accuracy_a": self.accuracy_a, "accuracy_b": self.accuracy_b,
+            "label_a": self.label_a,
+            "label_b": self.label_b,
+            "run_a": self.run_a,
+            "run_b": self.run_b,
+            "test_images": self.test_images,
+            "agreement": self.agreement,
+            "both_right": self.both_right,
+            "only_a_right": self.only_a_right,
+            "only_b_right": self.only_b_right,
+            "both_wrong": self.both_wrong,
+            "accuracy_a": self.accuracy_a,
+            "accuracy_b": self.accuracy_b,
             "per_class": [{"class": c.class_name, "images": c.images, "accuracy_a": c.accuracy_a, "accuracy_b": c.accuracy_b, "change_points": c.change_points} for c in self.per_class],
             "flipped": [image.index for image in self.flipped],
             "flipped_details": [asdict(image) for image in self.flipped[:flipped_details]],
@@ -108,8 +118,9 @@ class PredictionDiff:
         }
 
 
-def diff_predictions(logits_a: torch.Tensor, logits_b: torch.Tensor, labels: torch.Tensor, class_names: list[str],
-                     label_a: str = "A", label_b: str = "B", run_a: int | None = None, run_b: int | None = None) -> PredictionDiff:
+def diff_predictions(
+    logits_a: torch.Tensor, logits_b: torch.Tensor, labels: torch.Tensor, class_names: list[str], label_a: str = "A", label_b: str = "B", run_a: int | None = None, run_b: int | None = None
+) -> PredictionDiff:
     """Compare two models' logits on the same labelled images."""
     if logits_a.shape != logits_b.shape or logits_a.shape[0] != labels.shape[0]:
         raise UserError(f"{label_a} and {label_b} were evaluated on different test sets ({logits_a.shape[0]:,} and {logits_b.shape[0]:,} images); compare runs made on the same test set")
@@ -127,9 +138,18 @@ def diff_predictions(logits_a: torch.Tensor, logits_b: torch.Tensor, labels: tor
     order = changed[torch.argsort(true_change[changed], stable=True)]  # the biggest loss of the true class first
     flipped = [FlippedImage(int(i), int(labels[i]), int(predicted_a[i]), float(confidence_a[i]), int(predicted_b[i]), float(confidence_b[i]), float(true_change[i])) for i in order.tolist()]
     return PredictionDiff(
-        label_a=label_a, label_b=label_b, run_a=run_a, run_b=run_b, class_names=list(class_names), test_images=int(labels.numel()),
+        label_a=label_a,
+        label_b=label_b,
+        run_a=run_a,
+        run_b=run_b,
+        class_names=list(class_names),
+        test_images=int(labels.numel()),
         agreement=float((predicted_a == predicted_b).float().mean()) if labels.numel() else 0.0,
-        both_right=int((right_a & right_b).sum()), only_a_right=int((right_a & ~right_b).sum()),
-        only_b_right=int((~right_a & right_b).sum()), both_wrong=int((~right_a & ~right_b).sum()),
-        per_class=per_class, flipped=flipped, true_probability_change=true_change.tolist(),
+        both_right=int((right_a & right_b).sum()),
+        only_a_right=int((right_a & ~right_b).sum()),
+        only_b_right=int((~right_a & right_b).sum()),
+        both_wrong=int((~right_a & ~right_b).sum()),
+        per_class=per_class,
+        flipped=flipped,
+        true_probability_change=true_change.tolist(),
     )

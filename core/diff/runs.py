@@ -11,15 +11,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from core.foundation import history
 from core.contract.artifact import package_from_model
-from core.foundation.data.datasets import Dataset, DatasetSpec, load_dataset
+from core.contract.predictions import package_for_any_run, run_predictions
+from core.contract.source import recorded_dataset
 from core.diff.layers import LayerErrorReport, compare_packages
 from core.diff.pairs import PredictionDiff, diff_predictions
-from core.contract.predictions import package_for_any_run, run_predictions
+from core.foundation import history
+from core.foundation.data.datasets import Dataset, DatasetSpec, load_dataset
 from core.foundation.errors import UserError
 from core.foundation.history import RunRecord
-from core.contract.source import recorded_dataset
 from core.foundation.workspace import Workspace
 
 
@@ -33,9 +33,14 @@ class RunDiff:
     seconds: float
 
     def as_dict(self) -> dict:
-        return {**self.predictions.as_dict(), "layers": self.layers.as_dict()["layers"] if self.layers else None,
-                "layers_note": self.layers.note if self.layers else self.layers_reason,
-                "from_cache": self.from_cache, "seconds": self.seconds, "class_names": self.predictions.class_names}
+        return {
+            **self.predictions.as_dict(),
+            "layers": self.layers.as_dict()["layers"] if self.layers else None,
+            "layers_note": self.layers.note if self.layers else self.layers_reason,
+            "from_cache": self.from_cache,
+            "seconds": self.seconds,
+            "class_names": self.predictions.class_names,
+        }
 
 
 def run_label(run: RunRecord) -> str:
@@ -60,7 +65,9 @@ def diff_runs(workspace: Workspace, run_a: int, run_b: int | None = None, with_l
     layers, reason = None, "not asked for"
     if with_layers:
         try:
-            layers = compare_packages(package_for_any_run(workspace, record_b, datasets[1]), package_for_any_run(workspace, record_a, datasets[0]), datasets[0], run_label(record_b), run_label(record_a))
+            layers = compare_packages(
+                package_for_any_run(workspace, record_b, datasets[1]), package_for_any_run(workspace, record_a, datasets[0]), datasets[0], run_label(record_b), run_label(record_a)
+            )
             reason = ""
         except UserError as error:
             reason = str(error)

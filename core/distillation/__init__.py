@@ -4,8 +4,8 @@ student taught by the teacher's softened outputs, and the difference measured.""
 from core.distillation.config import DISTILLED, HARD, DistillConfig, check_teacher_not_smaller, student_recipe, teacher_config
 from core.distillation.loss import distillation_loss, kd_loss, soft_targets
 from core.distillation.race import get_teacher, run_race
-from core.distillation.run import distill
 from core.distillation.report import DistillReport, StudentRun
+from core.distillation.run import distill
 from core.distillation.soft_labels import SoftLabelExamples, soft_label_examples
 from core.distillation.teacher_logits import TeacherLogitCache, TeacherPerBatch, build_teacher_logit_cache, teacher_logit_source, teacher_logits_cacheable
 from core.distillation.teachers import TEACHER_MODELS, available_teachers

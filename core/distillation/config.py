@@ -9,11 +9,11 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from core.contract.options import check_ranges, option
+from core.distillation.teachers import TEACHER_MODELS
 from core.foundation.baseline.trained import BaselineConfig
 from core.foundation.data.datasets import Dataset, DatasetSpec, ImageSplit, class_balanced_indices
-from core.distillation.teachers import TEACHER_MODELS
 from core.foundation.errors import UserError
-from core.contract.options import check_ranges, option
 from core.foundation.measures.metrics import count_parameters
 from core.foundation.models.registry import STUDENT_MODELS, build_model
 from core.foundation.training.loop import AUGMENTATIONS, MAX_EPOCHS, TrainRecipe, classroom_recipe
@@ -33,7 +33,9 @@ class DistillConfig:
     # the true labels keep half the weight and the teacher's targets stay fairly sharp.
     temperature: float = option(2.0, "softmax temperature T of the soft targets", minimum=MIN_TEMPERATURE, maximum=MAX_TEMPERATURE)
     alpha: float = option(0.5, "weight of the soft (teacher) loss; 1 - alpha weighs the true labels", minimum=0.0, maximum=1.0)
-    labelled_fraction: float | None = option(None, "share of the training images the students learn from, class-balanced (default: all); with few labels a teacher's soft targets help most", minimum=0.001, maximum=1.0)
+    labelled_fraction: float | None = option(
+        None, "share of the training images the students learn from, class-balanced (default: all); with few labels a teacher's soft targets help most", minimum=0.001, maximum=1.0
+    )
     epochs: int | None = option(None, "the students' training epochs (default: the classroom preset for the images they train on)", minimum=1, maximum=MAX_EPOCHS, cli=False)
     learning_rate: float | None = option(None, "the students' peak learning rate", minimum=1e-6, maximum=10.0)
     augment: str | None = option(None, "the students' augmentation; crops make teacher logits uncacheable", choices=AUGMENTATIONS)
@@ -87,14 +89,22 @@ class DistillPreset:
 # labels the distilled student gains several points over the hard-label one on every seed.
 DISTILL_PRESETS = {
     "few-labels": DistillPreset(
-        "Few labels (5% of the training images)", 4.0, 0.9, 0.05,
+        "Few labels (5% of the training images)",
+        4.0,
+        0.9,
+        0.05,
         "Both students learn from the same 5% of the training images. With so few labels the hard-label student memorises them, "
         "while the teacher's soft targets (it saw every image) say how alike the classes look, which a few labels cannot: "
-        "the setting where Hinton et al. (2015) found distillation helps most."),
+        "the setting where Hinton et al. (2015) found distillation helps most.",
+    ),
     "all-labels": DistillPreset(
-        "All labels", 2.0, 0.5, None,
+        "All labels",
+        2.0,
+        0.5,
+        None,
         "Both students learn from every training image. With this many labels the true labels already teach most of what the "
-        "teacher knows, so at the classroom budget the gain is small and close to seed-to-seed noise: race several seeds to see it."),
+        "teacher knows, so at the classroom budget the gain is small and close to seed-to-seed noise: race several seeds to see it.",
+    ),
 }
 DEFAULT_PRESET = "few-labels"
 
@@ -148,6 +158,5 @@ def check_teacher_not_smaller(config: DistillConfig, dataset: Dataset) -> None:
     sizes = {name: _parameter_count(name, dataset.channels, dataset.image_size, dataset.num_classes) for name in (config.teacher, config.student)}
     if sizes[config.teacher] < sizes[config.student]:
         raise UserError(
-            f"teacher '{config.teacher}' ({sizes[config.teacher]:,} parameters) is smaller than student '{config.student}' "
-            f"({sizes[config.student]:,}); choose a bigger teacher or a smaller student"
+            f"teacher '{config.teacher}' ({sizes[config.teacher]:,} parameters) is smaller than student '{config.student}' ({sizes[config.student]:,}); choose a bigger teacher or a smaller student"
         )

@@ -35,4 +35,3 @@ def distillation_loss(teacher: TeacherLogitCache | TeacherPerBatch, temperature:
 def soft_targets(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """Class probabilities at temperature T: higher T shows more of the teacher's 'dark knowledge'."""
     return F.softmax(logits / temperature, dim=1)
-

@@ -4,29 +4,31 @@ the same initial weights, data order, epochs and optimiser, over one or more see
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from core.foundation.baseline.trained import Baseline, TrainingStopped, get_baseline
-from core.foundation.data.datasets import Dataset, DatasetSpec, load_dataset
 from core.distillation.config import DISTILLED, HARD, DistillConfig, check_teacher_not_smaller, student_dataset, student_recipe, teacher_config
 from core.distillation.loss import distillation_loss
 from core.distillation.report import DistillReport, StudentRun
 from core.distillation.teacher_logits import TeacherLogitCache, teacher_logit_source, teacher_test_logits
-from core.foundation.training.quick_evaluation import EVAL_SUBSET_SIZE, evaluation_subset
+from core.foundation.baseline.trained import Baseline, TrainingStopped, get_baseline
+from core.foundation.data.datasets import Dataset, DatasetSpec, load_dataset
 from core.foundation.measures.metrics import measure_model
 from core.foundation.models.registry import build_model
 from core.foundation.progress import Progress, ProgressCallback, StopFlag, no_progress
 from core.foundation.training.loop import EpochRecord, predict_logits, resolve_device, train_model
+from core.foundation.training.quick_evaluation import EVAL_SUBSET_SIZE, evaluation_subset
 from core.foundation.workspace import Workspace
 
 # Called after every finished epoch with (HARD or DISTILLED, seed, that epoch's record).
 EpochCallback = Callable[[str, int, EpochRecord], None]
 
 
-def get_teacher(config: DistillConfig, dataset_spec: DatasetSpec, workspace: Workspace, progress: ProgressCallback = no_progress, stop: StopFlag | None = None, dataset: Dataset | None = None) -> Baseline:
+def get_teacher(
+    config: DistillConfig, dataset_spec: DatasetSpec, workspace: Workspace, progress: ProgressCallback = no_progress, stop: StopFlag | None = None, dataset: Dataset | None = None
+) -> Baseline:
     """The teacher, from the workspace cache, or trained now (once) with live progress."""
     return get_baseline(teacher_config(config, dataset_spec), workspace, _renamed(progress, "teacher", "teacher"), stop, dataset)
 
@@ -74,7 +76,22 @@ def run_race(
 
     example_input = dataset.normalize(dataset.test.images[:1]).to(device)
     student_metrics = measure_model(first_distilled, distilled_runs[0].accuracy, example_input)
-    report = DistillReport(config, dataset_spec.name, dataset.class_names, recipe, teacher.metrics, student_metrics, hard_runs, distilled_runs, isinstance(source, TeacherLogitCache), note, teacher_logits_seconds, "", None, first_distilled)
+    report = DistillReport(
+        config,
+        dataset_spec.name,
+        dataset.class_names,
+        recipe,
+        teacher.metrics,
+        student_metrics,
+        hard_runs,
+        distilled_runs,
+        isinstance(source, TeacherLogitCache),
+        note,
+        teacher_logits_seconds,
+        "",
+        None,
+        first_distilled,
+    )
     report.teacher_run_id = teacher.run_id
     report.teacher_checkpoint = str(teacher.checkpoint)
     return report

@@ -11,11 +11,11 @@ import time
 from dataclasses import asdict
 
 from core.contract.context import RunContext
+from core.contract.result import Artifact, TechniqueResult, build_headline, latency_pair
+from core.contract.source import ModelSource
 from core.distillation.config import DistillConfig
 from core.distillation.race import EpochCallback, run_race
 from core.foundation.measures.metrics import state_dict_size_bytes
-from core.contract.result import Artifact, TechniqueResult, build_headline, latency_pair
-from core.contract.source import ModelSource
 
 SIZE_MEASURE = "fp32 safetensors file"
 
@@ -30,9 +30,16 @@ def distill(source: ModelSource, config: DistillConfig, context: RunContext, on_
     dataset = source.dataset
     latency = latency_pair(source.model, student, source.example_input())
     headline = build_headline(
-        source, student, source.accuracy, report.distilled_runs[0].accuracy, len(dataset.test),
-        size_bytes_before=source.size_bytes(), size_bytes_after=state_dict_size_bytes(student),
-        size_measure_before=SIZE_MEASURE, size_measure=SIZE_MEASURE, latency=latency,
+        source,
+        student,
+        source.accuracy,
+        report.distilled_runs[0].accuracy,
+        len(dataset.test),
+        size_bytes_before=source.size_bytes(),
+        size_bytes_after=state_dict_size_bytes(student),
+        size_measure_before=SIZE_MEASURE,
+        size_measure=SIZE_MEASURE,
+        latency=latency,
     )
     details = report.summary()
     meta = {
@@ -46,7 +53,14 @@ def distill(source: ModelSource, config: DistillConfig, context: RunContext, on_
         "teacher_run_id": report.teacher_run_id,
     }
     return TechniqueResult(
-        technique="distill", config={**config.as_dict(), "recipe": report.recipe.as_dict(), "teacher_run_id": report.teacher_run_id},
-        headline=headline, details=details, artifact=Artifact(tensors=dict(student.state_dict()), meta=meta),
-        model=student, architecture=config.student, source=source, report=report, seconds=time.perf_counter() - started,
+        technique="distill",
+        config={**config.as_dict(), "recipe": report.recipe.as_dict(), "teacher_run_id": report.teacher_run_id},
+        headline=headline,
+        details=details,
+        artifact=Artifact(tensors=dict(student.state_dict()), meta=meta),
+        model=student,
+        architecture=config.student,
+        source=source,
+        report=report,
+        seconds=time.perf_counter() - started,
     )

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from core.foundation.data.datasets import Dataset, ImageSplit
 from core.distillation.loss import soft_targets
+from core.foundation.data.datasets import Dataset, ImageSplit
 from core.foundation.training.loop import predict_logits
 
 

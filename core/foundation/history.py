@@ -14,10 +14,10 @@ import math
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from core.foundation.errors import UserError
 
@@ -66,6 +66,7 @@ _initialise_lock = threading.Lock()
 # The headline's keys (core.contract.result) a row carries; rows recorded before the technique
 # contract (version 1) are read by core.contract.legacy_runs.
 HEADLINE_VERSION = 2
+
 
 @dataclass
 class RunRecord:
@@ -143,7 +144,9 @@ def transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     connection.execute("COMMIT")
 
 
-def record_run(db_path: Path, technique: str, dataset: str, model: str, params: dict, metrics: dict, parent_id: int | None = None, artifact_path: str | Path | None = None, started_at: float | None = None) -> int:
+def record_run(
+    db_path: Path, technique: str, dataset: str, model: str, params: dict, metrics: dict, parent_id: int | None = None, artifact_path: str | Path | None = None, started_at: float | None = None
+) -> int:
     """Insert one finished run and return its id."""
     now = time.time()
     # Serialised first: a value JSON cannot hold fails here, before the database is touched.
@@ -231,7 +234,7 @@ def lineage(db_path: Path, run_id: int) -> list[RunRecord]:
             SELECT runs.parent_id, chain.depth + 1 FROM runs JOIN chain ON runs.id = chain.id
             WHERE runs.parent_id IS NOT NULL AND chain.depth < 1000
         )
-        SELECT {', '.join('runs.' + c.strip() for c in COLUMNS.split(','))} FROM chain JOIN runs ON runs.id = chain.id ORDER BY chain.depth DESC
+        SELECT {", ".join("runs." + c.strip() for c in COLUMNS.split(","))} FROM chain JOIN runs ON runs.id = chain.id ORDER BY chain.depth DESC
     """
     with closing(connect(db_path)) as connection:
         return [_record(row) for row in connection.execute(query, (int(run_id),)).fetchall()]
@@ -247,7 +250,7 @@ def descendants(db_path: Path, run_id: int) -> list[RunRecord]:
             UNION
             SELECT runs.id FROM runs JOIN below ON runs.parent_id = below.id
         )
-        SELECT {', '.join('runs.' + c.strip() for c in COLUMNS.split(','))} FROM below JOIN runs ON runs.id = below.id ORDER BY runs.id
+        SELECT {", ".join("runs." + c.strip() for c in COLUMNS.split(","))} FROM below JOIN runs ON runs.id = below.id ORDER BY runs.id
     """
     with closing(connect(db_path)) as connection:
         return [_record(row) for row in connection.execute(query, (int(run_id),)).fetchall()]

@@ -6,7 +6,7 @@ share link and the sidebar read the configs before torch is imported."""
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 
 def lazy_exports(package: str, exports: dict[str, str], namespace: dict) -> tuple[Callable[[str], object], Callable[[], list[str]]]:

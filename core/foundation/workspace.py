@@ -13,7 +13,6 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from safetensors import SafetensorError
@@ -41,7 +40,7 @@ class Workspace:
     data_dir_override: Path | None = None  # --data-dir; else $MEL_DATA_DIR; else ROOT/data
 
     @classmethod
-    def open(cls, root: str | Path | None = None, data_dir: str | Path | None = None) -> "Workspace":
+    def open(cls, root: str | Path | None = None, data_dir: str | Path | None = None) -> Workspace:
         path = Path(root).expanduser() if root else default_workspace()
         try:
             path.mkdir(parents=True, exist_ok=True)

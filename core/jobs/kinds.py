@@ -43,8 +43,8 @@ def train_baseline_job(config: dict, workspace: Workspace, progress: ProgressCal
 def job_source(source: dict, seed: int, workspace: Workspace, progress: ProgressCallback, stop: StopFlag):
     """The ModelSource a page started from: the sidebar's baseline (by its configuration, as the
     page's from_baseline) or a run of the history (as the page's from_run); `seed` is the page's."""
-    from core.foundation.baseline.trained import get_baseline
     from core.contract.source import ModelSource
+    from core.foundation.baseline.trained import get_baseline
 
     if "baseline" in source:
         model_source = ModelSource.from_baseline(get_baseline(_baseline_config(source["baseline"]), workspace, progress, stop=stop))
@@ -65,8 +65,8 @@ def quantization_config_from_dict(fields: dict):
 
 def quantize_job(config: dict, workspace: Workspace, progress: ProgressCallback, stop: StopFlag) -> dict:
     """`python -m core quantize`, recorded: on a classroom server the Quantization page's QAT run."""
-    from core.quantization import quantize
     from core.contract.record import record
+    from core.quantization import quantize
 
     source = job_source(config["source"], config["seed"], workspace, progress, stop)
     result = quantize(source, quantization_config_from_dict(config["quantization"]), RunContext(workspace, progress, stop))
@@ -86,8 +86,8 @@ def distill_job(config: dict, workspace: Workspace, progress: ProgressCallback, 
     """The Distillation page's race (`python -m core distill`), recorded. The report's numbers ride
     along (a few kilobytes: per-seed curves, accuracies, agreement), because the history keeps only
     the first seed's curve and the page draws every seed's."""
-    from core.distillation import check_teacher_not_smaller, distill
     from core.contract.record import record
+    from core.distillation import check_teacher_not_smaller, distill
 
     source = job_source(config["source"], config["seed"], workspace, progress, stop)
     technique = distill_config_from_dict(config["distill"])
@@ -100,9 +100,12 @@ def distill_job(config: dict, workspace: Workspace, progress: ProgressCallback, 
 def distill_report_to_dict(report) -> dict:
     """A DistillReport as JSON, without its model (which the run's artifact holds)."""
     fields = {field.name: getattr(report, field.name) for field in dataclasses.fields(report) if field.name != "model"}
-    return {**{name: dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value for name, value in fields.items()},
-            "config": report.config.as_dict(), "hard_runs": [dataclasses.asdict(run) for run in report.hard_runs],
-            "distilled_runs": [dataclasses.asdict(run) for run in report.distilled_runs]}
+    return {
+        **{name: dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value for name, value in fields.items()},
+        "config": report.config.as_dict(),
+        "hard_runs": [dataclasses.asdict(run) for run in report.hard_runs],
+        "distilled_runs": [dataclasses.asdict(run) for run in report.distilled_runs],
+    }
 
 
 def distill_report_from_dict(fields: dict):
@@ -113,15 +116,17 @@ def distill_report_from_dict(fields: dict):
     def student_run(run: dict) -> StudentRun:
         return StudentRun(**{**run, "history": [EpochRecord(**epoch) for epoch in run["history"]]})
 
-    return DistillReport(**{
-        **fields,
-        "config": distill_config_from_dict(fields["config"]),
-        "recipe": TrainRecipe(**fields["recipe"]),
-        "teacher_metrics": ModelMetrics(**fields["teacher_metrics"]),
-        "student_metrics": ModelMetrics(**fields["student_metrics"]),
-        "hard_runs": [student_run(run) for run in fields["hard_runs"]],
-        "distilled_runs": [student_run(run) for run in fields["distilled_runs"]],
-    })
+    return DistillReport(
+        **{
+            **fields,
+            "config": distill_config_from_dict(fields["config"]),
+            "recipe": TrainRecipe(**fields["recipe"]),
+            "teacher_metrics": ModelMetrics(**fields["teacher_metrics"]),
+            "student_metrics": ModelMetrics(**fields["student_metrics"]),
+            "hard_runs": [student_run(run) for run in fields["hard_runs"]],
+            "distilled_runs": [student_run(run) for run in fields["distilled_runs"]],
+        }
+    )
 
 
 def prune_config_from_dict(fields: dict):
@@ -131,16 +136,15 @@ def prune_config_from_dict(fields: dict):
     fields = dict(fields)
     layers = fields.pop("layers", "all")
     layer_amounts = fields.pop("layer_amounts", {})
-    technique = PruneConfig(**fields, layers=None if layers == "all" else tuple(layers),
-                            layer_amounts=tuple((str(layer), float(amount)) for layer, amount in dict(layer_amounts).items()))
+    technique = PruneConfig(**fields, layers=None if layers == "all" else tuple(layers), layer_amounts=tuple((str(layer), float(amount)) for layer, amount in dict(layer_amounts).items()))
     technique.validate()
     return technique
 
 
 def prune_job(config: dict, workspace: Workspace, progress: ProgressCallback, stop: StopFlag) -> dict:
     """`python -m core prune`, recorded: on a classroom server the Pruning page's "Prune, fine-tune and save"."""
-    from core.pruning import prune
     from core.contract.record import record
+    from core.pruning import prune
 
     source = job_source(config["source"], config["seed"], workspace, progress, stop)
     result = prune(source, prune_config_from_dict(config["prune"]), RunContext(workspace, progress, stop))

@@ -18,9 +18,9 @@ import time
 from dataclasses import dataclass
 
 from core.foundation.errors import UserError
+from core.foundation.workspace import Workspace
 from core.jobs.kinds import CANCELLED_LINE, CANCELLED_LINES, JOB_KINDS
 from core.jobs.store import ACTIVE_STATES, CANCELLED, DONE, FAILED, INTERRUPTED, INTERRUPTED_REASON, QUEUED, RUNNING, JobRecord, JobStore, job_id_for
-from core.foundation.workspace import Workspace
 
 MAX_JOBS_ENV = "MEL_MAX_JOBS"
 POLL_SECONDS = 0.5

@@ -37,9 +37,9 @@ def warm_worker() -> int:
 def run_job(kind: str, config: dict, workspace_root: str, job_id: str, threads: int) -> dict:
     import torch
 
+    from core.foundation.workspace import Workspace, atomic_write_json
     from core.jobs.kinds import JOB_KINDS
     from core.jobs.store import JobStore
-    from core.foundation.workspace import Workspace, atomic_write_json
 
     torch.set_num_threads(max(1, threads))
     workspace = Workspace.open(workspace_root)

@@ -1,7 +1,7 @@
 """The combined pipeline: technique steps in order, each recorded, then the model zip.
 
-    config = build_pipeline_config(pipeline_options("smallest-fast", {}), source.architecture)
-    result = run_pipeline(source, config, context)
+config = build_pipeline_config(pipeline_options("smallest-fast", {}), source.architecture)
+result = run_pipeline(source, config, context)
 """
 
 from core.pipeline.config import PRESETS, STEP_ORDER, PipelineConfig, PipelinePreset, build_pipeline_config, check_steps, parse_steps, pipeline_options

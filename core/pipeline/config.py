@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.contract.options import from_options
 from core.distillation.config import DistillConfig
 from core.foundation.errors import UserError
 from core.foundation.models.registry import STUDENT_MODELS
-from core.contract.options import from_options
 from core.pruning.config import PruneConfig, parse_layers
 from core.quantization.config import QuantizationConfig, quantization_config
 
@@ -31,13 +31,34 @@ PRESETS: dict[str, PipelinePreset] = {
         "Deep Compression style",
         "Prune 90% of the weights (smallest magnitudes, one global threshold), fine-tune with the masks fixed, "
         "quantize to int8 (static, PT2E), then store the nonzero int8 codes with a bitmask and entropy-code the file (Han et al., 2016).",
-        {"steps": ("prune", "quantize"), "method": "l1", "granularity": "unstructured", "scope": "global", "amount": 0.9, "finetune_epochs": 1, "iterative_steps": 2, "remove": False, "mode": "static"},
+        {
+            "steps": ("prune", "quantize"),
+            "method": "l1",
+            "granularity": "unstructured",
+            "scope": "global",
+            "amount": 0.9,
+            "finetune_epochs": 1,
+            "iterative_steps": 2,
+            "remove": False,
+            "mode": "static",
+        },
     ),
     "smallest-fast": PipelinePreset(
         "Smallest fast model",
         "Distill the teacher into the student, remove half of its channels (L2 filter norm; the network physically shrinks "
         "to about the narrow student's width), fine-tune, then static int8 so convolutions and linears run on int8 kernels.",
-        {"steps": ("distill", "prune", "quantize"), "student": "simple_cnn", "method": "ln", "granularity": "channel", "scope": "layer", "amount": 0.5, "remove": True, "finetune_epochs": 2, "iterative_steps": 1, "mode": "static"},
+        {
+            "steps": ("distill", "prune", "quantize"),
+            "student": "simple_cnn",
+            "method": "ln",
+            "granularity": "channel",
+            "scope": "layer",
+            "amount": 0.5,
+            "remove": True,
+            "finetune_epochs": 2,
+            "iterative_steps": 1,
+            "mode": "static",
+        },
     ),
 }
 

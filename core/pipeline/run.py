@@ -20,15 +20,15 @@ import torch
 from torch import nn
 
 from core.contract.artifact import ModelPackage, evaluate_package, load_model_zip, package_from_model, write_model_zip
-from core.contract.run_models import package_from_quantized
 from core.contract.context import RunContext
-from core.foundation.errors import UserError
-from core.foundation.measures.metrics import count_macs, count_nonzero_parameters, count_parameters, state_dict_size_bytes
-from core.pipeline.config import PipelineConfig
-from core.foundation.progress import Progress, ProgressCallback
 from core.contract.record import record
 from core.contract.result import Artifact, TechniqueResult, build_headline, latency_pair
+from core.contract.run_models import package_from_quantized
 from core.contract.source import ModelSource
+from core.foundation.errors import UserError
+from core.foundation.measures.metrics import count_macs, count_nonzero_parameters, count_parameters, state_dict_size_bytes
+from core.foundation.progress import Progress, ProgressCallback
+from core.pipeline.config import PipelineConfig
 from core.pipeline.techniques import run_technique
 
 SIZE_MEASURE_BEFORE = "fp32 safetensors file"
@@ -91,23 +91,53 @@ def run_pipeline(source: ModelSource, config: PipelineConfig, context: RunContex
     zip_bytes, encoding = write_model_zip(package)  # the same weights, now with their measured accuracy
     final_model = last.model
     final_fp32 = last.source.model if last.quantized else last.model  # same parameter and MAC counts as the int8 graph
-    steps.append(StepResult("encode", None, accuracy_after, encoding.zip_bytes, f"model zip ({encoding.zip_compression})", encoding.dense_fp32_bytes,
-                            steps[-1].params, steps[-1].nonzero_params, steps[-1].macs, seconds=time.perf_counter() - encode_started, details=encoding.as_dict()))
+    steps.append(
+        StepResult(
+            "encode",
+            None,
+            accuracy_after,
+            encoding.zip_bytes,
+            f"model zip ({encoding.zip_compression})",
+            encoding.dense_fp32_bytes,
+            steps[-1].params,
+            steps[-1].nonzero_params,
+            steps[-1].macs,
+            seconds=time.perf_counter() - encode_started,
+            details=encoding.as_dict(),
+        )
+    )
     int8 = last.quantized and not last.report.report.simulated
     before = copy.deepcopy(source.model).cpu().eval() if last.quantized else source.model  # int8 models run on the CPU
     latency = latency_pair(before, final_model, source.example_input().cpu() if last.quantized else source.example_input(), compiled=int8)
     headline = build_headline(
-        source, final_fp32, source.accuracy, accuracy_after, len(source.dataset.test),
-        size_bytes_before=state_dict_size_bytes(source.model), size_bytes_after=encoding.zip_bytes,
-        size_measure_before=SIZE_MEASURE_BEFORE, size_measure=f"model zip ({encoding.zip_compression}: int8 codes and bitmasks in safetensors, entropy-coded)",
-        latency=latency, nonzero_params_after=steps[-1].nonzero_params,
+        source,
+        final_fp32,
+        source.accuracy,
+        accuracy_after,
+        len(source.dataset.test),
+        size_bytes_before=state_dict_size_bytes(source.model),
+        size_bytes_after=encoding.zip_bytes,
+        size_measure_before=SIZE_MEASURE_BEFORE,
+        size_measure=f"model zip ({encoding.zip_compression}: int8 codes and bitmasks in safetensors, entropy-coded)",
+        latency=latency,
+        nonzero_params_after=steps[-1].nonzero_params,
     )
     details = {"steps": [step.as_dict() for step in steps], "encoding": encoding.as_dict(), "step_run_ids": [step.run_id for step in steps[1:-1]]}
     context.progress(Progress("done", total, total, f"{headline.compression_ratio:.1f}x smaller"))
     return TechniqueResult(
-        technique="pipeline", config=config.as_dict(), headline=headline, details=details, artifact=Artifact(zip_bytes=zip_bytes, meta={}),
-        model=final_model, architecture=current.architecture, source=source, pruned_channels=dict(current.pruned_channels),
-        quantized=last.quantized, report=steps, seconds=time.perf_counter() - started, parent_run_id=current.run_id,
+        technique="pipeline",
+        config=config.as_dict(),
+        headline=headline,
+        details=details,
+        artifact=Artifact(zip_bytes=zip_bytes, meta={}),
+        model=final_model,
+        architecture=current.architecture,
+        source=source,
+        pruned_channels=dict(current.pruned_channels),
+        quantized=last.quantized,
+        report=steps,
+        seconds=time.perf_counter() - started,
+        parent_run_id=current.run_id,
     )
 
 
@@ -116,7 +146,9 @@ def _check_quantizable(source: ModelSource, config: PipelineConfig) -> None:
     if "quantize" not in config.steps or "distill" in config.steps:
         return  # a distilled student is one of the simple_cnn family: no batch norm
     if any(isinstance(module, nn.modules.batchnorm._BatchNorm) for module in source.model.modules()):
-        raise UserError(f"{source.architecture} has batch norm, which int8 conversion folds away, so its quantized model cannot be saved as a model zip; quantize a student (add the distill step) or choose simple_cnn")
+        raise UserError(
+            f"{source.architecture} has batch norm, which int8 conversion folds away, so its quantized model cannot be saved as a model zip; quantize a student (add the distill step) or choose simple_cnn"
+        )
 
 
 def _float_package(source: ModelSource) -> ModelPackage:
@@ -133,13 +165,23 @@ def _weigh(name: str, run_id: int | None, model: nn.Module, accuracy: float, pac
     """Size the step's model in the shared encoding (real bytes of its safetensors file)."""
     _, sizes = write_model_zip(package)
     step = StepResult(
-        name, run_id, accuracy, sizes.encoded_bytes, "cheapest encoding per tensor (safetensors, no entropy coding)", sizes.dense_fp32_bytes,
-        count_parameters(model), count_nonzero_parameters(model), count_macs(model, source.example_input()),
-        result.headline.latency_ms_after if result else None, result.headline.latency_batch_size if result else None, seconds,
+        name,
+        run_id,
+        accuracy,
+        sizes.encoded_bytes,
+        "cheapest encoding per tensor (safetensors, no entropy coding)",
+        sizes.dense_fp32_bytes,
+        count_parameters(model),
+        count_nonzero_parameters(model),
+        count_macs(model, source.example_input()),
+        result.headline.latency_ms_after if result else None,
+        result.headline.latency_batch_size if result else None,
+        seconds,
     )
     if package.quantized_weights:
         step.nonzero_params = sum(int(torch.count_nonzero(w.codes)) for w in package.quantized_weights.values()) + sum(
-            int(torch.count_nonzero(t)) for n, t in package.float_tensors.items() if t.is_floating_point() and n.endswith((".weight", ".bias")))
+            int(torch.count_nonzero(t)) for n, t in package.float_tensors.items() if t.is_floating_point() and n.endswith((".weight", ".bias"))
+        )
     return step
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, replace
 
-from core.foundation.errors import UserError
 from core.contract.options import check_ranges, option
+from core.foundation.errors import UserError
 
 METHODS = ("l1", "random", "ln")
 GRANULARITIES = ("unstructured", "channel")
@@ -49,7 +49,7 @@ class PruneConfig:
     def amount_for(self, layer: str) -> float:
         return dict(self.layer_amounts).get(layer, self.amount)
 
-    def scaled(self, fraction: float) -> "PruneConfig":
+    def scaled(self, fraction: float) -> PruneConfig:
         """The same pruning at `fraction` of every target amount (one step of an iterative schedule)."""
         return replace(self, amount=self.amount * fraction, layer_amounts=tuple((layer, amount * fraction) for layer, amount in self.layer_amounts))
 
@@ -58,7 +58,7 @@ class PruneConfig:
         Zhu & Gupta (2017), which prunes most while the network is still redundant."""
         return 1.0 - (1.0 - step / self.iterative_steps) ** 3
 
-    def pruning_only(self) -> "PruneConfig":
+    def pruning_only(self) -> PruneConfig:
         """The same masks without the recovery schedule: what a preview or a cache key of masks needs."""
         return replace(self, finetune_epochs=0, iterative_steps=1)
 

@@ -10,9 +10,9 @@ from dataclasses import asdict, dataclass, replace
 from torch import nn
 
 from core.foundation.errors import UserError
-from core.foundation.training.quick_evaluation import QuickEvaluator
 from core.foundation.measures.metrics import count_macs, count_nonzero_parameters, count_parameters
 from core.foundation.progress import Progress, ProgressCallback, StopFlag, no_progress
+from core.foundation.training.quick_evaluation import QuickEvaluator
 from core.pruning.config import PruneConfig
 from core.pruning.encoding import measure_sizes
 from core.pruning.masks import PrunedModels, apply_pruning, prunable_layers
@@ -108,7 +108,16 @@ class SensitivityScan:
         return chosen
 
 
-def sensitivity_scan(source, evaluator: QuickEvaluator, granularity: str = "unstructured", method: str = "l1", amounts: tuple[float, ...] = SCAN_AMOUNTS, layers: list[str] | None = None, progress: ProgressCallback = no_progress, stop: StopFlag | None = None) -> SensitivityScan:
+def sensitivity_scan(
+    source,
+    evaluator: QuickEvaluator,
+    granularity: str = "unstructured",
+    method: str = "l1",
+    amounts: tuple[float, ...] = SCAN_AMOUNTS,
+    layers: list[str] | None = None,
+    progress: ProgressCallback = no_progress,
+    stop: StopFlag | None = None,
+) -> SensitivityScan:
     """Prune one layer at a time at each amount (the rest untouched) and measure accuracy."""
     PruneConfig(method=method, granularity=granularity).validate()
     layers = layers or source_layers(source, granularity)

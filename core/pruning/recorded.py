@@ -15,10 +15,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.contract.result import Headline, TechniqueResult
 from core.foundation import history
 from core.foundation.errors import UserError
 from core.foundation.training.records import EpochRecord
-from core.contract.result import Headline, TechniqueResult
 from core.foundation.workspace import Workspace
 
 
@@ -40,8 +40,13 @@ def run_figures(result: TechniqueResult) -> PruneRunFigures:
     """A recorded prune() result's figures (run id and path set by core.contract.record)."""
     report = result.report
     return PruneRunFigures(
-        run_id=result.run_id, artifact_path=result.artifact.path, source_run_id=result.source.run_id, headline=result.headline,
-        accuracy_oneshot=report.accuracy_oneshot, sparsity=report.sparsity, latency_ms_masked=report.latency_ms_masked,
+        run_id=result.run_id,
+        artifact_path=result.artifact.path,
+        source_run_id=result.source.run_id,
+        headline=result.headline,
+        accuracy_oneshot=report.accuracy_oneshot,
+        sparsity=report.sparsity,
+        latency_ms_masked=report.latency_ms_masked,
         finetune_history=[EpochRecord(**epoch) for epoch in report.finetune_history],
     )
 
@@ -55,9 +60,13 @@ def recorded_figures(workspace: Workspace, run_id: int) -> PruneRunFigures:
         raise UserError(f"run #{run_id} is a {run.technique} run, not a pruning run")
     details = run.metrics.get("details", {})
     return PruneRunFigures(
-        run_id=run.id, artifact_path=workspace.resolve_artifact(run.artifact_path), source_run_id=run.parent_id,
+        run_id=run.id,
+        artifact_path=workspace.resolve_artifact(run.artifact_path),
+        source_run_id=run.parent_id,
         headline=headline_from_metrics(run.metrics),
-        accuracy_oneshot=float(details["accuracy_oneshot"]), sparsity=float(details["sparsity"]), latency_ms_masked=float(details["latency_ms_masked"]),
+        accuracy_oneshot=float(details["accuracy_oneshot"]),
+        sparsity=float(details["sparsity"]),
+        latency_ms_masked=float(details["latency_ms_masked"]),
         finetune_history=[EpochRecord(**epoch) for epoch in details.get("finetune_history", [])],
     )
 

@@ -14,18 +14,18 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from core.contract.context import RunContext
+from core.contract.pruned_artifact import pruned_artifact_meta, pruned_tensors
+from core.contract.result import Artifact, TechniqueResult, build_headline
+from core.contract.source import ModelSource, compose_removed_channels
+from core.foundation.measures.latency import measure_latencies
 from core.foundation.models.registry import build_model
 from core.foundation.progress import Progress
-from core.contract.pruned_artifact import pruned_artifact_meta, pruned_tensors
+from core.foundation.training.loop import EpochRecord, TrainRecipe, evaluate, train_model
 from core.pruning.config import PruneConfig
 from core.pruning.encoding import measure_sizes
 from core.pruning.explore import PruneSnapshot, PruningStopped, final_model, measure_snapshot, prune_copy
 from core.pruning.masks import PrunedModels, apply_pruning, plain_copy, remove_channels
 from core.pruning.stats import global_sparsity, layer_shapes, output_channels
-from core.contract.result import Artifact, TechniqueResult, build_headline
-from core.foundation.measures.latency import measure_latencies
-from core.contract.source import ModelSource, compose_removed_channels
-from core.foundation.training.loop import EpochRecord, TrainRecipe, evaluate, train_model
 
 FINETUNE_LR_FACTOR = 0.3  # fine-tuning starts from trained weights: a gentler peak than training from scratch
 SIZE_MEASURE = "sparse encoding (each tensor dense, bitmask or CSR, whichever is smallest)"
@@ -137,15 +137,32 @@ def prune(source: ModelSource, config: PruneConfig, context: RunContext) -> Tech
         finetune_seconds=finetune_seconds,
     )
     headline = build_headline(
-        source, final, accuracy_before, accuracy_after, len(dataset.test),
-        size_bytes_before=measure_sizes(source.model).size_bytes_sparse, size_bytes_after=snapshot.size_bytes_sparse,
-        size_measure_before=SIZE_MEASURE, size_measure=SIZE_MEASURE,
-        latency=(latencies["before"], latencies["after"]), params_after=snapshot.params, nonzero_params_after=snapshot.nonzero_params, macs_after=snapshot.macs,
+        source,
+        final,
+        accuracy_before,
+        accuracy_after,
+        len(dataset.test),
+        size_bytes_before=measure_sizes(source.model).size_bytes_sparse,
+        size_bytes_after=snapshot.size_bytes_sparse,
+        size_measure_before=SIZE_MEASURE,
+        size_measure=SIZE_MEASURE,
+        latency=(latencies["before"], latencies["after"]),
+        params_after=snapshot.params,
+        nonzero_params_after=snapshot.nonzero_params,
+        macs_after=snapshot.macs,
     )
     meta = pruned_artifact_meta(final, source.architecture, (dataset.channels, dataset.image_size, dataset.image_size), dataset.num_classes, lineage_removed)
     progress(Progress("measure", 1, 1, "done"))
     return TechniqueResult(
-        technique="prune", config=config.as_dict(), headline=headline, details=report.as_details(),
-        artifact=Artifact(tensors=tensors, meta=meta), model=plain_copy(final).eval(), architecture=source.architecture, source=source,
-        pruned_channels=lineage_removed, report=report, seconds=time.perf_counter() - started,
+        technique="prune",
+        config=config.as_dict(),
+        headline=headline,
+        details=report.as_details(),
+        artifact=Artifact(tensors=tensors, meta=meta),
+        model=plain_copy(final).eval(),
+        architecture=source.architecture,
+        source=source,
+        pruned_channels=lineage_removed,
+        report=report,
+        seconds=time.perf_counter() - started,
     )

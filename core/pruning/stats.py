@@ -70,12 +70,14 @@ def architecture_rows(before: list[LayerShape], after: list[LayerShape]) -> list
     rows = []
     for shape in before:
         new = after_by_name.get(shape.name, shape)
-        rows.append({
-            "layer": shape.name,
-            "type": shape.kind,
-            "shape before": " × ".join(map(str, shape.weight_shape)),
-            "shape after": " × ".join(map(str, new.weight_shape)),
-            "params before": shape.params,
-            "params after": new.params,
-        })
+        rows.append(
+            {
+                "layer": shape.name,
+                "type": shape.kind,
+                "shape before": " × ".join(map(str, shape.weight_shape)),
+                "shape after": " × ".join(map(str, new.weight_shape)),
+                "params before": shape.params,
+                "params after": new.params,
+            }
+        )
     return rows

@@ -13,11 +13,29 @@ from core.foundation.lazy_exports import lazy_exports
 
 # Each public name, and the submodule that defines it.
 _EXPORTS = {
-    "GranularityError": "core.quantization.apply", "LayerReport": "core.quantization.apply", "QuantizationReport": "core.quantization.apply", "QuantizationResult": "core.quantization.apply", "accuracy_by_bits": "core.quantization.apply", "calibration_inputs": "core.quantization.apply", "error_by_granularity": "core.quantization.apply", "quantize_model": "core.quantization.apply", "weight_error": "core.quantization.apply",
-    "DynamicInt8Config": "core.quantization.config", "MODES": "core.quantization.config", "QATConfig": "core.quantization.config", "QuantizationConfig": "core.quantization.config", "SimulateConfig": "core.quantization.config", "StaticInt8Config": "core.quantization.config", "quantization_config": "core.quantization.config",
-    "QuantSpec": "core.quantization.config", "QuantizedTensor": "core.quantization.fake_quant", "fake_quantize": "core.quantization.fake_quant", "quantize_tensor": "core.quantization.fake_quant",
+    "GranularityError": "core.quantization.apply",
+    "LayerReport": "core.quantization.apply",
+    "QuantizationReport": "core.quantization.apply",
+    "QuantizationResult": "core.quantization.apply",
+    "accuracy_by_bits": "core.quantization.apply",
+    "calibration_inputs": "core.quantization.apply",
+    "error_by_granularity": "core.quantization.apply",
+    "quantize_model": "core.quantization.apply",
+    "weight_error": "core.quantization.apply",
+    "DynamicInt8Config": "core.quantization.config",
+    "MODES": "core.quantization.config",
+    "QATConfig": "core.quantization.config",
+    "QuantizationConfig": "core.quantization.config",
+    "SimulateConfig": "core.quantization.config",
+    "StaticInt8Config": "core.quantization.config",
+    "quantization_config": "core.quantization.config",
+    "QuantSpec": "core.quantization.config",
+    "QuantizedTensor": "core.quantization.fake_quant",
+    "fake_quantize": "core.quantization.fake_quant",
+    "quantize_tensor": "core.quantization.fake_quant",
     "quantize": "core.quantization.run",
-    "SizeReport": "core.quantization.size", "TensorStorage": "core.quantization.size",
+    "SizeReport": "core.quantization.size",
+    "TensorStorage": "core.quantization.size",
 }
 
 __all__ = [

@@ -19,6 +19,7 @@ from core.foundation.baseline.trained import TrainingStopped
 from core.foundation.data.datasets import Dataset, ImageSplit, class_balanced_subset
 from core.foundation.measures.metrics import effective_tensors, state_dict_size_bytes
 from core.foundation.progress import Progress, ProgressCallback, StopFlag, no_progress
+from core.foundation.training.loop import EpochRecord, TrainRecipe, evaluate, evaluation_from_logits, predict_logits, train_model
 from core.quantization import dynamic, pt2e
 from core.quantization.config import DynamicInt8Config, QATConfig, QuantizationConfig, SimulateConfig, StaticInt8Config
 from core.quantization.fake_quant import (
@@ -33,7 +34,6 @@ from core.quantization.fake_quant import (
     quantize_tensor,
 )
 from core.quantization.size import SizeReport, TensorStorage, float_storage, size_report
-from core.foundation.training.loop import EpochRecord, TrainRecipe, evaluate, evaluation_from_logits, predict_logits, train_model
 
 CPU = torch.device("cpu")
 
@@ -287,7 +287,21 @@ def _simulate(fp32: nn.Module, dataset: Dataset, config: SimulateConfig, eval_sp
     ]
     if config.activations:
         notes.append(f"Each conv/linear input is fake-quantized to {config.bits}-bit per-tensor affine, with ranges from {min(config.calibration_size, len(dataset.train))} training images.")
-    report = _report("simulate", config.as_dict(), "torch.fake_quantize_per_channel_affine / per_tensor_affine", True, fp32, accuracy, eval_split, storages, artifact, quantized, references, "static (calibrated)" if config.activations else "no", notes)
+    report = _report(
+        "simulate",
+        config.as_dict(),
+        "torch.fake_quantize_per_channel_affine / per_tensor_affine",
+        True,
+        fp32,
+        accuracy,
+        eval_split,
+        storages,
+        artifact,
+        quantized,
+        references,
+        "static (calibrated)" if config.activations else "no",
+        notes,
+    )
     return QuantizationResult(simulated, report, references, quantized, artifact)
 
 
@@ -298,8 +312,28 @@ def _dynamic(fp32: nn.Module, dataset: Dataset, eval_split: ImageSplit) -> Quant
     accuracy = evaluate(model, dataset, eval_split, CPU).accuracy
     storages, artifact = _module_accounting(fp32, quantized, {})
     convs = [name for name, layer in quantizable_layers(fp32).items() if isinstance(layer, nn.Conv2d)]
-    notes = [f"Only Linear layers are quantized (int8 weights, activations quantized at run time). Dynamic quantization has no convolution kernel, so {', '.join(convs) or 'no convolution'} stay{'s' if len(convs) == 1 else ''} fp32."] if convs else ["Only Linear layers are quantized (int8 weights, activations quantized at run time)."]
-    report = _report("dynamic", DynamicInt8Config().as_dict(), "torchao quantize_(Int8DynamicActivationInt8WeightConfig), Linear only", False, fp32, accuracy, eval_split, storages, artifact, quantized, references, "dynamic (at run time)", notes)
+    notes = (
+        [
+            f"Only Linear layers are quantized (int8 weights, activations quantized at run time). Dynamic quantization has no convolution kernel, so {', '.join(convs) or 'no convolution'} stay{'s' if len(convs) == 1 else ''} fp32."
+        ]
+        if convs
+        else ["Only Linear layers are quantized (int8 weights, activations quantized at run time)."]
+    )
+    report = _report(
+        "dynamic",
+        DynamicInt8Config().as_dict(),
+        "torchao quantize_(Int8DynamicActivationInt8WeightConfig), Linear only",
+        False,
+        fp32,
+        accuracy,
+        eval_split,
+        storages,
+        artifact,
+        quantized,
+        references,
+        "dynamic (at run time)",
+        notes,
+    )
     return QuantizationResult(model, report, references, quantized, artifact)
 
 
@@ -328,7 +362,9 @@ def _finish_pt2e(mode: str, config: dict, fp32: nn.Module, dataset: Dataset, eva
     ]
     if contents.activation_quant_max == 127:
         notes.append("This CPU has no VNNI, so activations use 7 bits (0..127), as the x86 backend advises: its int8 kernels would otherwise saturate int16 sums.")
-    report = _report(mode, config, method, False, fp32, accuracy, eval_split, storages, artifact, contents.weights, references, "static (calibrated)" if mode == "static" else "trained ranges", notes, **extra)
+    report = _report(
+        mode, config, method, False, fp32, accuracy, eval_split, storages, artifact, contents.weights, references, "static (calibrated)" if mode == "static" else "trained ranges", notes, **extra
+    )
     return QuantizationResult(converted, report, references, contents.weights, artifact)
 
 
@@ -354,7 +390,9 @@ def _train(model: nn.Module, dataset: Dataset, eval_split: ImageSplit, recipe: T
     return result.history
 
 
-def _qat(fp32: nn.Module, dataset: Dataset, config: QATConfig, eval_split: ImageSplit, base_recipe: TrainRecipe | None, progress: ProgressCallback, stop: StopFlag | None, seed: int) -> QuantizationResult:
+def _qat(
+    fp32: nn.Module, dataset: Dataset, config: QATConfig, eval_split: ImageSplit, base_recipe: TrainRecipe | None, progress: ProgressCallback, stop: StopFlag | None, seed: int
+) -> QuantizationResult:
     recipe = _qat_recipe(config, base_recipe)
     if config.converts_to_int8:
         progress(Progress("qat", 0, 1, "post-training int8 for comparison"))
@@ -362,7 +400,18 @@ def _qat(fp32: nn.Module, dataset: Dataset, config: QATConfig, eval_split: Image
         prepared = pt2e.prepare_qat(copy.deepcopy(fp32), dataset.normalize(eval_split.images[:1]))
         history = _train(prepared, dataset, eval_split, recipe, progress, stop, seed)
         notes = [f"Fine-tuned {config.epochs} epoch(s) with the backend's fake quantization (prepare_qat_pt2e), then converted to the real int8 model (convert_pt2e)."]
-        return _finish_pt2e("qat", config.as_dict(), fp32, dataset, eval_split, prepared, notes, "torch.export + torchao prepare_qat_pt2e/convert_pt2e with X86InductorQuantizer", post_training_accuracy=ptq.report.accuracy_after, train_history=history)
+        return _finish_pt2e(
+            "qat",
+            config.as_dict(),
+            fp32,
+            dataset,
+            eval_split,
+            prepared,
+            notes,
+            "torch.export + torchao prepare_qat_pt2e/convert_pt2e with X86InductorQuantizer",
+            post_training_accuracy=ptq.report.accuracy_after,
+            train_history=history,
+        )
 
     simulate = SimulateConfig(config.bits, config.per_channel, config.symmetric, config.activations, config.calibration_size)
     progress(Progress("qat", 0, 1, f"post-training {config.bits}-bit for comparison"))
@@ -388,14 +437,39 @@ def _qat(fp32: nn.Module, dataset: Dataset, config: QATConfig, eval_split: Image
         f"Fine-tuned {config.epochs} epoch(s) with {config.weight_spec.describe()} fake-quantized weights{' and inputs' if config.activations else ''} (straight-through gradients).",
         f"No CPU kernel runs {config.bits}-bit weights, so the result stays simulated (fp32 compute, no speed-up); its size is the packed {config.bits}-bit storage a low-bit runtime would load.",
     ]
-    report = _report("qat", config.as_dict(), "fake-quantize parametrization + core.foundation.training.loop.train_model", True, fp32, accuracy, eval_split, storages, artifact, quantized, references, "trained ranges" if config.activations else "no", notes, post_training_accuracy=ptq_accuracy, train_history=history)
+    report = _report(
+        "qat",
+        config.as_dict(),
+        "fake-quantize parametrization + core.foundation.training.loop.train_model",
+        True,
+        fp32,
+        accuracy,
+        eval_split,
+        storages,
+        artifact,
+        quantized,
+        references,
+        "trained ranges" if config.activations else "no",
+        notes,
+        post_training_accuracy=ptq_accuracy,
+        train_history=history,
+    )
     return QuantizationResult(trained, report, references, quantized, artifact)
 
 
 # ---- sweeps for the charts -----------------------------------------------------------------------
 
 
-def accuracy_by_bits(model: nn.Module, dataset: Dataset, eval_split: ImageSplit, per_channel: bool = True, symmetric: bool = True, activations: bool = False, calibration_size: int = 512, bits: tuple[int, ...] = (8, 7, 6, 5, 4, 3, 2)) -> dict[int, float]:
+def accuracy_by_bits(
+    model: nn.Module,
+    dataset: Dataset,
+    eval_split: ImageSplit,
+    per_channel: bool = True,
+    symmetric: bool = True,
+    activations: bool = False,
+    calibration_size: int = 512,
+    bits: tuple[int, ...] = (8, 7, 6, 5, 4, 3, 2),
+) -> dict[int, float]:
     """Post-training (simulated) accuracy at each bit width: the curve QAT is compared against."""
     fp32 = copy.deepcopy(model).to(CPU).eval()
     return {b: _simulate(fp32, dataset, SimulateConfig(b, per_channel, symmetric, activations, calibration_size), eval_split, 0).report.accuracy_after for b in bits}

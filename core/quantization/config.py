@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from functools import partial
-from typing import ClassVar, Union
+from typing import ClassVar
 
-from core.foundation.errors import UserError
 from core.contract.options import check_ranges, given, option, specs
+from core.foundation.errors import UserError
 
 # Defined here, not beside the code that uses them, so the configs (and the share link that names
 # their options) need no torch: core.quantization.fake_quant and .pt2e import them from here.
@@ -166,7 +166,7 @@ class QATConfig:
         return {"mode": self.mode, **asdict(self)}
 
 
-QuantizationConfig = Union[SimulateConfig, DynamicInt8Config, StaticInt8Config, QATConfig]
+QuantizationConfig = SimulateConfig | DynamicInt8Config | StaticInt8Config | QATConfig
 
 
 CONFIG_CLASSES: dict[str, type] = {cls.mode: cls for cls in (SimulateConfig, DynamicInt8Config, StaticInt8Config, QATConfig)}

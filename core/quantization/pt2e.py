@@ -13,10 +13,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+# Activation observers the x86 backend accepts for its uint8 per-tensor activations.
 from core.quantization.fake_quant import QuantizedTensor, QuantSpec, quantizable_layers
 
-# Activation observers the x86 backend accepts for its uint8 per-tensor activations.
-from core.quantization.config import OBSERVERS  # noqa: E402 (the configs own the choices)
 # The backend's fixed weight scheme: int8 per-channel symmetric, range [-128, 127].
 BACKEND_WEIGHT_SPEC = QuantSpec(bits=8, per_channel=True, symmetric=True)
 

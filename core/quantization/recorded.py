@@ -14,16 +14,16 @@ import dataclasses
 
 import torch
 
-from core.foundation import history
 from core.contract.predictions import package_for_any_run
+from core.contract.result import Artifact, Headline, TechniqueResult
+from core.contract.source import ModelSource
+from core.foundation import history
 from core.foundation.errors import UserError
+from core.foundation.training.records import EpochRecord
+from core.foundation.workspace import Workspace, load_checkpoint
 from core.quantization.apply import LayerReport, QuantizationReport, QuantizationResult
 from core.quantization.fake_quant import QuantizedTensor, QuantSpec
 from core.quantization.size import SizeReport
-from core.foundation.training.records import EpochRecord
-from core.contract.result import Artifact, Headline, TechniqueResult
-from core.contract.source import ModelSource
-from core.foundation.workspace import Workspace, load_checkpoint
 
 REBUILT = "rebuilt from the run's file"  # Artifact.meta["origin"] of a run read back, not made in this process
 
@@ -44,10 +44,19 @@ def recorded_quantization(workspace: Workspace, source: ModelSource, run_id: int
     quantized = {name.removesuffix(".weight"): quantized_tensor(weight, report.config["bits"]) for name, weight in package.quantized_weights.items()}
     headline = Headline(**{field.name: run.metrics[field.name] for field in dataclasses.fields(Headline) if field.name in run.metrics})
     return TechniqueResult(
-        technique="quantize", config=report.config, headline=headline, details=run.metrics.get("details", {}),
-        artifact=Artifact(meta={"origin": REBUILT}, path=path), model=model, architecture=run.model, source=source,
-        pruned_channels=dict(source.pruned_channels), quantized=True, report=QuantizationResult(model, report, {}, quantized, {}),
-        seconds=float(run.metrics.get("seconds", 0.0)), run_id=run.id,
+        technique="quantize",
+        config=report.config,
+        headline=headline,
+        details=run.metrics.get("details", {}),
+        artifact=Artifact(meta={"origin": REBUILT}, path=path),
+        model=model,
+        architecture=run.model,
+        source=source,
+        pruned_channels=dict(source.pruned_channels),
+        quantized=True,
+        report=QuantizationResult(model, report, {}, quantized, {}),
+        seconds=float(run.metrics.get("seconds", 0.0)),
+        run_id=run.id,
     )
 
 
@@ -60,8 +69,9 @@ def quantization_report_from_dict(fields: dict) -> QuantizationReport:
     """QuantizationReport.as_dict()'s inverse (the derived figures it adds are dropped)."""
     names = {field.name for field in dataclasses.fields(QuantizationReport)}
     kept = {name: value for name, value in fields.items() if name in names}
-    return QuantizationReport(**{**kept, "size": SizeReport(**kept["size"]), "layers": [LayerReport(**layer) for layer in kept["layers"]],
-                                 "train_history": [EpochRecord(**epoch) for epoch in kept.get("train_history", [])]})
+    return QuantizationReport(
+        **{**kept, "size": SizeReport(**kept["size"]), "layers": [LayerReport(**layer) for layer in kept["layers"]], "train_history": [EpochRecord(**epoch) for epoch in kept.get("train_history", [])]}
+    )
 
 
 def quantized_tensor(weight, bits: int) -> QuantizedTensor:

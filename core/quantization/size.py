@@ -100,7 +100,9 @@ def explain_difference(storages: list[TensorStorage], artifact: dict[str, torch.
     parts = [f"the file is {file_bytes:,} bytes, {file_bytes - deployed:+,} vs the deployed {deployed:,}:", f"a {header:,}-byte safetensors header (tensor names, dtypes, shapes)"]
     if container:
         bits = low_bit[0].bits
-        parts.append(f"{container:,} bytes because each {bits}-bit value sits in a whole int8 byte in the file, while deployed storage packs values at {bits} bits each (no CPU kernel reads packed {bits}-bit weights, so the file keeps the int8 container)")
+        parts.append(
+            f"{container:,} bytes because each {bits}-bit value sits in a whole int8 byte in the file, while deployed storage packs values at {bits} bits each (no CPU kernel reads packed {bits}-bit weights, so the file keeps the int8 container)"
+        )
     other = file_bytes - deployed - header - container
     if other:
         parts.append(f"{other:+,} bytes of tensors stored in a different dtype than counted")

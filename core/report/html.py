@@ -16,22 +16,21 @@ import datetime as dt
 import html
 import io
 import json
-
 from dataclasses import dataclass, field
 
 import plotly.graph_objects as go
 
-from core.foundation import history
 from core.charts.compare import format_bytes, latency_accuracy_figure, lineage_tree_figure, pipeline_waterfall_figure, size_accuracy_figure
+from core.charts.deploy import runtime_latency_figure
+from core.charts.diff import class_change_figure, layer_error_figure
 from core.compare.lineage import lineage_nodes
 from core.compare.runs import TABLE_COLUMNS, ComparisonRow, comparison_table, table_records, waterfall_steps
 from core.contract.run_summary import RunSummary
-from core.charts.deploy import runtime_latency_figure
-from core.charts.diff import class_change_figure, layer_error_figure
 from core.deploy.runtimes import RuntimeReport, baseline_figure, cached_runtime_report, default_runs, table_rows
 from core.diff.exemplars import ExemplarReport, exemplars_for_baseline
 from core.diff.gallery import DEFAULT_GALLERY_SIZE, exemplar_caption, flipped_caption, image_data_uri
 from core.diff.runs import RunDiff, diff_runs
+from core.foundation import history
 from core.foundation.errors import UserError
 from core.foundation.measures.latency import BATCH_SIZES, EAGER
 from core.foundation.workspace import Workspace
@@ -166,8 +165,14 @@ def report_figures(runs: list[RunSummary], reference: RunSummary) -> list[go.Fig
     return figures
 
 
-def build_report(runs: list[RunSummary], reference: RunSummary, title: str = "Model Efficiency Lab report", generated_at: dt.datetime | None = None,
-                 examples: ExampleSections | None = None, runtimes: RuntimeSections | None = None) -> str:
+def build_report(
+    runs: list[RunSummary],
+    reference: RunSummary,
+    title: str = "Model Efficiency Lab report",
+    generated_at: dt.datetime | None = None,
+    examples: ExampleSections | None = None,
+    runtimes: RuntimeSections | None = None,
+) -> str:
     """One HTML document: the baseline, the chosen runs side by side, the charts, what changed
     example by example and layer by layer (when `examples` is given), the deployment runtimes
     (when `runtimes` is given) and every run's parameters."""
@@ -217,8 +222,18 @@ def _baseline_cards(reference: RunSummary) -> str:
 
 
 REPORT_COLUMNS = (
-    ("run", "text"), ("technique", "text"), ("model", "text"), ("accuracy", ""), ("Δ accuracy (points)", ""), ("size", ""), ("size measure", "text"),
-    ("compression", ""), ("latency (ms)", ""), ("speedup", ""), ("params (nonzero)", ""), ("MACs", ""),
+    ("run", "text"),
+    ("technique", "text"),
+    ("model", "text"),
+    ("accuracy", ""),
+    ("Δ accuracy (points)", ""),
+    ("size", ""),
+    ("size measure", "text"),
+    ("compression", ""),
+    ("latency (ms)", ""),
+    ("speedup", ""),
+    ("params (nonzero)", ""),
+    ("MACs", ""),
 )
 
 
@@ -285,8 +300,7 @@ def _run_diff_html(entry: ReportDiff) -> str:
     if entry.comparison is None:
         return heading + f'<p class="failed">{html.escape(entry.error)}</p>'
     diff = entry.comparison.predictions
-    parts = [heading, f"<p><strong>{html.escape(diff.sentence())}</strong></p>", _agreement_table_html(diff),
-             _figure_html(class_change_figure(diff), f"diff-{entry.run_id}-classes")]
+    parts = [heading, f"<p><strong>{html.escape(diff.sentence())}</strong></p>", _agreement_table_html(diff), _figure_html(class_change_figure(diff), f"diff-{entry.run_id}-classes")]
     shown = diff.flipped[:REPORT_GALLERY_SIZE]
     parts.append(f'<p class="note">Flipped predictions, worst first: {len(diff.flipped):,} images; the first {len(shown)} shown.</p>')
     if shown:
@@ -303,10 +317,12 @@ def _agreement_table_html(diff) -> str:
         return f"<td>{count:,} ({count / total:.1%})</td>"
 
     a, b = html.escape(diff.label_a), html.escape(diff.label_b)
-    return (f'<table class="agreement"><thead><tr><th class="text">{diff.test_images:,} test images</th><th>{b} right</th><th>{b} wrong</th></tr></thead><tbody>'
-            f'<tr><th class="text">{a} right</th>{cell(diff.both_right)}{cell(diff.only_a_right)}</tr>'
-            f'<tr><th class="text">{a} wrong</th>{cell(diff.only_b_right)}{cell(diff.both_wrong)}</tr></tbody></table>'
-            f'<p class="note">Top-1 agreement {diff.agreement:.1%} · accuracy {a} {diff.accuracy_a:.1%} · {b} {diff.accuracy_b:.1%}</p>')
+    return (
+        f'<table class="agreement"><thead><tr><th class="text">{diff.test_images:,} test images</th><th>{b} right</th><th>{b} wrong</th></tr></thead><tbody>'
+        f'<tr><th class="text">{a} right</th>{cell(diff.both_right)}{cell(diff.only_a_right)}</tr>'
+        f'<tr><th class="text">{a} wrong</th>{cell(diff.only_b_right)}{cell(diff.both_wrong)}</tr></tbody></table>'
+        f'<p class="note">Top-1 agreement {diff.agreement:.1%} · accuracy {a} {diff.accuracy_a:.1%} · {b} {diff.accuracy_b:.1%}</p>'
+    )
 
 
 def _gallery_html(entries: list[tuple[int, str]], dataset) -> str:
@@ -335,13 +351,19 @@ def _layer_html(entry: ReportDiff) -> str:
     return heading + _figure_html(layer_error_figure(report, "sqnr_db"), f"layers-{entry.run_id}") + f'<p class="note">{html.escape(report.note)}</p>'
 
 
-
 # ------------------------------------------------------------------------------ deployment runtimes
 
 
 RUNTIME_COLUMNS = (
-    ("model", "text"), ("runtime", "text"), ("precision", "text"), ("latency (ms)", ""), ("per image (ms)", ""),
-    ("speed-up vs fp32 torch eager", ""), ("int8 speed-up, same runtime", ""), ("accuracy", ""), ("status", "text"),
+    ("model", "text"),
+    ("runtime", "text"),
+    ("precision", "text"),
+    ("latency (ms)", ""),
+    ("per image (ms)", ""),
+    ("speed-up vs fp32 torch eager", ""),
+    ("int8 speed-up, same runtime", ""),
+    ("accuracy", ""),
+    ("status", "text"),
 )
 
 
@@ -360,8 +382,10 @@ def _runtimes_html(sections: RuntimeSections) -> list[str]:
     if sections.unmeasured:
         names = _join([f"#{run_id}" for run_id in sections.unmeasured])
         commands = _join([f"<code>python -m core runtimes --run {run_id}</code>" for run_id in sections.unmeasured])
-        parts.append(f'<p class="note unmeasured">No saved runtime measurement for run{"s" if len(sections.unmeasured) > 1 else ""} {names}: '
-                     f"measure with {commands}, or on the Compare page's Deploy tab, then build the report again.</p>")
+        parts.append(
+            f'<p class="note unmeasured">No saved runtime measurement for run{"s" if len(sections.unmeasured) > 1 else ""} {names}: '
+            f"measure with {commands}, or on the Compare page's Deploy tab, then build the report again.</p>"
+        )
     elif not sections.measured and not sections.errors:
         parts.append('<p class="note">No run to show.</p>')
     return parts
@@ -375,8 +399,10 @@ def _runtime_measurement_html(entry: RuntimeMeasurement) -> str:
     report = entry.report
     slug = "-".join(str(run_id) for run_id in entry.run_ids)
     runs = _join([f"#{run_id}" for run_id in entry.for_runs])
-    parts = [f'<h3 id="runtimes-{slug}">{html.escape(_join(report.models) or "no models")} · the default set for run{"s" if len(entry.for_runs) > 1 else ""} {runs}</h3>',
-             f'<p class="note">{html.escape(_runtime_caption(report))}</p>']
+    parts = [
+        f'<h3 id="runtimes-{slug}">{html.escape(_join(report.models) or "no models")} · the default set for run{"s" if len(entry.for_runs) > 1 else ""} {runs}</h3>',
+        f'<p class="note">{html.escape(_runtime_caption(report))}</p>',
+    ]
     rows = table_rows(report)
     sizes = sorted({row["batch_size"] for row in rows} | set(BATCH_SIZES), reverse=True)  # the throughput batch first
     for size in sizes:
@@ -401,9 +427,10 @@ def _runtime_caption(report: RuntimeReport) -> str:
         cpu += ", " + "/".join(features)
     versions = ", ".join(f"{name} {version}" for name, version in report.versions.items())
     sources = "; ".join(f"int8 of {model}: {source}" for model, source in report.int8_sources.items())
-    return (f"{report.threads} thread{'s' if report.threads != 1 else ''} for every runtime · CPU: {cpu} · measured {report.measured_at} · "
-            f"{report.rounds} interleaved round{'s' if report.rounds != 1 else ''} · accuracy on {report.test_images:,} test images · {versions}"
-            + (f" · {sources}" if sources else ""))
+    return (
+        f"{report.threads} thread{'s' if report.threads != 1 else ''} for every runtime · CPU: {cpu} · measured {report.measured_at} · "
+        f"{report.rounds} interleaved round{'s' if report.rounds != 1 else ''} · accuracy on {report.test_images:,} test images · {versions}" + (f" · {sources}" if sources else "")
+    )
 
 
 def _runtime_table_html(rows: list[dict]) -> str:
@@ -411,7 +438,9 @@ def _runtime_table_html(rows: list[dict]) -> str:
     body = []
     for row in rows:
         cells = [
-            row["model"], row["runtime"], row["precision"],
+            row["model"],
+            row["runtime"],
+            row["precision"],
             "—" if row["latency_ms"] is None else f"{row['latency_ms']:.3g}",
             "—" if row["per_image_ms"] is None else f"{row['per_image_ms']:.3g}",
             "—" if row["speedup_vs_fp32_eager"] is None else f"{row['speedup_vs_fp32_eager']:.2f}×",

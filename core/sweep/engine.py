@@ -143,7 +143,9 @@ def _check_reachable(address: str) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=REACHABLE_TIMEOUT_SECONDS).close()
     except OSError as error:
-        raise UserError(f"cannot reach the Ray cluster at {address}: {error.strerror or error}; start one with `ray start --head --port {port}` or leave the address empty for a local cluster") from None
+        raise UserError(
+            f"cannot reach the Ray cluster at {address}: {error.strerror or error}; start one with `ray start --head --port {port}` or leave the address empty for a local cluster"
+        ) from None
 
 
 def _use_cluster_token() -> None:

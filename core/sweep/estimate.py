@@ -31,14 +31,17 @@ class SweepEstimate:
             return "Nothing to run: every trial of this sweep is already in the history."
         if self.trial_seconds is None:
             return f"{self.trials} trial(s), {self.slots} at a time; no earlier run of this kind to estimate from, so the estimate comes after the first trial."
-        return (f"{self.trials} trial(s), {self.slots} at a time: about {_duration(self.total_seconds)} "
-                f"(a trial took {self.trial_seconds:.0f} s in the median of {self.based_on} earlier run(s), plus Ray's start-up).")
+        return (
+            f"{self.trials} trial(s), {self.slots} at a time: about {_duration(self.total_seconds)} "
+            f"(a trial took {self.trial_seconds:.0f} s in the median of {self.based_on} earlier run(s), plus Ray's start-up)."
+        )
 
 
 def estimate_sweep(workspace: Workspace, technique: str, dataset: str, model: str, trials: int, slots: int) -> SweepEstimate:
     runs = history.list_runs(workspace.history_db, dataset=dataset, technique=technique, limit=200, newest_first=True)
-    seconds = [float(run.metrics["seconds"]) for run in runs if isinstance(run.metrics.get("seconds"), (int, float)) and run.metrics.get("seconds") > 0
-               and (run.model == model or technique == "distill")]
+    seconds = [
+        float(run.metrics["seconds"]) for run in runs if isinstance(run.metrics.get("seconds"), (int, float)) and run.metrics.get("seconds") > 0 and (run.model == model or technique == "distill")
+    ]
     return SweepEstimate(trials, slots, statistics.median(seconds) if seconds else None, len(seconds))
 
 

@@ -16,17 +16,17 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.contract.source import ModelSource
 from core.foundation import history
 from core.foundation.data.datasets import Dataset
 from core.foundation.errors import UserError
 from core.foundation.history import RunRecord
-from core.contract.source import ModelSource
+from core.foundation.workspace import Workspace
 from core.sweep import store
 from core.sweep.frontier import TrialOutcome
 from core.sweep.grid import GridAxis, format_value, parse_grid
 from core.sweep.run import SweepSpec, earlier_outcomes, plan_sweep, sweep_id_for
 from core.sweep.search import candidates
-from core.foundation.workspace import Workspace
 
 # The history's "before" figure of each objective (every trial of a sweep shares its source).
 SOURCE_METRICS = {"size": "size_bytes_before", "macs": "macs_before"}  # latency: relative to the source, so the source is at 1
@@ -85,7 +85,7 @@ def list_axis(name: str, values) -> str | None:
 
 
 def parse_number_list(text: str, kind: type = float) -> list:
-    """"2, 4, 8" -> [2.0, 4.0, 8.0]; a UserError naming the bad entry."""
+    """ "2, 4, 8" -> [2.0, 4.0, 8.0]; a UserError naming the bad entry."""
     values = []
     for part in (text or "").replace(";", ",").split(","):
         part = part.strip()
@@ -104,8 +104,7 @@ def parse_number_list(text: str, kind: type = float) -> list:
     return values
 
 
-def cli_command(spec: SweepSpec, dataset: str, model: str, from_run: int | None = None, address: str | None = None, cpus_per_trial: int = 1,
-                grid_texts: list[str] | None = None) -> str:
+def cli_command(spec: SweepSpec, dataset: str, model: str, from_run: int | None = None, address: str | None = None, cpus_per_trial: int = 1, grid_texts: list[str] | None = None) -> str:
     """The `python -m core sweep ...` command that runs the same sweep (`grid_texts` as typed,
     ranges kept; they parse to spec.grid)."""
     parts = ["python", "-m", "core", "sweep", "--dataset", dataset, "--model", model]
@@ -133,8 +132,7 @@ class SweepPreview:
 
     def sentence(self) -> str:
         sampled = f" (of the grid's {self.grid_size})" if self.planned != self.grid_size else ""
-        return (f"{self.planned} trial(s) planned{sampled}: {self.done} already in the history, "
-                f"{self.refused} refused by the configs, {self.to_run} to run.")
+        return f"{self.planned} trial(s) planned{sampled}: {self.done} already in the history, {self.refused} refused by the configs, {self.to_run} to run."
 
 
 def preview_sweep(source: ModelSource, spec: SweepSpec, db_path: Path) -> SweepPreview:
@@ -174,18 +172,20 @@ def trial_rows(outcomes: list[TrialOutcome]) -> list[dict]:
     """One row per trial for a sortable table: numbers stay numbers (percent and points)."""
     rows = []
     for outcome in outcomes:
-        rows.append({
-            "run": outcome.run_id,
-            "status": outcome.status,
-            "params": ", ".join(f"{name}={format_value(value)}" for name, value in outcome.point.items()),
-            "accuracy %": None if outcome.accuracy is None else round(100 * outcome.accuracy, 2),
-            "change (points)": None if outcome.accuracy_change_points is None else round(outcome.accuracy_change_points, 2),
-            "size (bytes)": outcome.size_bytes,
-            "× smaller": None if outcome.compression_ratio is None else round(outcome.compression_ratio, 2),
-            "latency (ms)": None if outcome.latency_ms is None else round(outcome.latency_ms, 3),
-            "MACs": outcome.macs,
-            "error": outcome.error or "",
-        })
+        rows.append(
+            {
+                "run": outcome.run_id,
+                "status": outcome.status,
+                "params": ", ".join(f"{name}={format_value(value)}" for name, value in outcome.point.items()),
+                "accuracy %": None if outcome.accuracy is None else round(100 * outcome.accuracy, 2),
+                "change (points)": None if outcome.accuracy_change_points is None else round(outcome.accuracy_change_points, 2),
+                "size (bytes)": outcome.size_bytes,
+                "× smaller": None if outcome.compression_ratio is None else round(outcome.compression_ratio, 2),
+                "latency (ms)": None if outcome.latency_ms is None else round(outcome.latency_ms, 3),
+                "MACs": outcome.macs,
+                "error": outcome.error or "",
+            }
+        )
     return rows
 
 

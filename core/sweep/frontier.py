@@ -99,7 +99,14 @@ def recommend(outcomes: list[TrialOutcome], objective: str, budget_points: float
     eligible = [outcome for outcome in measured if within_budget(outcome, budget_points)]
     if not eligible:
         closest = max(measured, key=lambda outcome: outcome.accuracy_change_points)
-        return Recommendation(None, f"no trial loses at most {budget_points:g} points; the closest, run #{closest.run_id}, changes accuracy by {closest.accuracy_change_points:+.2f} points", objective, budget_points)
+        return Recommendation(
+            None, f"no trial loses at most {budget_points:g} points; the closest, run #{closest.run_id}, changes accuracy by {closest.accuracy_change_points:+.2f} points", objective, budget_points
+        )
     best = min(eligible, key=lambda outcome: (outcome.objective_value(objective), -outcome.accuracy, outcome.run_id))
-    return Recommendation(best.run_id, f"the {label} of the {len(eligible)} trial(s) within {budget_points:g} points ({best.accuracy_change_points:+.2f} points)",
-                          objective, budget_points, best.objective_value(objective))
+    return Recommendation(
+        best.run_id,
+        f"the {label} of the {len(eligible)} trial(s) within {budget_points:g} points ({best.accuracy_change_points:+.2f} points)",
+        objective,
+        budget_points,
+        best.objective_value(objective),
+    )

@@ -16,9 +16,9 @@ import itertools
 import math
 from dataclasses import dataclass
 
+from core.contract.options import OptionSpec, specs
 from core.distillation.config import DistillConfig
 from core.foundation.errors import UserError
-from core.contract.options import OptionSpec, specs
 from core.pipeline.config import STEP_ORDER
 from core.pruning.config import PruneConfig
 from core.quantization.config import ALL_OPTIONS as QUANTIZE_OPTIONS
@@ -31,6 +31,7 @@ MODE_OPTION = OptionSpec("mode", None, "simulate, dynamic, static or qat (defaul
 
 def technique_parameters() -> dict[str, dict[str, OptionSpec]]:
     """Every sweepable parameter of each technique, by its CLI name (dest)."""
+
     def flags(config_class) -> dict[str, OptionSpec]:
         return {option.dest: option for option in specs(config_class).values() if option.cli}
 

@@ -13,23 +13,23 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from core.contract.context import RunContext
-from core.foundation.errors import UserError
-from core.foundation.history import RunRecord
-from core.foundation.progress import Progress
 from core.contract.record import record
 from core.contract.result import TechniqueResult
 from core.contract.source import ModelSource
+from core.foundation.errors import UserError
+from core.foundation.history import RunRecord
+from core.foundation.progress import Progress
+from core.foundation.workspace import config_key
 from core.sweep import engine, store
 from core.sweep.frontier import OBJECTIVES, Recommendation, TrialOutcome, check_objective, frontier, recommend
 from core.sweep.grid import SweepGrid
 from core.sweep.search import Search, candidates, next_trials, ruled_out_by
 from core.sweep.trials import TrialPlan, plan_trial
 from core.sweep.worker import PortableResult, TrialPayload, strip_source
-from core.foundation.workspace import config_key
 
 POLL_SECONDS = 0.5  # how often the driver looks at the stop flag while trials run
 MAX_BUDGET_POINTS = 100.0
@@ -52,7 +52,7 @@ class SweepSpec:
         return {"grid": self.grid.as_texts(), "search": self.search.as_text(), "objective": self.objective, "budget_points": self.budget_points, "seed": self.seed}
 
     @classmethod
-    def from_dict(cls, fields: dict) -> "SweepSpec":
+    def from_dict(cls, fields: dict) -> SweepSpec:
         """as_dict's inverse (a queued sweep's job configuration), validated."""
         from core.sweep.grid import parse_grid
         from core.sweep.search import parse_search
@@ -103,13 +103,25 @@ class SweepState:
         """The CLI's last line (and what a test reads)."""
         recommendation = self.recommendation
         return {
-            "sweep_id": self.sweep_id, "engine": "ray", "ray_address": self.cluster.address if self.cluster else None,
-            "cluster": self.cluster.as_dict() if self.cluster else None, "slots": self.slots, **self.spec.as_dict(),
-            "source_run_id": self.source_run_id, "source_accuracy": self.source_accuracy, "source_size_bytes": self.source_size_bytes,
-            "planned": self.planned, "trials_run": self.trials_run, "trials": [outcome.as_json() for outcome in self.outcomes],
-            "frontier": self.frontier(), "frontiers": {objective: self.frontier(objective) for objective in OBJECTIVES},
-            "recommended": recommendation.run_id, "recommendation": recommendation.as_dict(), "skipped": self.skipped,
-            "stopped": self.stopped, "seconds": self.seconds,
+            "sweep_id": self.sweep_id,
+            "engine": "ray",
+            "ray_address": self.cluster.address if self.cluster else None,
+            "cluster": self.cluster.as_dict() if self.cluster else None,
+            "slots": self.slots,
+            **self.spec.as_dict(),
+            "source_run_id": self.source_run_id,
+            "source_accuracy": self.source_accuracy,
+            "source_size_bytes": self.source_size_bytes,
+            "planned": self.planned,
+            "trials_run": self.trials_run,
+            "trials": [outcome.as_json() for outcome in self.outcomes],
+            "frontier": self.frontier(),
+            "frontiers": {objective: self.frontier(objective) for objective in OBJECTIVES},
+            "recommended": recommendation.run_id,
+            "recommendation": recommendation.as_dict(),
+            "skipped": self.skipped,
+            "stopped": self.stopped,
+            "seconds": self.seconds,
         }
 
 
@@ -176,7 +188,9 @@ def run_sweep(source: ModelSource, spec: SweepSpec, context: RunContext, options
                     state.trials_run += 1
                     _refresh(state, chosen, finished, in_flight, started, durations)
                     # The budget search's total shrinks as trials rule points out.
-                    context.progress(Progress("sweep", _done_count(chosen, finished), state.planned - len(state.skipped), _trial_message(finished[plan.key]), {"eta_seconds": state.eta_seconds or 0.0}))
+                    context.progress(
+                        Progress("sweep", _done_count(chosen, finished), state.planned - len(state.skipped), _trial_message(finished[plan.key]), {"eta_seconds": state.eta_seconds or 0.0})
+                    )
                     if on_update is not None:
                         on_update(state)
     finally:
@@ -200,8 +214,16 @@ def _collect(reference, plan: TrialPlan, submitted_at: float, source: ModelSourc
         return TrialOutcome(plan.key, plan.point, "failed", plan.technique, error=reason, seconds=time.time() - submitted_at)
     durations.append(portable.worker_seconds)
     result = TechniqueResult(
-        technique=portable.technique, config=portable.config, headline=portable.headline, details=portable.details, artifact=portable.artifact,
-        model=None, architecture=portable.architecture, source=source, pruned_channels=portable.pruned_channels, quantized=portable.quantized,
+        technique=portable.technique,
+        config=portable.config,
+        headline=portable.headline,
+        details=portable.details,
+        artifact=portable.artifact,
+        model=None,
+        architecture=portable.architecture,
+        source=source,
+        pruned_channels=portable.pruned_channels,
+        quantized=portable.quantized,
         seconds=portable.seconds,
     )
     run_id = record(result, context.workspace, started_at=submitted_at, extra_params={"sweep": {"id": sweep_id, "trial": plan.key, "point": plan.point}})
@@ -214,10 +236,22 @@ def outcome_from_run(run: RunRecord, plan: TrialPlan | None = None, previous: bo
     metrics = run.metrics
     sweep = run.params.get("sweep", {})
     return TrialOutcome(
-        key=sweep.get("trial", plan.key if plan else ""), point=sweep.get("point", plan.point if plan else {}), status="ok", technique=run.technique, run_id=run.id,
-        accuracy=metrics.get("accuracy"), accuracy_change_points=metrics.get("accuracy_change_points"), size_bytes=metrics.get("size_bytes_after"),
-        latency_ms=metrics.get("latency_ms_after"), latency_ms_before=metrics.get("latency_ms_before"), latency_batch_size=metrics.get("latency_batch_size"), speedup=metrics.get("speedup"),
-        macs=metrics.get("macs_after"), compression_ratio=metrics.get("compression_ratio"), seconds=metrics.get("seconds"), previous=previous,
+        key=sweep.get("trial", plan.key if plan else ""),
+        point=sweep.get("point", plan.point if plan else {}),
+        status="ok",
+        technique=run.technique,
+        run_id=run.id,
+        accuracy=metrics.get("accuracy"),
+        accuracy_change_points=metrics.get("accuracy_change_points"),
+        size_bytes=metrics.get("size_bytes_after"),
+        latency_ms=metrics.get("latency_ms_after"),
+        latency_ms_before=metrics.get("latency_ms_before"),
+        latency_batch_size=metrics.get("latency_batch_size"),
+        speedup=metrics.get("speedup"),
+        macs=metrics.get("macs_after"),
+        compression_ratio=metrics.get("compression_ratio"),
+        seconds=metrics.get("seconds"),
+        previous=previous,
     )
 
 

@@ -36,8 +36,7 @@ def finished_trials(db_path: Path, sweep_id: str) -> dict[str, RunRecord]:
     if not Path(db_path).exists():
         return {}
     with closing(history.connect(db_path)) as connection:
-        ids = [row[0] for row in connection.execute(
-            "SELECT id FROM runs WHERE json_extract(params_json, '$.sweep.id') = ? ORDER BY id", (sweep_id,)).fetchall()]
+        ids = [row[0] for row in connection.execute("SELECT id FROM runs WHERE json_extract(params_json, '$.sweep.id') = ? ORDER BY id", (sweep_id,)).fetchall()]
     runs = history.list_runs(db_path, run_ids=ids) if ids else []
     return {run.params["sweep"]["trial"]: run for run in runs}
 
@@ -53,5 +52,7 @@ def failed_trials(db_path: Path, sweep_id: str) -> dict[str, tuple[dict, str]]:
 
 def record_failure(db_path: Path, sweep_id: str, trial_key: str, point: dict, error: str) -> None:
     with closing(history.connect(db_path)) as connection, history.transaction(connection):
-        connection.execute("INSERT OR REPLACE INTO sweep_failures (sweep_id, trial_key, point_json, error, finished_at) VALUES (?, ?, ?, ?, ?)",
-                           (sweep_id, trial_key, json.dumps(point, sort_keys=True), error, time.time()))
+        connection.execute(
+            "INSERT OR REPLACE INTO sweep_failures (sweep_id, trial_key, point_json, error, finished_at) VALUES (?, ?, ?, ?, ?)",
+            (sweep_id, trial_key, json.dumps(point, sort_keys=True), error, time.time()),
+        )

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.contract.options import from_options
 from core.distillation.config import DistillConfig
 from core.foundation.errors import UserError
 from core.foundation.models.registry import STUDENT_MODELS
-from core.contract.options import from_options
+from core.foundation.workspace import config_key
 from core.pipeline.config import build_pipeline_config
 from core.pruning.config import PruneConfig
 from core.quantization.config import quantization_config
-from core.foundation.workspace import config_key
 
 AUTO_MODE_INT8 = "static"  # quantize.mode left out: 8 bits is the real int8 model ...
 AUTO_MODE_LOW_BIT = "simulate"  # ... and fewer bits are simulated

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import torch
 
 from core.contract.context import RunContext
-from core.foundation.data.datasets import Dataset
 from core.contract.result import Artifact, Headline
 from core.contract.source import ModelSource
+from core.foundation.data.datasets import Dataset
 from core.foundation.training.loop import resolve_device
 from core.foundation.workspace import Workspace
 
@@ -68,5 +68,6 @@ def run_trial(payload: TrialPayload, dataset: Dataset) -> PortableResult:
 
         result = run_technique(payload.steps[0], source, payload.config, context)
     artifact = Artifact(tensors={name: tensor.detach().cpu() for name, tensor in result.artifact.tensors.items()}, meta=result.artifact.meta, zip_bytes=result.artifact.zip_bytes)
-    return PortableResult(result.technique, result.config, result.headline, result.details, artifact, result.architecture,
-                          dict(result.pruned_channels), result.quantized, result.seconds, time.perf_counter() - started)
+    return PortableResult(
+        result.technique, result.config, result.headline, result.details, artifact, result.architecture, dict(result.pruned_channels), result.quantized, result.seconds, time.perf_counter() - started
+    )

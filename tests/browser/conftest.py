@@ -117,11 +117,10 @@ def server(tmp_path_factory, digits_baseline_for_browser):
 
 @pytest.fixture(scope="session")
 def digits_baseline_for_browser(tmp_path_factory) -> Path:
-    from core.foundation.baseline.trained import BaselineConfig, get_baseline
-    from core.foundation.workspace import Workspace
-
-    from core.foundation.data.datasets import DatasetSpec
     from core.distillation.config import DistillConfig, teacher_config
+    from core.foundation.baseline.trained import BaselineConfig, get_baseline
+    from core.foundation.data.datasets import DatasetSpec
+    from core.foundation.workspace import Workspace
 
     root = tmp_path_factory.mktemp("browser-home")
     get_baseline(BaselineConfig(), Workspace.open(root))

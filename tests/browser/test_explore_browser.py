@@ -51,8 +51,7 @@ def test_a_sweep_draws_its_frontier_and_opens_the_recommended_run(explore_server
     wait_until(page, lambda: "prune.amount=0.3:0.6:0.3" in main_text(page), "the grid text following the new range")
     page.get_by_role("button", name="Start the sweep").click()
     # The sweep ends with a rerun that draws the recorded trials; a busy machine is slow, not wrong.
-    wait_until(page, lambda: "Recommended: run #" in main_text(page) and "Resume the sweep" in main_text(page), "the sweep finishing with a recommendation",
-               timeout_ms=2 * PLAYWRIGHT_TIMEOUT_MS)
+    wait_until(page, lambda: "Recommended: run #" in main_text(page) and "Resume the sweep" in main_text(page), "the sweep finishing with a recommendation", timeout_ms=2 * PLAYWRIGHT_TIMEOUT_MS)
     wait_for_idle(page)
     assert_no_exception(page)
     wait_until(page, lambda: len(page.evaluate(DRAWN_TRIALS_JS) or []) == 2, "the frontier chart holding both trials")

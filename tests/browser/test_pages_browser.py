@@ -3,7 +3,7 @@ charts, and answers an interaction with a visible change. Screenshots land in te
 
 import pytest
 
-from tests.browser.conftest import wait_until, assert_no_exception, main_text, open_page, press_slider, screenshot, wait_for_idle
+from tests.browser.conftest import assert_no_exception, main_text, open_page, press_slider, screenshot, wait_for_idle, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -8,8 +8,8 @@ import pytest
 from core.foundation.baseline.trained import BaselineConfig, load_cached_baseline
 from core.foundation.data.datasets import DatasetSpec
 from core.foundation.workspace import Workspace
-from tests.conftest import noise_folder
 from tests.browser.conftest import assert_no_exception, choose_option, open_page, press_slider, set_field, start_server, wait_for_idle
+from tests.conftest import noise_folder
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

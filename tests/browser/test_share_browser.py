@@ -3,7 +3,6 @@
 import pytest
 
 from core.distillation.config import DEFAULT_PRESET, DISTILL_PRESETS
-
 from tests.browser.conftest import assert_no_exception, screenshot, wait_for_idle, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -13,15 +13,16 @@ write(...) after them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
 from io import BytesIO
-from typing import Any, Iterable
+from typing import Any
 
 import streamlit as st
 
 from core.foundation.data.names import FOLDER_PREFIX
-from ui.share.link import query_text, read_params, sidebar_params
 from ui.share import compare, distillation, explore, pruning, quantization
+from ui.share.link import query_text, read_params, sidebar_params
 from ui.share.url_state import applied_values, fresh_query, warn, write_query
 
 PLACEHOLDER_KEY = "share_link_placeholder"
@@ -70,7 +71,7 @@ def apply_sidebar_link(models: list[str], devices: list[str]) -> None:
         if name == "dataset":
             if str(value).startswith(FOLDER_PREFIX):
                 st.session_state["sidebar_dataset"] = FOLDER_CHOICE
-                st.session_state["sidebar_folder"] = str(value)[len(FOLDER_PREFIX):]
+                st.session_state["sidebar_folder"] = str(value)[len(FOLDER_PREFIX) :]
             else:
                 st.session_state["sidebar_dataset"] = value
         elif name == "train-size":
@@ -88,9 +89,14 @@ def sidebar_values() -> dict[str, Any]:
         folder = str(state.get("sidebar_folder") or "").strip()
         dataset = f"{FOLDER_PREFIX}{folder}" if folder else None
     train_size = state.get("sidebar_train_size")
-    return {"dataset": dataset, "model": state.get("sidebar_model"), "train-size": int(train_size) if train_size else None,
-            "epochs": None if state.get("sidebar_epochs") is None else int(state["sidebar_epochs"]),
-            "seed": None if state.get("sidebar_seed") is None else int(state["sidebar_seed"]), "device": state.get("sidebar_device")}
+    return {
+        "dataset": dataset,
+        "model": state.get("sidebar_model"),
+        "train-size": int(train_size) if train_size else None,
+        "epochs": None if state.get("sidebar_epochs") is None else int(state["sidebar_epochs"]),
+        "seed": None if state.get("sidebar_seed") is None else int(state["sidebar_seed"]),
+        "device": state.get("sidebar_device"),
+    }
 
 
 def write_sidebar_link() -> None:

@@ -41,5 +41,4 @@ def apply(references: list[int], recorded: list[int], default_reference: int | N
 
 def write(config=None, *, reference: int, selected: list[int], default_reference: int | None) -> None:
     """The reference (left out when it is the page's default) and the selection (none: every run shown)."""
-    write_query({"reference": None if reference == default_reference else str(reference),
-            "runs": ",".join(str(run_id) for run_id in sorted(selected)) or None}, set(COMPARE_KEYS))
+    write_query({"reference": None if reference == default_reference else str(reference), "runs": ",".join(str(run_id) for run_id in sorted(selected)) or None}, set(COMPARE_KEYS))

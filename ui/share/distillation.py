@@ -4,8 +4,9 @@ preset's (or the page's own pick for its source)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import streamlit as st
 
@@ -16,9 +17,17 @@ from ui.share.url_state import fresh_query, warn, write_query
 # (and the command's --preset), with their widget keys. The students' epochs and first seed are the
 # command's --epochs and --seed, names the link already gives the sidebar's baseline, so they (and
 # the number of seeds) stay out of the link.
-DISTILL_KEYS = {"preset": "distill_preset", "teacher": "distill_teacher", "student": "distill_student", "temperature": "distill_temperature",
-                "alpha": "distill_alpha", "labelled_fraction": "distill_labelled", "learning_rate": "distill_learning_rate",
-                "augment": "distill_augment", "teacher_epochs": "distill_teacher_epochs"}
+DISTILL_KEYS = {
+    "preset": "distill_preset",
+    "teacher": "distill_teacher",
+    "student": "distill_student",
+    "temperature": "distill_temperature",
+    "alpha": "distill_alpha",
+    "labelled_fraction": "distill_labelled",
+    "learning_rate": "distill_learning_rate",
+    "augment": "distill_augment",
+    "teacher_epochs": "distill_teacher_epochs",
+}
 
 
 def _preset_param() -> LinkParam:
@@ -37,8 +46,8 @@ def link_params() -> dict[str, LinkParam]:
 
 def _every_image() -> float:
     """The page's labelled share for "every image" (its None): the option's maximum."""
-    from core.distillation.config import DistillConfig
     from core.contract.options import spec
+    from core.distillation.config import DistillConfig
 
     return spec(DistillConfig, "labelled_fraction").maximum
 
@@ -53,8 +62,7 @@ def _distill_page_params(preset: str, page_defaults: dict[str, Any], page_choice
     defaults = {**DISTILL_PRESETS[preset].config_fields(), **page_defaults}
     defaults["labelled_fraction"] = defaults["labelled_fraction"] or _every_image()
     choices = {field: tuple(options) for field, options in (page_choices or {}).items()}
-    return {field: replace(param, default=defaults.get(field, param.default), choices=choices.get(field, param.choices))
-            for field, param in link_params().items()}
+    return {field: replace(param, default=defaults.get(field, param.default), choices=choices.get(field, param.choices)) for field, param in link_params().items()}
 
 
 def apply(on_preset: Callable[[], None], teachers: list[str], labelled_choices: Iterable[float], student: str, teacher: str) -> None:

@@ -19,8 +19,13 @@ RANDOM_COUNT_KEY = "explore_random_count"
 GRID = "grid"
 # The form's widget of each grid axis it can say; prune.amount is three (from, to, step) and
 # quantize.mode one selectbox, so they are mapped by hand in _explore_axis.
-EXPLORE_LIST_KEYS = {"prune.granularity": "explore_granularity", "prune.scope": "explore_scope", "prune.finetune_epochs": "explore_finetune_epochs",
-                     "quantize.bits": "explore_quantize_bits", "quantize.per_channel": "explore_quantize_per_channel"}
+EXPLORE_LIST_KEYS = {
+    "prune.granularity": "explore_granularity",
+    "prune.scope": "explore_scope",
+    "prune.finetune_epochs": "explore_finetune_epochs",
+    "quantize.bits": "explore_quantize_bits",
+    "quantize.per_channel": "explore_quantize_per_channel",
+}
 EXPLORE_TEXT_KEYS = {"distill.temperature": "explore_temperatures", "distill.alpha": "explore_alphas"}
 AMOUNT_KEYS = ("explore_amount_min", "explore_amount_max", "explore_amount_step")
 
@@ -130,8 +135,7 @@ def _apply_grid(texts: list[str]) -> list[str]:
 
 
 # Every axis the form can say, in its order.
-_FORM_AXES = ("prune.amount", "prune.granularity", "prune.scope", "prune.finetune_epochs", "quantize.mode", "quantize.bits", "quantize.per_channel",
-              "distill.temperature", "distill.alpha")
+_FORM_AXES = ("prune.amount", "prune.granularity", "prune.scope", "prune.finetune_epochs", "quantize.mode", "quantize.bits", "quantize.per_channel", "distill.temperature", "distill.alpha")
 
 
 def _explore_axis(axis) -> tuple[dict[str, Any], str | None]:
@@ -188,8 +192,7 @@ def write(config=None, grid: list[str] | None = None) -> None:
     state = st.session_state
     params = link_params()
     search = state.get(EXPLORE_KEYS["search"], params["search"].default)
-    values = {"search": f"{search}:{int(state.get(RANDOM_COUNT_KEY))}" if search == "random" else search,
-              **{name: state.get(key) for name, key in EXPLORE_KEYS.items() if name != "search"}}
+    values = {"search": f"{search}:{int(state.get(RANDOM_COUNT_KEY))}" if search == "random" else search, **{name: state.get(key) for name, key in EXPLORE_KEYS.items() if name != "search"}}
     write_query({name: params[name].text(value) for name, value in values.items()}, set(EXPLORE_KEYS))
     if grid is not None and st.query_params.get_all(GRID) != grid:
         st.query_params[GRID] = grid  # one query parameter per axis, in the form's order

@@ -11,13 +11,14 @@ used instead; the rest of the link still applies. No Streamlit here: ui/share/ b
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
+from core.contract.options import OptionSpec, _argument_type, specs
 from core.foundation.baseline.config import BaselineConfig
 from core.foundation.data.names import DatasetSpec, validate_dataset_name
 from core.foundation.errors import UserError
-from core.contract.options import OptionSpec, _argument_type, specs
 
 TRUE_WORDS = ("true", "1", "yes", "on")
 FALSE_WORDS = ("false", "0", "no", "off")
@@ -102,8 +103,7 @@ def from_option_spec(option_spec: OptionSpec, config_class) -> LinkParam:
     """A config field's parameter: its CLI name, type, default, range and check, all from its OptionSpec."""
     kind = bool if isinstance(option_spec.default, bool) else _argument_type(config_class, option_spec.name, option_spec)
     has_range = option_spec.choices is None and any(bound is not None for bound in (option_spec.minimum, option_spec.maximum, option_spec.below))
-    return LinkParam(option_spec.cli_flag[2:], option_spec.default, kind, option_spec.check, option_spec.choices,
-                     option_spec.describe_range() if has_range else None, empty="the preset")
+    return LinkParam(option_spec.cli_flag[2:], option_spec.default, kind, option_spec.check, option_spec.choices, option_spec.describe_range() if has_range else None, empty="the preset")
 
 
 def config_params(config_class, names: Iterable[str]) -> dict[str, LinkParam]:
@@ -124,12 +124,9 @@ def sidebar_params(models: Iterable[str] | None = None, devices: Iterable[str] |
     params = [
         LinkParam("dataset", actions["dataset"].default, str, validate_dataset_name, keep=True),
         LinkParam("model", actions["model"].default, str, lambda value: BaselineConfig(base.dataset, value).validate(), model_choices),
-        LinkParam("train-size", actions["train_size"].default, actions["train_size"].type,
-                  lambda value: BaselineConfig(DatasetSpec(base.dataset.name, value, None, 0)).validate(), empty="all"),
-        LinkParam("epochs", actions["epochs"].default, actions["epochs"].type,
-                  lambda value: BaselineConfig(base.dataset, base.model, value).validate(), empty="the preset"),
-        LinkParam("seed", actions["seed"].default, actions["seed"].type,
-                  lambda value: BaselineConfig(base.dataset, base.model, None, value).validate(), keep=True),
+        LinkParam("train-size", actions["train_size"].default, actions["train_size"].type, lambda value: BaselineConfig(DatasetSpec(base.dataset.name, value, None, 0)).validate(), empty="all"),
+        LinkParam("epochs", actions["epochs"].default, actions["epochs"].type, lambda value: BaselineConfig(base.dataset, base.model, value).validate(), empty="the preset"),
+        LinkParam("seed", actions["seed"].default, actions["seed"].type, lambda value: BaselineConfig(base.dataset, base.model, None, value).validate(), keep=True),
         LinkParam("device", actions["device"].default, str, choices=device_choices),
     ]
     return {param.name: param for param in params}
@@ -155,8 +152,9 @@ def read_params(params: dict[str, LinkParam], query: dict[str, str]) -> LinkRead
     return reading
 
 
-def settle_conflicts(config_class, params: dict[str, LinkParam], given: dict[str, Any], context: dict[str, Any],
-                     droppable: Iterable[str], query: dict[str, str], defaults: dict[str, Any] | None = None) -> list[str]:
+def settle_conflicts(
+    config_class, params: dict[str, LinkParam], given: dict[str, Any], context: dict[str, Any], droppable: Iterable[str], query: dict[str, str], defaults: dict[str, Any] | None = None
+) -> list[str]:
     """The config's own validate() on the link's values: each of `droppable` the link gives is checked
     with `context` (the settings it depends on, e.g. the granularity) and goes back to its default when
     the config refuses it. Modifies `given`; returns one warning line per value dropped."""

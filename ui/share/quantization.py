@@ -9,12 +9,21 @@ from ui.share.url_state import fresh_query, warn, write_query
 
 # Each quantization mode's widgets, by config field: (widget key, the radio's labels for True and False, or None).
 QUANT_WIDGETS = {
-    "simulate": {"bits": ("quant_bits", None), "per_channel": ("quant_granularity", ("per-channel", "per-tensor")),
-                 "symmetric": ("quant_scheme", ("symmetric", "affine")), "activations": ("quant_activations", None)},
+    "simulate": {
+        "bits": ("quant_bits", None),
+        "per_channel": ("quant_granularity", ("per-channel", "per-tensor")),
+        "symmetric": ("quant_scheme", ("symmetric", "affine")),
+        "activations": ("quant_activations", None),
+    },
     "dynamic": {},
     "static": {"observer": ("quant_observer", None)},
-    "qat": {"bits": ("quant_qat_bits", None), "epochs": ("quant_qat_epochs", None), "per_channel": ("quant_qat_granularity", ("per-channel", "per-tensor")),
-            "symmetric": ("quant_qat_scheme", ("symmetric", "affine")), "activations": ("quant_qat_activations", None)},
+    "qat": {
+        "bits": ("quant_qat_bits", None),
+        "epochs": ("quant_qat_epochs", None),
+        "per_channel": ("quant_qat_granularity", ("per-channel", "per-tensor")),
+        "symmetric": ("quant_qat_scheme", ("symmetric", "affine")),
+        "activations": ("quant_qat_activations", None),
+    },
 }
 
 

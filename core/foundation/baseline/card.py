@@ -64,13 +64,11 @@ def find_baseline_card(config: BaselineConfig, workspace: Workspace) -> Baseline
 
 def recorded_figures(meta: dict) -> dict:
     """A checkpoint meta's metrics, evaluation and epoch history as records (core.foundation.baseline.trained reads them so too)."""
-    return {"metrics": ModelMetrics.from_dict(meta["metrics"]), "evaluation": Evaluation(**meta["evaluation"]),
-            "history": [EpochRecord(**record) for record in meta["history"]]}
+    return {"metrics": ModelMetrics.from_dict(meta["metrics"]), "evaluation": Evaluation(**meta["evaluation"]), "history": [EpochRecord(**record) for record in meta["history"]]}
 
 
 def _describes(meta: dict, config: BaselineConfig) -> bool:
-    return (meta.get("architecture") == config.model and meta.get("dataset") == config.dataset.as_dict()
-            and meta.get("seed") == config.seed and isinstance(meta.get("dataset_summary"), dict))
+    return meta.get("architecture") == config.model and meta.get("dataset") == config.dataset.as_dict() and meta.get("seed") == config.seed and isinstance(meta.get("dataset_summary"), dict)
 
 
 def _read_meta(path: Path) -> dict | None:

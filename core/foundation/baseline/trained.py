@@ -14,11 +14,11 @@ import torch
 from torch import nn
 
 from core.foundation import history
-from core.foundation.history import HEADLINE_VERSION
 from core.foundation.baseline.card import BaselineCard, recorded_figures
 from core.foundation.baseline.config import BaselineConfig, checkpoint_folder, recipe_with_epochs
 from core.foundation.data.datasets import Dataset, DatasetSpec, load_dataset  # noqa: F401 (DatasetSpec re-exported)
 from core.foundation.errors import UserError
+from core.foundation.history import HEADLINE_VERSION
 from core.foundation.measures.metrics import ModelMetrics, measure_model
 from core.foundation.models.registry import build_model
 from core.foundation.progress import ProgressCallback, StopFlag, no_progress
@@ -114,8 +114,15 @@ def train_baseline(config: BaselineConfig, workspace: Workspace, dataset: Datase
         dataset=config.dataset.name,
         model=config.model,
         params={"dataset": config.dataset.as_dict(), "model": config.model, "seed": config.seed, "device": str(device), **recipe.as_dict()},
-        metrics={**metrics.as_dict(), "latency_ms_single": metrics.latency_ms_single, "size_measure": TRAINED_SIZE_MEASURE, "eval_images": len(dataset.test),
-                 "headline_version": HEADLINE_VERSION, "train_seconds": result.train_seconds, "images_per_second": result.images_per_second},
+        metrics={
+            **metrics.as_dict(),
+            "latency_ms_single": metrics.latency_ms_single,
+            "size_measure": TRAINED_SIZE_MEASURE,
+            "eval_images": len(dataset.test),
+            "headline_version": HEADLINE_VERSION,
+            "train_seconds": result.train_seconds,
+            "images_per_second": result.images_per_second,
+        },
         artifact_path=workspace.relative_artifact(folder),
         started_at=started_at,
     )

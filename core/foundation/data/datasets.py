@@ -99,7 +99,7 @@ def load_full_dataset(name: str, workspace: Workspace, progress: ProgressCallbac
     if name == DEFAULT_DATASET:
         source_signature = {"source": "scikit-learn load_digits"}
     elif name.startswith(FOLDER_PREFIX):
-        source_signature = _folder_signature(Path(name[len(FOLDER_PREFIX):]))
+        source_signature = _folder_signature(Path(name[len(FOLDER_PREFIX) :]))
     else:
         source_signature = {"data_dir": str(workspace.data_dir)}
     cache_path = workspace.dataset_cache_dir / f"{_cache_stem(name)}-{config_key({'name': name, 'v': CACHE_FORMAT_VERSION, **source_signature})}.safetensors"
@@ -109,7 +109,7 @@ def load_full_dataset(name: str, workspace: Workspace, progress: ProgressCallbac
     if name == DEFAULT_DATASET:
         dataset = _load_digits()
     elif name.startswith(FOLDER_PREFIX):
-        dataset = _load_folder(name, Path(name[len(FOLDER_PREFIX):]), progress)
+        dataset = _load_folder(name, Path(name[len(FOLDER_PREFIX) :]), progress)
     else:
         dataset = _load_torchvision(name, workspace.data_dir, progress, allow_download)
     _write_cache(dataset, cache_path)
@@ -328,7 +328,7 @@ def _decode_images(paths: list[Path], grayscale: bool, side: int, progress: Prog
 
 def _cache_stem(name: str) -> str:
     if name.startswith(FOLDER_PREFIX):
-        return "folder-" + "".join(ch if ch.isalnum() else "_" for ch in Path(name[len(FOLDER_PREFIX):]).name)[:40]
+        return "folder-" + "".join(ch if ch.isalnum() else "_" for ch in Path(name[len(FOLDER_PREFIX) :]).name)[:40]
     return name
 
 

@@ -41,7 +41,7 @@ def available_dataset_names() -> list[str]:
 
 def validate_dataset_name(name: str) -> None:
     if name.startswith(FOLDER_PREFIX):
-        if not name[len(FOLDER_PREFIX):].strip():
+        if not name[len(FOLDER_PREFIX) :].strip():
             raise UserError("folder dataset needs a path: folder:/path/with/train/and/test")
         return
     if name not in available_dataset_names():

@@ -4,7 +4,6 @@ CLI command asks this module, so each figure is computed in exactly one place.""
 
 from __future__ import annotations
 
-
 import torch
 from safetensors.torch import save as safetensors_bytes
 from torch import nn

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def pareto_front(costs: Sequence[float | None], accuracies: Sequence[float | None]) -> list[int]:

@@ -7,7 +7,6 @@ present, so the "resnet18_imagenet" start exists only on machines that have it.
 
 from __future__ import annotations
 
-
 from safetensors.torch import load_file
 from torch import nn
 

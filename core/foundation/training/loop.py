@@ -8,8 +8,8 @@ cooperative stop flag between batches.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -150,7 +150,15 @@ def train_model(
             if now - last_report > 0.25 or start + recipe.batch_size >= len(train):
                 last_report = now
                 elapsed = result.train_seconds + (now - epoch_start)
-                progress(Progress(stage, step, total_steps, f"epoch {epoch}/{recipe.epochs}", {"epoch": epoch, "loss": loss_sum / seen, "running_accuracy": correct / seen, "eta_seconds": elapsed / step * (total_steps - step)}))
+                progress(
+                    Progress(
+                        stage,
+                        step,
+                        total_steps,
+                        f"epoch {epoch}/{recipe.epochs}",
+                        {"epoch": epoch, "loss": loss_sum / seen, "running_accuracy": correct / seen, "eta_seconds": elapsed / step * (total_steps - step)},
+                    )
+                )
         result.train_seconds += time.perf_counter() - epoch_start
         result.images_seen += seen
         if seen == 0:
@@ -161,7 +169,9 @@ def train_model(
             test_accuracy = evaluate(model, dataset, dataset.test, device).accuracy
             result.eval_seconds += time.perf_counter() - eval_start
         result.history.append(EpochRecord(epoch, loss_sum / seen, correct / seen, test_accuracy, time.perf_counter() - epoch_start))
-        progress(Progress(stage, step, total_steps, f"epoch {epoch}/{recipe.epochs} done", {"epoch": epoch, "loss": loss_sum / seen, "running_accuracy": correct / seen, "test_accuracy": test_accuracy}))
+        progress(
+            Progress(stage, step, total_steps, f"epoch {epoch}/{recipe.epochs} done", {"epoch": epoch, "loss": loss_sum / seen, "running_accuracy": correct / seen, "test_accuracy": test_accuracy})
+        )
         if result.stopped:
             break
     model.to(memory_format=torch.contiguous_format)  # safetensors stores contiguous tensors only

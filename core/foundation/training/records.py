@@ -93,7 +93,7 @@ class ModelMetrics:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "ModelMetrics":
+    def from_dict(cls, values: dict) -> ModelMetrics:
         """Read a checkpoint's metrics, old or new: unknown keys are ignored, new ones take defaults."""
         known = {field.name for field in fields(cls)}
         return cls(**{key: value for key, value in values.items() if key in known})
