@@ -10,5 +10,6 @@ Nothing here imports a technique, an engine, a view or the CLI (tests/test_layer
     measures/    parameters, MACs, bytes, the latency protocol, compiling for the CPU, the Pareto front
     workspace.py the folder everything is kept in (atomic files, safetensors checkpoints)
     history.py   the SQLite run history
-    options.py is the contract's (core.contract.options); errors.py and progress.py are used everywhere
+    errors.py    UserError, the one exception a user can cause; progress.py: Progress and StopFlag
+    lazy_exports.py  a package's names loaded on first use, so configs are read before torch
 """
