@@ -9,7 +9,7 @@ from core.contract.options import spec
 from core.distillation.config import DEFAULT_PRESET, DISTILL_PRESETS, DistillConfig
 from core.pruning import PruneConfig
 from tests.conftest import REPO_ROOT
-from ui.share.link import config_params, read_params, settle_conflicts, sidebar_params
+from ui.link_params import config_params, read_params, settle_conflicts, sidebar_params
 
 PRUNE_FIELDS = ("granularity", "scope", "method", "amount", "remove")
 
@@ -242,7 +242,7 @@ def test_the_link_parsing_needs_no_streamlit():
     import subprocess
     import sys
 
-    code = "import sys, ui.share.link as s; s.sidebar_params(); print('streamlit' in sys.modules)"
+    code = "import sys, ui.link_params as s; s.sidebar_params(); print('streamlit' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip() == "False"
 
 

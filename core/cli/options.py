@@ -1,5 +1,5 @@
 """The options every `python -m core` command shares. Torch-free: the share link names the
-sidebar's settings after these flags before torch is imported (ui.share.link)."""
+sidebar's settings after these flags before torch is imported (ui.link_params)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Before the widgets are made, a value the URL holds that this session has not applied yet (a link
 just opened) goes into st.session_state under the widget's key; after them, the current values are
-written back into st.query_params under the CLI's names (ui/share/link.py), so the address bar
+written back into st.query_params under the CLI's names (ui/link_params.py), so the address bar
 always holds the current setup and a later rerun does not overwrite a widget with a stale URL. A
 refused value is one st.warning line naming it and the default used. This module holds the
 sidebar's part, the link itself and the "Share this setup" expander (the link and its QR code,
@@ -21,8 +21,8 @@ from typing import Any
 import streamlit as st
 
 from core.foundation.data.names import FOLDER_PREFIX
+from ui.link_params import query_text, read_params, sidebar_params
 from ui.share import compare, distillation, explore, pruning, quantization
-from ui.share.link import query_text, read_params, sidebar_params
 from ui.share.url_state import applied_values, fresh_query, warn, write_query
 
 PLACEHOLDER_KEY = "share_link_placeholder"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui.share.link import LinkParam
+from ui.link_params import LinkParam
 from ui.share.url_state import fresh_query, warn, write_query
 
 # The Compare page's settings, by `python -m core report`'s names: the run everything is compared

@@ -10,7 +10,7 @@ from typing import Any
 
 import streamlit as st
 
-from ui.share.link import LinkParam, config_params, read_params
+from ui.link_params import LinkParam, config_params, read_params
 from ui.share.url_state import fresh_query, warn, write_query
 
 # The Distillation page's settings that are flags of `python -m core distill`, by DistillConfig field

@@ -9,7 +9,7 @@ from typing import Any
 import streamlit as st
 
 from core.foundation.errors import UserError
-from ui.share.link import LinkParam, read_params
+from ui.link_params import LinkParam, read_params
 from ui.share.url_state import applied_values, fresh_query, warn, write_query
 
 # The Explore page's settings, by `python -m core sweep`'s names, with their widget keys. Not

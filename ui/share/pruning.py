@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui.share.link import LinkParam, config_params, read_params, settle_conflicts
+from ui.link_params import LinkParam, config_params, read_params, settle_conflicts
 from ui.share.url_state import fresh_query, warn, write_query
 
 PRUNE_FIELDS = ("granularity", "scope", "method", "amount", "remove")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui.share.link import LinkParam, config_params, read_params
+from ui.link_params import LinkParam, config_params, read_params
 from ui.share.url_state import fresh_query, warn, write_query
 
 # Each quantization mode's widgets, by config field: (widget key, the radio's labels for True and False, or None).
