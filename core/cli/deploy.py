@@ -7,16 +7,12 @@ import argparse
 from pathlib import Path
 
 from core.cli.main import workspace_from_args
+from core.cli.options import recorded_run_options
 from core.foundation.errors import UserError
 from core.foundation.measures.latency import ROUNDS
 from core.foundation.progress import stderr_progress
 
 FORMATS = ("onnx",)
-
-
-def _workspace_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workspace", help="workspace folder (default: ~/.cache/model-efficiency-lab, or $MEL_HOME)")
-    parser.add_argument("--data-dir", help="where the runs' datasets are looked for (never downloaded here)")
 
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
@@ -29,7 +25,7 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     export.add_argument("--run", type=int, required=True, metavar="N", help="the run to export")
     export.add_argument("--format", choices=FORMATS, default="onnx", help="file format (default: onnx)")
     export.add_argument("--out", required=True, metavar="PATH", help="the file to write (a folder: model-run-N-TECHNIQUE.onnx inside it)")
-    _workspace_options(export)
+    recorded_run_options(export)
     export.set_defaults(handler=run_export)
     runtimes = subparsers.add_parser(
         "runtimes",
@@ -38,7 +34,7 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     )
     runtimes.add_argument("--run", type=int, action="append", required=True, metavar="N", help="a run to time; give --run again for more (default with one: the run and its source)")
     runtimes.add_argument("--rounds", type=int, default=ROUNDS, metavar="R", help=f"interleaved timing rounds (default: {ROUNDS})")
-    _workspace_options(runtimes)
+    recorded_run_options(runtimes)
     runtimes.set_defaults(handler=run_runtimes)
 
 

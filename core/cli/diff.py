@@ -6,15 +6,11 @@ from __future__ import annotations
 import argparse
 
 from core.cli.main import workspace_from_args
+from core.cli.options import recorded_run_options
 from core.diff.exemplars import exemplars_for_baseline
 from core.diff.runs import diff_runs
 from core.foundation.errors import UserError
 from core.foundation.progress import stderr_progress
-
-
-def _workspace_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workspace", help="workspace folder (default: ~/.cache/model-efficiency-lab, or $MEL_HOME)")
-    parser.add_argument("--data-dir", help="where the runs' datasets are looked for (never downloaded here)")
 
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
@@ -27,7 +23,7 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     diff.add_argument("--run", type=int, action="append", required=True, metavar="N", help="run A; give --run twice for run B (default: A's parent)")
     diff.add_argument("--details", type=int, default=50, metavar="K", help="flipped images described in full (default: 50; `flipped` always lists all)")
     diff.add_argument("--no-layers", action="store_true", help="skip the layer-by-layer error")
-    _workspace_options(diff)
+    recorded_run_options(diff)
     diff.set_defaults(handler=run_diff)
     exemplars = subparsers.add_parser(
         "exemplars",
@@ -36,7 +32,7 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     )
     exemplars.add_argument("--run", type=int, required=True, metavar="N", help="the baseline run")
     exemplars.add_argument("--limit", type=int, default=100, metavar="K", help="exemplars listed (default: 100)")
-    _workspace_options(exemplars)
+    recorded_run_options(exemplars)
     exemplars.set_defaults(handler=run_exemplars)
 
 

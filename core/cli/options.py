@@ -9,6 +9,8 @@ from core.foundation.models.names import MODEL_NAMES
 from core.foundation.training.records import MAX_EPOCHS
 from core.foundation.workspace import DATA_DIR_ENV
 
+WORKSPACE_HELP = "workspace folder (default: ~/.cache/model-efficiency-lab, or $MEL_HOME)"
+
 
 def common_options() -> argparse.ArgumentParser:
     """The options every command shares: which data, which source model, where to keep things."""
@@ -22,6 +24,13 @@ def common_options() -> argparse.ArgumentParser:
     group.add_argument("--test-size", type=int, help="class-balanced test subset size (default: all)")
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    group.add_argument("--workspace", help="workspace folder (default: ~/.cache/model-efficiency-lab, or $MEL_HOME)")
+    group.add_argument("--workspace", help=WORKSPACE_HELP)
     group.add_argument("--no-download", action="store_true", help="never download; fail with the folder to put files in")
     return parser
+
+
+def recorded_run_options(parser: argparse.ArgumentParser) -> None:
+    """--workspace and --data-dir alone, for the commands that read recorded runs (diff, exemplars,
+    export, runtimes): they take no baseline options."""
+    parser.add_argument("--workspace", help=WORKSPACE_HELP)
+    parser.add_argument("--data-dir", help="where the runs' datasets are looked for (never downloaded here)")
