@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 
-.PHONY: run test setup setup-dev browser bench clean
+.PHONY: run test lint setup setup-dev browser bench clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ run: setup
 
 test: setup-dev
 	$(PY) -m pytest
+
+# ruff's lint and format check (ruff.toml); CI runs it before the tests.
+lint: setup-dev
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 bench: setup-dev
 	$(PY) bench/bench_foundation.py

@@ -154,3 +154,21 @@ def noise_folder(root: Path, per_class: int = 1500, side: int = 64, test_per_cla
             for i in range(count):
                 Image.fromarray(rng.integers(0, 255, (side, side, 3), dtype=np.uint8)).save(folder / f"{i}.bmp")
     return root
+
+
+def recorded_history(root: Path, techniques: dict[str, tuple]) -> dict:
+    """A fresh digits workspace at `root`: a 6-epoch baseline, then one recorded run per entry of
+    `techniques` (name -> (technique function, its config)), each made from the baseline. Returns
+    the workspace, the run ids by name (the baseline's as "baseline") and the dataset."""
+    from core.contract.context import RunContext
+    from core.contract.record import record
+    from core.contract.source import ModelSource
+
+    workspace = Workspace.open(root)
+    baseline = get_baseline(BaselineConfig(DatasetSpec("digits"), epochs=6), workspace)
+    source = ModelSource.from_baseline(baseline)
+    context = RunContext(workspace)
+    made = {"baseline": baseline.run_id}
+    for name, (technique, config) in techniques.items():
+        made[name] = record(technique(source, config, context), workspace)
+    return {"workspace": workspace, "ids": made, "dataset": baseline.dataset}

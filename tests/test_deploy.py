@@ -15,20 +15,15 @@ import pytest
 import torch
 
 from core.cli.main import main
-from core.contract.context import RunContext
 from core.contract.predictions import model_for_run, run_predictions
-from core.contract.record import record
-from core.contract.source import ModelSource
 from core.deploy.export import FP32_AGREEMENT_MIN, INT8_ACCURACY_TOLERANCE, cached_export, onnx_for_run
 from core.deploy.onnx_files import INPUT_NAME, operator_counts, ort_session, read_metadata
 from core.deploy.runtimes import ONNXRUNTIME, OPENVINO, PRECISIONS, cached_runtime_report, default_runs, measure_runtimes, table_rows
-from core.foundation.baseline.trained import BaselineConfig, get_baseline
-from core.foundation.data.datasets import DatasetSpec
 from core.foundation.history import get_run
 from core.foundation.measures.latency import BATCH_SIZES, COMPILED, EAGER
-from core.foundation.workspace import Workspace
 from core.pruning import PruneConfig, prune
 from core.quantization import DynamicInt8Config, QATConfig, SimulateConfig, StaticInt8Config, quantize
+from tests.conftest import recorded_history
 
 INT8_KINDS = {"static", "qat8", "dynamic"}
 
@@ -36,21 +31,17 @@ INT8_KINDS = {"static", "qat8", "dynamic"}
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict:
     """A digits history with one run of every kind an export must handle."""
-    workspace = Workspace.open(tmp_path_factory.mktemp("deploy-home"))
-    baseline = get_baseline(BaselineConfig(DatasetSpec("digits"), epochs=6), workspace)
-    source = ModelSource.from_baseline(baseline)
-    context = RunContext(workspace)
-    made = {"baseline": baseline.run_id}
-    for name, technique, config in (
-        ("masked", prune, PruneConfig(amount=0.8)),
-        ("removed", prune, PruneConfig(granularity="channel", amount=0.5, remove=True)),
-        ("static", quantize, StaticInt8Config(calibration_size=256)),
-        ("dynamic", quantize, DynamicInt8Config()),
-        ("qat8", quantize, QATConfig(bits=8, epochs=1, calibration_size=256)),
-        ("bits4", quantize, SimulateConfig(bits=4, activations=True, calibration_size=128)),
-    ):
-        made[name] = record(technique(source, config, context), workspace)
-    return {"workspace": workspace, "ids": made, "dataset": baseline.dataset}
+    return recorded_history(
+        tmp_path_factory.mktemp("deploy-home"),
+        {
+            "masked": (prune, PruneConfig(amount=0.8)),
+            "removed": (prune, PruneConfig(granularity="channel", amount=0.5, remove=True)),
+            "static": (quantize, StaticInt8Config(calibration_size=256)),
+            "dynamic": (quantize, DynamicInt8Config()),
+            "qat8": (quantize, QATConfig(bits=8, epochs=1, calibration_size=256)),
+            "bits4": (quantize, SimulateConfig(bits=4, activations=True, calibration_size=128)),
+        },
+    )
 
 
 def cli(*args: str) -> tuple[int, dict | None, str]:

@@ -11,11 +11,8 @@ import pytest
 import torch
 
 from core.contract import predictions as predictions_module
-from core.contract.context import RunContext
 from core.contract.predictions import artifact_fingerprint, fingerprint_test_split, predictions_path, run_predictions
-from core.contract.record import record
 from core.contract.run_models import package_for_run
-from core.contract.source import ModelSource
 from core.diff.exemplars import exemplars_for_baseline, find_exemplars
 from core.diff.layers import MAX_SQNR_DB, compare_packages
 from core.diff.pairs import diff_predictions
@@ -27,6 +24,7 @@ from core.foundation.errors import UserError
 from core.foundation.workspace import META_FILE, WEIGHTS_FILE, Workspace, atomic_save_tensors, save_checkpoint
 from core.pruning import PruneConfig, prune
 from core.quantization import SimulateConfig, StaticInt8Config, quantize
+from tests.conftest import recorded_history
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,21 +32,17 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict:
     """A small digits history: a baseline and one run of each kind of change, all recorded."""
-    workspace = Workspace.open(tmp_path_factory.mktemp("diff-home"))
-    baseline = get_baseline(BaselineConfig(DatasetSpec("digits"), epochs=6), workspace)
-    source = ModelSource.from_baseline(baseline)
-    context = RunContext(workspace)
-    made = {"baseline": baseline.run_id}
-    for name, technique, config in (
-        ("masked", prune, PruneConfig(amount=0.8)),
-        ("removed", prune, PruneConfig(granularity="channel", amount=0.5, remove=True)),
-        ("static", quantize, StaticInt8Config(calibration_size=128)),
-        ("bits8", quantize, SimulateConfig(bits=8, activations=True, calibration_size=128)),
-        ("bits4", quantize, SimulateConfig(bits=4, activations=True, calibration_size=128)),
-        ("bits2", quantize, SimulateConfig(bits=2, activations=True, calibration_size=128)),
-    ):
-        made[name] = record(technique(source, config, context), workspace)
-    return {"workspace": workspace, "ids": made, "dataset": baseline.dataset}
+    return recorded_history(
+        tmp_path_factory.mktemp("diff-home"),
+        {
+            "masked": (prune, PruneConfig(amount=0.8)),
+            "removed": (prune, PruneConfig(granularity="channel", amount=0.5, remove=True)),
+            "static": (quantize, StaticInt8Config(calibration_size=128)),
+            "bits8": (quantize, SimulateConfig(bits=8, activations=True, calibration_size=128)),
+            "bits4": (quantize, SimulateConfig(bits=4, activations=True, calibration_size=128)),
+            "bits2": (quantize, SimulateConfig(bits=2, activations=True, calibration_size=128)),
+        },
+    )
 
 
 def recorded_accuracy(workspace: Workspace, run_id: int) -> float:

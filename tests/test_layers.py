@@ -1,6 +1,8 @@
 """The house rule, checked on every import statement (module level and inside functions alike):
 a module imports only its own layer or a lower one, no two modules import each other in a circle,
-core never imports Streamlit or the dashboard, and nothing in core imports the CLI."""
+core never imports Streamlit or the dashboard, and nothing in core imports the CLI. Imports made
+only for type checkers (under `if TYPE_CHECKING:`) count for the layers but not for circles: they
+never run, so they cannot make two modules wait for each other."""
 
 from __future__ import annotations
 
@@ -37,12 +39,25 @@ def project_modules() -> dict[str, Path]:
     return {module_name(path): path for path in files}
 
 
-def imported_modules(name: str, path: Path, known: set[str]) -> set[str]:
+def type_checking_imports(tree: ast.AST) -> set[int]:
+    """The ids of the import statements inside `if TYPE_CHECKING:` blocks."""
+    found: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            found.update(id(inner) for statement in node.body for inner in ast.walk(statement) if isinstance(inner, (ast.Import, ast.ImportFrom)))
+    return found
+
+
+def imported_modules(name: str, path: Path, known: set[str], with_type_only: bool = True) -> set[str]:
     """Every first-party module `name` imports, anywhere in its body; `from package import module`
     counts the module, and a relative import is resolved against the package."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    tree = ast.parse(path.read_text(), str(path))
+    skipped = set() if with_type_only else type_checking_imports(tree)
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -64,10 +79,10 @@ def imported_modules(name: str, path: Path, known: set[str]) -> set[str]:
     return found
 
 
-def import_graph() -> dict[str, set[str]]:
+def import_graph(with_type_only: bool = True) -> dict[str, set[str]]:
     modules = project_modules()
     known = set(modules)
-    return {name: imported_modules(name, path, known) for name, path in modules.items()}
+    return {name: imported_modules(name, path, known, with_type_only) for name, path in modules.items()}
 
 
 def layer_of(module: str) -> int | None:
@@ -93,7 +108,7 @@ def test_no_module_imports_a_higher_layer():
 
 
 def test_no_import_circles():
-    graph = import_graph()
+    graph = import_graph(with_type_only=False)
     circles = strongly_connected(graph)
     assert circles == [], "modules that import each other in a circle: " + "; ".join(" <-> ".join(sorted(circle)) for circle in circles)
 
@@ -115,9 +130,10 @@ def test_the_graph_sees_imports_inside_functions_and_from_packages(tmp_path):
     `from package import module` and a circle are all found."""
     (tmp_path / "core" / "foundation").mkdir(parents=True)
     source = tmp_path / "core" / "foundation" / "a.py"
-    source.write_text("def f():\n    from core.pruning import masks\n    import core.contract.record\n")
-    known = {"core.foundation.a", "core.pruning", "core.pruning.masks", "core.contract.record"}
-    assert imported_modules("core.foundation.a", source, known) == {"core.pruning", "core.pruning.masks", "core.contract.record"}
+    source.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from core.contract import result\ndef f():\n    from core.pruning import masks\n    import core.contract.record\n")
+    known = {"core.foundation.a", "core.pruning", "core.pruning.masks", "core.contract.record", "core.contract.result"}
+    assert imported_modules("core.foundation.a", source, known) == {"core.pruning", "core.pruning.masks", "core.contract.record", "core.contract.result"}
+    assert imported_modules("core.foundation.a", source, known, with_type_only=False) == {"core.pruning", "core.pruning.masks", "core.contract.record"}
     assert strongly_connected({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [{"a", "b", "c"}]
 
 

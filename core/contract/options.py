@@ -16,9 +16,11 @@ import dataclasses
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from core.foundation.errors import UserError
+
+T = TypeVar("T")  # a technique's config class
 
 METADATA_KEY = "mel_option"
 
@@ -109,7 +111,7 @@ def option(
     return dataclasses.field(default=default, metadata=metadata)
 
 
-def specs(config_class) -> dict[str, OptionSpec]:
+def specs(config_class: type) -> dict[str, OptionSpec]:
     """Every described field of a config class, by field name, in declaration order."""
     found = {}
     for field in dataclasses.fields(config_class):
@@ -119,17 +121,17 @@ def specs(config_class) -> dict[str, OptionSpec]:
     return found
 
 
-def spec(config_class, name: str) -> OptionSpec:
+def spec(config_class: type, name: str) -> OptionSpec:
     return specs(config_class)[name]
 
 
-def check_ranges(config) -> None:
+def check_ranges(config: Any) -> None:
     """The range and choice checks of every described field: run first by each config's validate()."""
     for name, option_spec in specs(type(config)).items():
         option_spec.check(getattr(config, name))
 
 
-def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup, config_class, skip: Iterable[str] = (), suppress_defaults: bool = False) -> None:
+def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup, config_class: type, skip: Iterable[str] = (), suppress_defaults: bool = False) -> None:
     """One flag per described field (see add_argument_for)."""
     skipped = set(skip)
     for name, option_spec in specs(config_class).items():
@@ -137,7 +139,7 @@ def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup, con
             add_argument_for(parser, config_class, option_spec, suppress_defaults=suppress_defaults)
 
 
-def add_argument_for(parser, config_class, option_spec: OptionSpec, shown_default: str | None = None, suppress_defaults: bool = False) -> None:
+def add_argument_for(parser: argparse.ArgumentParser | argparse._ArgumentGroup, config_class: type, option_spec: OptionSpec, shown_default: str | None = None, suppress_defaults: bool = False) -> None:
     """The option's flag. Booleans that default to False become store_true switches; booleans
     that default to True get a --no-NAME twin (or their named negative flag). Defaults stay None
     on the namespace, so `given` can tell a flag given from one left out; the help shows the
@@ -161,7 +163,7 @@ def add_argument_for(parser, config_class, option_spec: OptionSpec, shown_defaul
     parser.add_argument(option_spec.cli_flag, dest=dest, type=kind, choices=option_spec.choices, default=default, help=shown)
 
 
-def _argument_type(config_class, name: str, option_spec: OptionSpec):
+def _argument_type(config_class: type, name: str, option_spec: OptionSpec):
     hints = {field.name: field.type for field in dataclasses.fields(config_class)}
     text = str(hints.get(name, ""))
     if option_spec.choices is not None:
@@ -173,14 +175,14 @@ def _argument_type(config_class, name: str, option_spec: OptionSpec):
     return str
 
 
-def given(options: dict | argparse.Namespace, config_class) -> dict:
+def given(options: dict | argparse.Namespace, config_class: type) -> dict:
     """The flag-settable fields present (and not None) in a flag namespace or an options dict (keyed
     by each option's dest), by field name. Fields that are not flags come as overrides."""
     values = vars(options) if isinstance(options, argparse.Namespace) else dict(options)
     return {name: values[option_spec.dest] for name, option_spec in specs(config_class).items() if option_spec.cli and values.get(option_spec.dest) is not None}
 
 
-def from_options(config_class, options: dict | argparse.Namespace, **overrides):
+def from_options(config_class: type[T], options: dict | argparse.Namespace, **overrides: Any) -> T:
     """A config from the fields given (flags, widgets, a sweep's grid point); the rest keep their
     defaults. Validated before it is returned."""
     config = config_class(**{**given(options, config_class), **overrides})

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -20,6 +20,9 @@ from torch import nn
 from core.foundation.history import HEADLINE_VERSION  # noqa: F401 (re-exported)
 from core.foundation.measures.latency import LatencyFigures, measure_latencies
 from core.foundation.measures.metrics import count_macs, count_nonzero_parameters, count_parameters
+
+if TYPE_CHECKING:
+    from core.contract.source import ModelSource
 
 
 @dataclass
@@ -114,7 +117,7 @@ def latency_pair(before: nn.Module, after: nn.Module, example_input: torch.Tenso
 
 
 def build_headline(
-    source,
+    source: ModelSource,
     model_after: nn.Module,
     accuracy_before: float,
     accuracy_after: float,

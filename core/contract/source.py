@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -24,6 +26,10 @@ from core.foundation.history import RunRecord
 from core.foundation.measures.metrics import count_macs, count_nonzero_parameters, count_parameters, state_dict_size_bytes
 from core.foundation.training.loop import TrainRecipe, evaluate, resolve_device
 from core.foundation.workspace import Workspace
+
+if TYPE_CHECKING:
+    from core.contract.result import TechniqueResult
+    from core.foundation.baseline.trained import Baseline
 
 
 @dataclass
@@ -80,7 +86,7 @@ class ModelSource:
     # ---------------------------------------------------------------------------- constructors
 
     @classmethod
-    def from_baseline(cls, baseline) -> ModelSource:
+    def from_baseline(cls, baseline: Baseline) -> ModelSource:
         """A cached (or just trained) baseline, core.foundation.baseline.trained.Baseline."""
         return cls(
             model=baseline.model,
@@ -98,7 +104,7 @@ class ModelSource:
         )
 
     @classmethod
-    def from_result(cls, result, run_id: int | None) -> ModelSource:
+    def from_result(cls, result: TechniqueResult, run_id: int | None) -> ModelSource:
         """The model a technique just made (core.contract.result.TechniqueResult), recorded as `run_id`."""
         source = result.source
         return cls(
@@ -197,7 +203,7 @@ def recorded_dataset(run: RunRecord, runs_by_id: dict[int, RunRecord]) -> dict:
     return DatasetSpec(run.dataset).as_dict()
 
 
-def source_candidates(db_path, dataset_spec: DatasetSpec, exclude_run_id: int | None = None) -> list[RunRecord]:
+def source_candidates(db_path: Path, dataset_spec: DatasetSpec, exclude_run_id: int | None = None) -> list[RunRecord]:
     """Runs made on `dataset_spec` (the same name and subsets) that a technique can start from,
     newest first: what a page offers under "Start from", and what a sweep may enumerate."""
     runs = history.list_runs(db_path)

@@ -7,13 +7,20 @@ queue can too.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from core.contract.context import RunContext
 from core.contract.result import TechniqueResult
+
+if TYPE_CHECKING:
+    from core.contract.source import ModelSource
+
+TechniqueConfig = Any  # a PruneConfig, one of the quantization configs, or a DistillConfig
 
 TECHNIQUE_NAMES = ("distill", "prune", "quantize")
 
 
-def run_technique(name: str, source, config, context: RunContext) -> TechniqueResult:
+def run_technique(name: str, source: ModelSource, config: TechniqueConfig, context: RunContext) -> TechniqueResult:
     # Imported here: each technique pulls in its own heavy dependencies (Torch-Pruning, torchao).
     if name == "prune":
         from core.pruning.run import prune
