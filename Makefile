@@ -28,8 +28,11 @@ browser:
 run: setup
 	$(PY) -m streamlit run app.py --server.port $(PORT)
 
+# Two workers share the cores (tests/conftest.py says how the files are grouped); the 20 slowest
+# tests are printed at the end, so the next slow one is seen.
+TEST_WORKERS ?= 2
 test: setup-dev
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --durations=20
 
 # ruff's lint and format check (ruff.toml); CI runs it before the tests.
 lint: setup-dev

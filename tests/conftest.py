@@ -47,6 +47,57 @@ _use_navigation_pages_only_in_apptest()
 torch.set_num_threads(1)
 
 
+# How `make test` shares the two cores (pytest-xdist, two workers): each test file is one unit of
+# work, run whole on one worker, so its module fixtures are built once; the files that start a Ray
+# cluster are one unit together, so no two clusters run at once (one test ends with
+# `ray stop --force`, which stops every Ray process on the machine).
+RAY_TEST_FILES = {
+    "tests/test_sweep.py",
+    "tests/test_jobs.py",
+    "tests/test_jobs_sidebar.py",
+    "tests/test_jobs_techniques.py",
+    "tests/test_explore_page.py",
+    "tests/test_first_render.py",
+    "tests/browser/test_explore_browser.py",
+}
+# The longest units first, so the other worker is never left waiting for one at the end (the order
+# of the rest, and every result, is unchanged; a file missing here simply starts later).
+LONGEST_FIRST = [
+    "ray",
+    "tests/test_deploy.py",
+    "tests/test_compare.py",
+    "tests/browser/test_robustness_browser.py",
+    "tests/test_quantization_page.py",
+    "tests/browser/test_deploy_browser.py",
+    "tests/test_cifar.py",
+    "tests/browser/test_pages_browser.py",
+    "tests/test_contract.py",
+]
+
+
+def work_unit(nodeid: str) -> str:
+    path = nodeid.split("::")[0]
+    return "ray" if path in RAY_TEST_FILES else path
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {unit: index for index, unit in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(work_unit(item.nodeid), len(rank)))  # stable: a file's tests keep their order
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's scope scheduler (units handed out in collection order, as workers free up), with
+    work_unit as the scope. (--dist loadgroup would do this by marks, but its marks are not read
+    under pytest 9.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WorkUnitScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return WorkUnitScheduling(config, log)
+
+
 @pytest.fixture(scope="session")
 def session_workspace(tmp_path_factory) -> Workspace:
     """One workspace for the whole run, so the digits baseline is trained once and then cached."""
