@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import math
 import sys
 
 from core.cli.options import common_options  # noqa: F401 (re-exported: each command module adds it)
@@ -18,6 +17,7 @@ from core.contract.source import ModelSource
 from core.foundation.baseline.trained import Baseline, BaselineConfig, get_baseline
 from core.foundation.data.datasets import DatasetSpec, load_dataset
 from core.foundation.errors import UserError
+from core.foundation.history import finite_for_json
 from core.foundation.progress import stderr_progress
 from core.foundation.workspace import Workspace
 
@@ -71,17 +71,7 @@ def context_from_args(args: argparse.Namespace, workspace: Workspace) -> RunCont
 
 def emit_json(payload: dict) -> None:
     """The machine-readable result: one line, the last on stdout (NaN becomes null)."""
-    print(json.dumps(_finite(payload), sort_keys=True, default=str))
-
-
-def _finite(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(item) for item in value]
-    return value
+    print(json.dumps(finite_for_json(payload), sort_keys=True, default=str))
 
 
 def run_train(args: argparse.Namespace) -> dict:

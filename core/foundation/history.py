@@ -150,8 +150,8 @@ def record_run(
     """Insert one finished run and return its id."""
     now = time.time()
     # Serialised first: a value JSON cannot hold fails here, before the database is touched.
-    params_json = json.dumps(_finite(params), sort_keys=True, default=_json_default)
-    metrics_json = json.dumps(_finite(metrics), sort_keys=True, default=_json_default)
+    params_json = json.dumps(finite_for_json(params), sort_keys=True, default=_json_default)
+    metrics_json = json.dumps(finite_for_json(metrics), sort_keys=True, default=_json_default)
     row = (started_at if started_at is not None else now, now, technique, dataset, model, parent_id, params_json, metrics_json, str(artifact_path) if artifact_path else None)
     with closing(connect(db_path)) as connection, transaction(connection):
         if parent_id is not None and connection.execute("SELECT 1 FROM runs WHERE id = ?", (parent_id,)).fetchone() is None:
@@ -290,14 +290,16 @@ def _record(row: tuple) -> RunRecord:
     return RunRecord(row[0], row[1], row[2], row[3], row[4], row[5], row[6], json.loads(row[7]), json.loads(row[8]), row[9], bool(row[10]))
 
 
-def _finite(value):
-    """NaN and infinity become null: the stored JSON stays standard and readable by any tool."""
+def finite_for_json(value):
+    """`value` with every NaN and infinity (in nested dicts, lists and tuples too) as None, so the
+    JSON written from it stays standard (null) and readable by any tool: the stored history and
+    the CLI's result line both go through it."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
+        return {key: finite_for_json(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(item) for item in value]
+        return [finite_for_json(item) for item in value]
     return value
 
 
