@@ -16,10 +16,17 @@ Each runs the same core function as the page and the CLI and records the run wit
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from core.contract.context import RunContext
 from core.foundation.progress import ProgressCallback, StopFlag
 from core.foundation.workspace import Workspace
+
+if TYPE_CHECKING:
+    from core.contract.result import TechniqueResult
+    from core.contract.source import ModelSource
+    from core.pipeline.techniques import TechniqueConfig
 
 
 def _baseline_config(fields: dict):
@@ -53,6 +60,21 @@ def job_source(source: dict, seed: int, workspace: Workspace, progress: Progress
     return dataclasses.replace(model_source, seed=int(seed))
 
 
+def recorded_technique_run(
+    technique: str, technique_config: Callable[[ModelSource], TechniqueConfig], config: dict, workspace: Workspace, progress: ProgressCallback, stop: StopFlag
+) -> tuple[TechniqueResult, dict]:
+    """What every technique job does: the job's source, `technique` (a name in core.pipeline.techniques)
+    run on it with the configuration technique_config(source) reads from the job's (once the source is
+    there, so it can be checked against it), and the result recorded. Returns the result and the job's
+    answer, {"run_id", "accuracy"}."""
+    from core.contract.record import record
+    from core.pipeline.techniques import run_technique
+
+    source = job_source(config["source"], config["seed"], workspace, progress, stop)
+    result = run_technique(technique, source, technique_config(source), RunContext(workspace, progress, stop))
+    return result, {"run_id": record(result, workspace), "accuracy": result.headline.accuracy_after}
+
+
 def quantization_config_from_dict(fields: dict):
     """A QuantizationConfig back from its as_dict() (the mode says which class)."""
     from core.quantization.config import CONFIG_CLASSES
@@ -65,13 +87,8 @@ def quantization_config_from_dict(fields: dict):
 
 def quantize_job(config: dict, workspace: Workspace, progress: ProgressCallback, stop: StopFlag) -> dict:
     """`python -m core quantize`, recorded: on a classroom server the Quantization page's QAT run."""
-    from core.contract.record import record
-    from core.quantization import quantize
-
-    source = job_source(config["source"], config["seed"], workspace, progress, stop)
-    result = quantize(source, quantization_config_from_dict(config["quantization"]), RunContext(workspace, progress, stop))
-    run_id = record(result, workspace)
-    return {"run_id": run_id, "accuracy": result.headline.accuracy_after}
+    _, answer = recorded_technique_run("quantize", lambda source: quantization_config_from_dict(config["quantization"]), config, workspace, progress, stop)
+    return answer
 
 
 def distill_config_from_dict(fields: dict):
@@ -86,15 +103,15 @@ def distill_job(config: dict, workspace: Workspace, progress: ProgressCallback, 
     """The Distillation page's race (`python -m core distill`), recorded. The report's numbers ride
     along (a few kilobytes: per-seed curves, accuracies, agreement), because the history keeps only
     the first seed's curve and the page draws every seed's."""
-    from core.contract.record import record
-    from core.distillation import check_teacher_not_smaller, distill
+    from core.distillation import check_teacher_not_smaller
 
-    source = job_source(config["source"], config["seed"], workspace, progress, stop)
-    technique = distill_config_from_dict(config["distill"])
-    check_teacher_not_smaller(technique, source.dataset)
-    result = distill(source, technique, RunContext(workspace, progress, stop))
-    run_id = record(result, workspace)
-    return {"run_id": run_id, "accuracy": result.headline.accuracy_after, "report": distill_report_to_dict(result.report)}
+    def checked_config(source: ModelSource):
+        technique = distill_config_from_dict(config["distill"])
+        check_teacher_not_smaller(technique, source.dataset)
+        return technique
+
+    result, answer = recorded_technique_run("distill", checked_config, config, workspace, progress, stop)
+    return {**answer, "report": distill_report_to_dict(result.report)}
 
 
 def distill_report_to_dict(report) -> dict:
@@ -143,13 +160,8 @@ def prune_config_from_dict(fields: dict):
 
 def prune_job(config: dict, workspace: Workspace, progress: ProgressCallback, stop: StopFlag) -> dict:
     """`python -m core prune`, recorded: on a classroom server the Pruning page's "Prune, fine-tune and save"."""
-    from core.contract.record import record
-    from core.pruning import prune
-
-    source = job_source(config["source"], config["seed"], workspace, progress, stop)
-    result = prune(source, prune_config_from_dict(config["prune"]), RunContext(workspace, progress, stop))
-    run_id = record(result, workspace)
-    return {"run_id": run_id, "accuracy": result.headline.accuracy_after}
+    _, answer = recorded_technique_run("prune", lambda source: prune_config_from_dict(config["prune"]), config, workspace, progress, stop)
+    return answer
 
 
 SWEEP_CANCELLED = "cancelled; the trials that had finished stay in the history"
