@@ -139,30 +139,13 @@ def size_latency_figure(variants: list[VariantCost]) -> go.Figure:
     """Deployed bytes beside the artifact's file bytes (left), compiled latency (right)."""
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Size (KiB)", "Latency, compiled (ms / batch)"), horizontal_spacing=0.12)
     labels = [variant.label for variant in variants]
-    figure.add_trace(
-        go.Bar(
-            x=labels,
-            y=[v.deployed_bytes / 1024 for v in variants],
-            name="deployed (values + scales + zero points)",
-            marker={"color": PALETTE[0]},
-            text=[f"{v.deployed_bytes / 1024:.0f}" for v in variants],
-            textposition="outside",
-        ),
-        row=1,
-        col=1,
+    sizes = (
+        ("deployed (values + scales + zero points)", [v.deployed_bytes for v in variants], PALETTE[0]),
+        ("saved file (safetensors)", [v.artifact_bytes for v in variants], PALETTE[5]),
     )
-    figure.add_trace(
-        go.Bar(
-            x=labels,
-            y=[v.artifact_bytes / 1024 for v in variants],
-            name="saved file (safetensors)",
-            marker={"color": PALETTE[5]},
-            text=[f"{v.artifact_bytes / 1024:.0f}" for v in variants],
-            textposition="outside",
-        ),
-        row=1,
-        col=1,
-    )
+    for name, sizes_bytes, colour in sizes:  # the two sizes side by side, in KiB
+        kib = [size / 1024 for size in sizes_bytes]
+        figure.add_trace(go.Bar(x=labels, y=kib, name=name, marker={"color": colour}, text=[f"{value:.0f}" for value in kib], textposition="outside"), row=1, col=1)
     figure.add_trace(
         go.Bar(
             x=labels,
