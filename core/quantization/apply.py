@@ -225,9 +225,29 @@ def _add_activations(storages: list[TensorStorage], artifact: dict[str, torch.Te
         artifact[f"{name}.input_zero_point"] = torch.tensor([zero_point], dtype=torch.int32)
 
 
-def _report(mode, config, method, simulated, fp32, accuracy_after, eval_split, storages, artifact, quantized, references, activations, notes, **extra) -> QuantizationReport:
+def _result(
+    model: nn.Module,
+    fp32: nn.Module,
+    eval_split: ImageSplit,
+    accuracy_after: float,
+    accounting: tuple[list[TensorStorage], dict[str, torch.Tensor]],
+    quantized: dict[str, QuantizedTensor],
+    references: dict[str, torch.Tensor],
+    *,
+    mode: str,
+    config: dict,
+    method: str,
+    simulated: bool,
+    activations: str,
+    notes: list[str],
+    **extra,
+) -> QuantizationResult:
+    """What every mode returns: `model` (quantized from `fp32`, `accuracy_after` on `eval_split`)
+    with its report. `accounting` is (storages, artifact), what the model stores; `quantized` and
+    `references` are each quantized layer's integer codes and the fp32 weight they came from."""
+    storages, artifact = accounting
     layers = _layer_reports(fp32, quantized, references)
-    return QuantizationReport(
+    report = QuantizationReport(
         mode=mode,
         config=config,
         method=method,
@@ -246,6 +266,7 @@ def _report(mode, config, method, simulated, fp32, accuracy_after, eval_split, s
         quantize_seconds=0.0,
         **extra,
     )
+    return QuantizationResult(model, report, references, quantized, artifact)
 
 
 def fake_quantize_weights(model: nn.Module, spec: QuantSpec) -> tuple[dict[str, torch.Tensor], dict[str, QuantizedTensor]]:
@@ -279,30 +300,27 @@ def _simulate(fp32: nn.Module, dataset: Dataset, config: SimulateConfig, eval_sp
         quantizers = attach_activation_quantizers(simulated, config.bits)
         calibrate_activations(simulated, quantizers, calibration_inputs(dataset, config.calibration_size, seed))
     accuracy = simulated_accuracy(simulated, dataset, eval_split)
-    activation_qparams = _activation_qparams(quantizers)
-    storages, artifact = _module_accounting(fp32, quantized, activation_qparams)
     notes = [
         f"Simulated: weights rounded to {config.weight_spec.describe()} levels with torch's fake-quantize ops; the model still computes in fp32, so it is no faster.",
         f"Size counts the values packed at {config.bits} bits, as a deployed low-bit model would store them.",
     ]
     if config.activations:
         notes.append(f"Each conv/linear input is fake-quantized to {config.bits}-bit per-tensor affine, with ranges from {min(config.calibration_size, len(dataset.train))} training images.")
-    report = _report(
-        "simulate",
-        config.as_dict(),
-        "torch.fake_quantize_per_channel_affine / per_tensor_affine",
-        True,
+    return _result(
+        simulated,
         fp32,
-        accuracy,
         eval_split,
-        storages,
-        artifact,
+        accuracy,
+        _module_accounting(fp32, quantized, _activation_qparams(quantizers)),
         quantized,
         references,
-        "static (calibrated)" if config.activations else "no",
-        notes,
+        mode="simulate",
+        config=config.as_dict(),
+        method="torch.fake_quantize_per_channel_affine / per_tensor_affine",
+        simulated=True,
+        activations="static (calibrated)" if config.activations else "no",
+        notes=notes,
     )
-    return QuantizationResult(simulated, report, references, quantized, artifact)
 
 
 def _dynamic(fp32: nn.Module, dataset: Dataset, eval_split: ImageSplit) -> QuantizationResult:
@@ -310,7 +328,6 @@ def _dynamic(fp32: nn.Module, dataset: Dataset, eval_split: ImageSplit) -> Quant
     quantized = dynamic.dynamic_weights(model)
     references = {name: layer.weight.detach().clone() for name, layer in quantizable_layers(fp32).items() if name in quantized}
     accuracy = evaluate(model, dataset, eval_split, CPU).accuracy
-    storages, artifact = _module_accounting(fp32, quantized, {})
     convs = [name for name, layer in quantizable_layers(fp32).items() if isinstance(layer, nn.Conv2d)]
     notes = (
         [
@@ -319,22 +336,21 @@ def _dynamic(fp32: nn.Module, dataset: Dataset, eval_split: ImageSplit) -> Quant
         if convs
         else ["Only Linear layers are quantized (int8 weights, activations quantized at run time)."]
     )
-    report = _report(
-        "dynamic",
-        DynamicInt8Config().as_dict(),
-        "torchao quantize_(Int8DynamicActivationInt8WeightConfig), Linear only",
-        False,
+    return _result(
+        model,
         fp32,
-        accuracy,
         eval_split,
-        storages,
-        artifact,
+        accuracy,
+        _module_accounting(fp32, quantized, {}),
         quantized,
         references,
-        "dynamic (at run time)",
-        notes,
+        mode="dynamic",
+        config=DynamicInt8Config().as_dict(),
+        method="torchao quantize_(Int8DynamicActivationInt8WeightConfig), Linear only",
+        simulated=False,
+        activations="dynamic (at run time)",
+        notes=notes,
     )
-    return QuantizationResult(model, report, references, quantized, artifact)
 
 
 def _converted_accounting(converted: pt2e.ConvertedGraph) -> tuple[list[TensorStorage], dict[str, torch.Tensor]]:
@@ -355,17 +371,28 @@ def _finish_pt2e(mode: str, config: dict, fp32: nn.Module, dataset: Dataset, eva
     contents = pt2e.read_converted(converted)
     pt2e.assert_all_layers_quantized(contents, fp32)
     accuracy = evaluate(converted, dataset, eval_split, CPU).accuracy
-    storages, artifact = _converted_accounting(contents)
     notes = notes + [
         f"All {len(contents.weights)} convolution and linear layers hold int8 weights (per-channel symmetric); {len(contents.activation_qparams)} activations are quantized to uint8 with calibrated scales.",
         "Accuracy is measured with the converted reference graph (integer rounding as in the int8 kernels); the speed comes from compiling it (Real latency).",
     ]
     if contents.activation_quant_max == 127:
         notes.append("This CPU has no VNNI, so activations use 7 bits (0..127), as the x86 backend advises: its int8 kernels would otherwise saturate int16 sums.")
-    report = _report(
-        mode, config, method, False, fp32, accuracy, eval_split, storages, artifact, contents.weights, references, "static (calibrated)" if mode == "static" else "trained ranges", notes, **extra
+    return _result(
+        converted,
+        fp32,
+        eval_split,
+        accuracy,
+        _converted_accounting(contents),
+        contents.weights,
+        references,
+        mode=mode,
+        config=config,
+        method=method,
+        simulated=False,
+        activations="static (calibrated)" if mode == "static" else "trained ranges",
+        notes=notes,
+        **extra,
     )
-    return QuantizationResult(converted, report, references, contents.weights, artifact)
 
 
 def _static(fp32: nn.Module, dataset: Dataset, config: StaticInt8Config, eval_split: ImageSplit, seed: int) -> QuantizationResult:
@@ -432,29 +459,27 @@ def _qat(
         quantizer.observing = False
     references, quantized = fake_quantize_weights(trained, config.weight_spec)
     accuracy = simulated_accuracy(trained, dataset, eval_split)
-    storages, artifact = _module_accounting(fp32, quantized, _activation_qparams(quantizers))
     notes = [
         f"Fine-tuned {config.epochs} epoch(s) with {config.weight_spec.describe()} fake-quantized weights{' and inputs' if config.activations else ''} (straight-through gradients).",
         f"No CPU kernel runs {config.bits}-bit weights, so the result stays simulated (fp32 compute, no speed-up); its size is the packed {config.bits}-bit storage a low-bit runtime would load.",
     ]
-    report = _report(
-        "qat",
-        config.as_dict(),
-        "fake-quantize parametrization + core.foundation.training.loop.train_model",
-        True,
+    return _result(
+        trained,
         fp32,
-        accuracy,
         eval_split,
-        storages,
-        artifact,
+        accuracy,
+        _module_accounting(fp32, quantized, _activation_qparams(quantizers)),
         quantized,
         references,
-        "trained ranges" if config.activations else "no",
-        notes,
+        mode="qat",
+        config=config.as_dict(),
+        method="fake-quantize parametrization + core.foundation.training.loop.train_model",
+        simulated=True,
+        activations="trained ranges" if config.activations else "no",
+        notes=notes,
         post_training_accuracy=ptq_accuracy,
         train_history=history,
     )
-    return QuantizationResult(trained, report, references, quantized, artifact)
 
 
 # ---- sweeps for the charts -----------------------------------------------------------------------
