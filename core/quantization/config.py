@@ -59,6 +59,12 @@ def _check_bits(bits: int, mode: str) -> None:
         raise UserError(f"--bits must be between {MIN_BITS} and {MAX_BITS} for {mode}, got {bits}")
 
 
+def _check_int8_only(bits: int, mode: str) -> None:
+    """dynamic and static run the int8 kernels: any other width is a job for simulate or qat."""
+    if bits != 8:
+        raise UserError(f"{mode} quantization is int8 only, got --bits {bits}; use --mode simulate or qat for {bits} bits")
+
+
 def _check_calibration(size: int) -> None:
     if size < 1:
         raise UserError(f"calibration size must be at least 1 image, got {size}")
@@ -99,8 +105,7 @@ class DynamicInt8Config:
 
     def validate(self) -> None:
         check_ranges(self)
-        if self.bits != 8:
-            raise UserError(f"dynamic quantization is int8 only, got --bits {self.bits}; use --mode simulate or qat for {self.bits} bits")
+        _check_int8_only(self.bits, "dynamic")
 
     def as_dict(self) -> dict:
         return {"mode": self.mode, **asdict(self)}
@@ -117,8 +122,7 @@ class StaticInt8Config:
 
     def validate(self) -> None:
         check_ranges(self)
-        if self.bits != 8:
-            raise UserError(f"static quantization is int8 only, got --bits {self.bits}; use --mode simulate or qat for {self.bits} bits")
+        _check_int8_only(self.bits, "static")
         _check_calibration(self.calibration_size)
         if self.observer not in OBSERVERS:
             raise UserError(f"unknown observer '{self.observer}'; choose {', '.join(OBSERVERS)}")
