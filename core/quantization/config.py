@@ -54,6 +54,16 @@ class QuantSpec:
         return f"{self.bits}-bit {self.granularity} {self.scheme}"
 
 
+class _ModeConfig:
+    """What the four modes' configs share: as_dict() names the mode beside the fields, so
+    CONFIG_CLASSES finds the class again when the dict is read back."""
+
+    mode: ClassVar[str]
+
+    def as_dict(self) -> dict:
+        return {"mode": self.mode, **asdict(self)}
+
+
 def _check_bits(bits: int, mode: str) -> None:
     if not MIN_BITS <= bits <= MAX_BITS:
         raise UserError(f"--bits must be between {MIN_BITS} and {MAX_BITS} for {mode}, got {bits}")
@@ -71,7 +81,7 @@ def _check_calibration(size: int) -> None:
 
 
 @dataclass(frozen=True)
-class SimulateConfig:
+class SimulateConfig(_ModeConfig):
     """Fake-quantize weights (and optionally each layer's input) to 2..8 bits; the model stays fp32."""
 
     mode: ClassVar[str] = "simulate"
@@ -92,12 +102,9 @@ class SimulateConfig:
         if self.calibration_size != DEFAULT_CALIBRATION_SIZE and not self.activations:
             raise UserError("--calibration-size sets the activation ranges, which simulate uses only with --activations")
 
-    def as_dict(self) -> dict:
-        return {"mode": self.mode, **asdict(self)}
-
 
 @dataclass(frozen=True)
-class DynamicInt8Config:
+class DynamicInt8Config(_ModeConfig):
     """torchao dynamic int8: Linear weights int8, activations quantized at run time; convs stay fp32."""
 
     mode: ClassVar[str] = "dynamic"
@@ -107,12 +114,9 @@ class DynamicInt8Config:
         check_ranges(self)
         _check_int8_only(self.bits, "dynamic")
 
-    def as_dict(self) -> dict:
-        return {"mode": self.mode, **asdict(self)}
-
 
 @dataclass(frozen=True)
-class StaticInt8Config:
+class StaticInt8Config(_ModeConfig):
     """PT2E static int8 with X86InductorQuantizer: convs and linears, activations calibrated."""
 
     mode: ClassVar[str] = "static"
@@ -127,12 +131,9 @@ class StaticInt8Config:
         if self.observer not in OBSERVERS:
             raise UserError(f"unknown observer '{self.observer}'; choose {', '.join(OBSERVERS)}")
 
-    def as_dict(self) -> dict:
-        return {"mode": self.mode, **asdict(self)}
-
 
 @dataclass(frozen=True)
-class QATConfig:
+class QATConfig(_ModeConfig):
     """Fine-tune with fake quantization. 8 bits: PT2E QAT, converted to the real int8 model.
     Below 8 bits: weight (and optional input) fake quantization; the result stays simulated."""
 
@@ -165,9 +166,6 @@ class QATConfig:
             raise UserError("QAT at 8 bits converts to the x86 int8 backend, whose weights are per-channel symmetric; per-tensor or affine weights are available below 8 bits")
         if self.converts_to_int8 and self.activations:
             raise UserError("QAT at 8 bits always quantizes activations to uint8 (the x86 backend's scheme); --activations applies below 8 bits")
-
-    def as_dict(self) -> dict:
-        return {"mode": self.mode, **asdict(self)}
 
 
 QuantizationConfig = SimulateConfig | DynamicInt8Config | StaticInt8Config | QATConfig
