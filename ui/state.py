@@ -16,8 +16,9 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -33,6 +34,8 @@ from core.foundation.workspace import META_FILE, Workspace
 if TYPE_CHECKING:
     from core.foundation.baseline.trained import Baseline
     from core.foundation.data.datasets import Dataset
+
+T = TypeVar("T")
 
 THREADS_ENV = "MEL_TORCH_THREADS"
 CONFIG_KEY = "baseline_config"
@@ -191,15 +194,21 @@ def baseline_card(config: BaselineConfig | None = None) -> BaselineCard | None:
     return find_baseline_card(config, workspace())
 
 
-def require_baseline_card() -> BaselineCard:
-    """What the Overview shows: the baseline's card, from its meta when that vouches for it, else
-    from the loaded baseline (an older checkpoint); stops the page like require_baseline."""
+def _read_or_stop(read: Callable[[], T]) -> T:
+    """What a require_ helper reads for its page (after ensure_navigation_mode): read()'s value,
+    or, on a UserError (a damaged checkpoint, an unreadable history), the error shown and the page stopped."""
     ensure_navigation_mode()
     try:
-        card = baseline_card()
+        return read()
     except UserError as error:
         report_error(error)
         st.stop()
+
+
+def require_baseline_card() -> BaselineCard:
+    """What the Overview shows: the baseline's card, from its meta when that vouches for it, else
+    from the loaded baseline (an older checkpoint); stops the page like require_baseline."""
+    card = _read_or_stop(baseline_card)
     if card is not None:
         return card
     from core.foundation.baseline.trained import card_of
@@ -209,12 +218,7 @@ def require_baseline_card() -> BaselineCard:
 
 def require_baseline() -> Baseline:
     """The sidebar's baseline; stops the page with a pointer to "Train baseline" when it is missing."""
-    ensure_navigation_mode()
-    try:
-        baseline = cached_baseline()
-    except UserError as error:
-        report_error(error)
-        st.stop()
+    baseline = _read_or_stop(cached_baseline)
     if baseline is None:
         st.info("No baseline is trained for these settings yet. Press **Train baseline** in the sidebar (digits takes a few seconds).")
         st.stop()
