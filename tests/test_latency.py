@@ -10,7 +10,7 @@ from torch import nn
 
 from core.contract.result import latency_pair
 from core.foundation.measures import compile as quantization_latency
-from core.foundation.measures.latency import BATCH_SIZES, COMPILED, EAGER, SINGLE_BATCH_SIZE, THROUGHPUT_BATCH_SIZE, measure_latencies
+from core.foundation.measures.latency import BATCH_SIZES, BUDGET_SECONDS, COMPILED, EAGER, SINGLE_BATCH_SIZE, THROUGHPUT_BATCH_SIZE, latency_budget_seconds, measure_latencies
 from core.foundation.models.registry import build_model
 
 EXAMPLE = torch.zeros(1, 1, 8, 8)  # a digits-sized image
@@ -58,6 +58,21 @@ def test_every_model_gets_both_batch_sizes_with_one_thread_count_and_runtime():
     assert {figure.device for figure in figures.values()} == {"cpu"}
     # Each model really ran at both sizes (the throughput figure is not a scaled single image).
     assert {size for name, size in calls if name == "small"} == {1, 256} == {size for name, size in calls if name == "wide"}
+
+
+def test_the_time_budget_is_the_default_unless_a_shorter_one_is_set(monkeypatch):
+    monkeypatch.delenv("MEL_LATENCY_BUDGET_S", raising=False)
+    assert latency_budget_seconds() == BUDGET_SECONDS == 0.2
+    for text, budget in (("0", 0.0), ("0.05", 0.05), ("5", BUDGET_SECONDS), ("-1", BUDGET_SECONDS), ("fast", BUDGET_SECONDS)):
+        monkeypatch.setenv("MEL_LATENCY_BUDGET_S", text)
+        assert latency_budget_seconds() == budget, text
+
+
+def test_with_no_budget_each_model_still_gets_warmup_and_five_timed_passes(monkeypatch):
+    monkeypatch.setenv("MEL_LATENCY_BUDGET_S", "0")
+    calls: list[tuple[str, int]] = []
+    measure_latencies({"a": Recorder("a", calls)}, EXAMPLE, rounds=1)
+    assert calls == [("a", 1)] * 8 + [("a", 256)] * 8  # 3 warm-up and 5 timed passes at each size
 
 
 def test_models_take_turns_round_after_round():

@@ -43,7 +43,7 @@ from core.foundation import history
 from core.foundation.data.datasets import Dataset
 from core.foundation.errors import UserError
 from core.foundation.history import RunRecord
-from core.foundation.measures.latency import BATCH_SIZES, BUDGET_SECONDS, COMPILED, EAGER, ROUNDS, THROUGHPUT_BATCH_SIZE, median_call_ms
+from core.foundation.measures.latency import BATCH_SIZES, COMPILED, EAGER, ROUNDS, THROUGHPUT_BATCH_SIZE, latency_budget_seconds, median_call_ms
 from core.foundation.progress import Progress, ProgressCallback, no_progress
 from core.foundation.workspace import Workspace, atomic_write_json
 
@@ -404,7 +404,7 @@ def measure_runtimes(workspace: Workspace, run_ids: list[int], rounds: int = ROU
         progress(Progress("timing", round_index, rounds, f"round {round_index + 1} of {rounds}"))
         for size in BATCH_SIZES:
             for key in runners:
-                milliseconds, _ = median_call_ms(calls[(key, size)], budget_seconds=BUDGET_SECONDS)
+                milliseconds, _ = median_call_ms(calls[(key, size)], budget_seconds=latency_budget_seconds())
                 best[(*key, size)] = min(milliseconds, best.get((*key, size), float("inf")))
     progress(Progress("timing", rounds, rounds, "done"))
     figures = []
