@@ -85,33 +85,20 @@ def cached_layer_errors(key: str, result_key: str, _source: ModelSource, _result
 # ---- controls ----------------------------------------------------------------------------------------
 
 
+def yes_no_radio(container, label: str, config_class, field: str, labels: tuple[str, str], *, key: str, disabled: bool, help: str) -> bool:
+    """`config_class`'s yes/no option `field` as a horizontal radio between two named choices
+    (labels[0] is True), starting at the field's default."""
+    index = 0 if spec(config_class, field).default else 1
+    return container.radio(label, list(labels), index=index, key=key, horizontal=True, disabled=disabled, help=help) == labels[0]
+
+
 def scheme_controls(prefix: str, config_class, disabled: bool = False) -> tuple[bool, bool, bool]:
     """Scales, scheme and activations, with the defaults of `config_class` (SimulateConfig or QATConfig)."""
     left, middle, right = st.columns(3)
-    per_channel = (
-        left.radio(
-            "Scales",
-            ["per-channel", "per-tensor"],
-            index=0 if spec(config_class, "per_channel").default else 1,
-            key=f"{prefix}_granularity",
-            horizontal=True,
-            disabled=disabled,
-            help="One scale per output channel, or one for the whole weight tensor",
-        )
-        == "per-channel"
-    )
-    symmetric = (
-        middle.radio(
-            "Scheme",
-            ["symmetric", "affine"],
-            index=0 if spec(config_class, "symmetric").default else 1,
-            key=f"{prefix}_scheme",
-            horizontal=True,
-            disabled=disabled,
-            help="Symmetric: zero is code 0. Affine: a zero point shifts the range to the weights' min..max",
-        )
-        == "symmetric"
-    )
+    scales_help = "One scale per output channel, or one for the whole weight tensor"
+    per_channel = yes_no_radio(left, "Scales", config_class, "per_channel", ("per-channel", "per-tensor"), key=f"{prefix}_granularity", disabled=disabled, help=scales_help)
+    scheme_help = "Symmetric: zero is code 0. Affine: a zero point shifts the range to the weights' min..max"
+    symmetric = yes_no_radio(middle, "Scheme", config_class, "symmetric", ("symmetric", "affine"), key=f"{prefix}_scheme", disabled=disabled, help=scheme_help)
     activations = right.checkbox(
         "Quantize activations too",
         value=spec(config_class, "activations").default,
