@@ -95,6 +95,14 @@ def choice_index(option_spec, options: list) -> int:
     return options.index(option_spec.default) if option_spec.default in options else 0
 
 
+def choice_radio(container, label: str, field: str, labels: dict[str, str]) -> str:
+    """PruneConfig's choice option `field` as a horizontal radio (key prune_<field>), starting at
+    the option's default, each choice shown as labels[choice]."""
+    option_spec = spec(PruneConfig, field)
+    choices = list(option_spec.choices)
+    return container.radio(label, choices, index=choice_index(option_spec, choices), key=f"prune_{field}", format_func=labels.get, horizontal=True)
+
+
 def session_dict(name: str) -> dict:
     return st.session_state.setdefault(name, {})
 
@@ -102,15 +110,7 @@ def session_dict(name: str) -> dict:
 def choose_config(source: ModelSource) -> PruneConfig:
     """The masks to preview (fine-tuning is chosen in the run section); every range and default from PruneConfig's options."""
     left, middle, right = st.columns(3)
-    granularities, scopes = list(spec(PruneConfig, "granularity").choices), list(spec(PruneConfig, "scope").choices)
-    granularity = left.radio(
-        "What to prune",
-        granularities,
-        index=choice_index(spec(PruneConfig, "granularity"), granularities),
-        key="prune_granularity",
-        format_func={"unstructured": "single weights (unstructured)", "channel": "whole channels (structured)"}.get,
-        horizontal=True,
-    )
+    granularity = choice_radio(left, "What to prune", "granularity", {"unstructured": "single weights (unstructured)", "channel": "whole channels (structured)"})
     methods = METHODS_FOR[granularity]
     method = left.selectbox(
         "Ranking",
@@ -120,14 +120,7 @@ def choose_config(source: ModelSource) -> PruneConfig:
         format_func=METHOD_LABELS.get,
         help="Which weights (or channels) go first: the smallest in magnitude, or random ones as a control",
     )
-    scope = middle.radio(
-        "Scope",
-        scopes,
-        index=choice_index(spec(PruneConfig, "scope"), scopes),
-        key="prune_scope",
-        format_func={"layer": "each layer by the amount", "global": "one threshold across layers"}.get,
-        horizontal=True,
-    )
+    scope = choice_radio(middle, "Scope", "scope", {"layer": "each layer by the amount", "global": "one threshold across layers"})
     available = cached_layers(source_key(source), granularity, source)
     layers = middle.multiselect("Layers", available, default=available, key=f"prune_layers_{granularity}")
     amount_spec, step = spec(PruneConfig, "amount"), 0.01
