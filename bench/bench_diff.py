@@ -26,18 +26,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import REPO_ROOT, add_dataset_options, add_output_option, dataset_spec, write_results  # noqa: E402
+from bench.common import REPO_ROOT, add_dataset_options, add_output_option, child_run, dataset_spec, write_results  # noqa: E402
 from core.contract.context import RunContext  # noqa: E402
 from core.contract.predictions import PREDICTIONS_DIR  # noqa: E402
 from core.contract.record import record  # noqa: E402
 from core.contract.source import ModelSource  # noqa: E402
-from core.foundation import history  # noqa: E402
 from core.foundation.baseline.trained import BaselineConfig, get_baseline  # noqa: E402
 from core.foundation.data.datasets import load_dataset  # noqa: E402
 from core.foundation.progress import stderr_progress  # noqa: E402
 from core.foundation.workspace import Workspace  # noqa: E402
 from core.pruning import PruneConfig, prune  # noqa: E402
 from core.quantization import StaticInt8Config, quantize  # noqa: E402
+
+BENCH_TAG = "bench_diff"  # the recorded runs' parameter that names what this bench made them as
 
 # Run in a child process: time the comparison alone, after the imports.
 MEASURE = """
@@ -53,14 +54,6 @@ print(json.dumps({"import_seconds": imported - started, "diff_seconds": done - i
 """
 
 
-def child_run(workspace: Workspace, parent: int, description: str) -> int:
-    """The id of the recorded child of `parent` this bench made as `description`, or -1."""
-    for run in history.descendants(workspace.history_db, parent):
-        if run.params.get("bench_diff") == description:
-            return run.id
-    return -1
-
-
 def ensure_runs(workspace: Workspace, spec) -> dict[str, int]:
     progress = stderr_progress(0.25)
     dataset = load_dataset(spec, workspace, progress)
@@ -68,9 +61,9 @@ def ensure_runs(workspace: Workspace, spec) -> dict[str, int]:
     source = ModelSource.from_baseline(baseline)
     made = {"baseline": baseline.run_id}
     for name, technique, config in (("prune", prune, PruneConfig(granularity="channel", amount=0.5, remove=True, finetune_epochs=1)), ("static_int8", quantize, StaticInt8Config())):
-        existing = child_run(workspace, baseline.run_id, name)
+        existing = child_run(workspace, baseline.run_id, name, BENCH_TAG)
         if existing < 0:
-            existing = record(technique(source, config, RunContext(workspace, progress)), workspace, extra_params={"bench_diff": name})
+            existing = record(technique(source, config, RunContext(workspace, progress)), workspace, extra_params={BENCH_TAG: name})
         made[name] = existing
     return made
 

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from bench.common import add_dataset_options, add_output_option, dataset_spec, machine_facts, write_results  # noqa: E402
+from bench.common import add_dataset_options, add_output_option, child_run, dataset_spec, machine_facts, write_results  # noqa: E402
 from core.contract.context import RunContext  # noqa: E402
 from core.contract.record import record  # noqa: E402
 from core.contract.source import ModelSource  # noqa: E402
@@ -56,13 +56,6 @@ TARGET_PRUNING_SPEEDUP = 2.0
 BENCH_TAG = "bench_runtimes"
 
 
-def child_run(workspace: Workspace, parent: int, description: str) -> int:
-    for run in history.descendants(workspace.history_db, parent):
-        if run.params.get(BENCH_TAG) == description:
-            return run.id
-    return -1
-
-
 def ensure_runs(workspace: Workspace, spec) -> dict[str, int]:
     """The baseline, its Smallest-fast pruning, and that pruning's static int8 (made when missing)."""
     progress = stderr_progress(0.25)
@@ -71,11 +64,11 @@ def ensure_runs(workspace: Workspace, spec) -> dict[str, int]:
     options = {**PRESETS["smallest-fast"].options, "steps": ("prune", "quantize")}
     config = build_pipeline_config(options, baseline.config.model)
     made = {"baseline": baseline.run_id}
-    pruned = child_run(workspace, baseline.run_id, "prune")
+    pruned = child_run(workspace, baseline.run_id, "prune", BENCH_TAG)
     if pruned < 0:
         pruned = record(prune(ModelSource.from_baseline(baseline), config.prune, RunContext(workspace, progress)), workspace, extra_params={BENCH_TAG: "prune"})
     made["prune"] = pruned
-    int8 = child_run(workspace, pruned, "static_int8")
+    int8 = child_run(workspace, pruned, "static_int8", BENCH_TAG)
     if int8 < 0:
         source = ModelSource.from_run(workspace, pruned)
         int8 = record(quantize(source, config.quantize, RunContext(workspace, progress)), workspace, extra_params={BENCH_TAG: "static_int8"})

@@ -1,4 +1,4 @@
-"""Shared bits of the benchmark scripts: machine facts, which dataset to measure on, and writing results."""
+"""Shared bits of the benchmark scripts: machine facts, which dataset to measure on, the runs a bench made, and writing results."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from pathlib import Path
 
 import torch
 
+from core.foundation import history
 from core.foundation.data.datasets import DatasetSpec
+from core.foundation.workspace import Workspace
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
@@ -119,6 +121,18 @@ def apptest_app(spec: DatasetSpec, workspace_root: Path, timeout: float = 600):
     at.session_state["sidebar_train_size"] = spec.train_size or 0
     at.run()
     return at
+
+
+# ------------------------------------------------------------------------------- the runs a bench made
+
+
+def child_run(workspace: Workspace, parent: int, description: str, tag: str) -> int:
+    """The id of the recorded child of `parent` that a bench made as `description` (recorded with
+    extra_params={tag: description}), or -1."""
+    for run in history.descendants(workspace.history_db, parent):
+        if run.params.get(tag) == description:
+            return run.id
+    return -1
 
 
 # ------------------------------------------------------------------------------- results
