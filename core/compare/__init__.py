@@ -1,13 +1,12 @@
-"""Compare runs: one comparable summary per recorded run, the side-by-side table, the Pareto front,
-lineage, and the model zip. Charts (core.charts) and the HTML report (core.report.html) read from here;
-nothing here imports them, so the dependency runs one way.
+"""Compare runs: the side-by-side table of chosen runs against a reference, lineage, and the
+chosen runs for the Compare page and the report. Charts (core.charts) and the HTML report
+(core.report.html) read from here; nothing here imports them, so the dependency runs one way.
 
-- runs: RunSummary (one comparable summary per recorded run), comparison_table, table_records
-- legacy: the figures of runs recorded before the technique contract
-- pareto: pareto_front
+- runs: comparison_table, table_records, pick_reference, waterfall_steps
 - lineage: lineage_nodes, chain
 - selection: load_summaries, baseline_for, parse_run_ids
-- artifact: ModelPackage, write_model_zip, read_model_zip, load_model_zip, evaluate_package
-- sources: package_for_run, package_from_quantized, dataset_for_run, recipe_for_run
-- cli: the `runs`, `report` and `pipeline` commands
+
+A run's summary is core.contract.run_summary's (RunSummary, summarize); its model zip is
+core.contract.artifact's; rebuilding a run's model is core.contract.run_models'; the Pareto front is
+core.foundation.measures.pareto's; the `runs`, `report` and `pipeline` commands are in core/cli/.
 """
