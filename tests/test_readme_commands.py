@@ -7,6 +7,10 @@ unless the nearest line above its fence is `<!-- not run by tests: REASON -->`. 
 still parsed by the CLI's own parser, so a flag that no longer exists fails here too. A trailing
 `# run N` comment is checked against the run id the command prints: the docs' run ids are those of
 that fresh workspace.
+
+A document's commands run one after another in one Python process, through core.cli.main.main,
+which is all `python -m core` does (core/__main__.py): torch's import (3.8 s here) is paid once per
+document instead of once per command, and the commands share a process as they share a dashboard.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import re
 import shlex
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,23 +149,46 @@ def test_every_repository_path_in_the_documents_exists():
     assert not missing, "paths the docs name that do not exist:\n" + "\n".join(missing)
 
 
+# Runs a document's commands in one process and writes what each one did to a JSON file as it goes
+# (so a command that kills the process still leaves the earlier ones' results).
+COMMAND_RUNNER = """
+import contextlib, io, json, sys, time
+from core.cli.main import main
+
+commands, results_path, results = json.loads(sys.argv[1]), sys.argv[2], []
+for argv in commands:
+    stdout, stderr, started = io.StringIO(), io.StringIO(), time.perf_counter()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        try:
+            code = main(argv)
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else 1
+    results.append({"code": code, "stdout": stdout.getvalue(), "stderr": stderr.getvalue(), "seconds": time.perf_counter() - started})
+    with open(results_path, "w") as file:
+        json.dump(results, file)
+    if code != 0:
+        break
+"""
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("document", sorted(EXPECTED_RUNS))
 def test_documented_commands_run_as_written(document, tmp_path):
     runnable = [command for command in ALL_COMMANDS if command.document == document and command.skip_reason is None]
     assert len(runnable) >= EXPECTED_RUNS[document]
-    workspace, cwd = tmp_path / "mel-home", tmp_path / "cwd"
+    workspace, cwd, results_path = tmp_path / "mel-home", tmp_path / "cwd", tmp_path / "results.json"
     cwd.mkdir()
     env = {key: value for key, value in os.environ.items() if key not in ("RAY_ADDRESS", "MEL_CLASSROOM", "MEL_DATA_DIR")}
     env["MEL_HOME"] = str(workspace)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-    timings = []
-    for command in runnable:
-        started = time.perf_counter()
-        result = subprocess.run([sys.executable, "-m", "core", *command.argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-        timings.append((time.perf_counter() - started, command.text))
-        assert result.returncode == 0, f"{command}\nexited {result.returncode}:\n{result.stderr[-3000:]}"
-        payload = json.loads(result.stdout.strip().splitlines()[-1])
+    process = subprocess.run(
+        [sys.executable, "-c", COMMAND_RUNNER, json.dumps([list(command.argv) for command in runnable]), str(results_path)], cwd=cwd, env=env, capture_output=True, text=True, timeout=1200
+    )
+    results = json.loads(results_path.read_text()) if results_path.exists() else []
+    for command, result in zip(runnable, results, strict=False):
+        assert result["code"] == 0, f"{command}\nexited {result['code']}:\n{result['stderr'][-3000:]}"
+        payload = json.loads(result["stdout"].strip().splitlines()[-1])
         if command.run_id is not None:
             assert payload.get("run_id") == command.run_id, f"{command}\nprinted run_id {payload.get('run_id')}, the doc says run {command.run_id}"
-    print("\n".join(f"{seconds:6.1f} s  {text}" for seconds, text in timings))
+    assert process.returncode == 0 and len(results) == len(runnable), f"the runner stopped after {len(results)} of {len(runnable)} commands (exit {process.returncode}):\n{process.stderr[-3000:]}"
+    print("\n".join(f"{result['seconds']:6.1f} s  {command.text}" for command, result in zip(runnable, results, strict=True)))
