@@ -19,9 +19,22 @@ if TYPE_CHECKING:
     from streamlit.testing.v1 import AppTest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# A private torch.compile cache per test session (inherited by the servers the browser tests start):
-# a kernel left half-written in the machine-wide cache by a killed process must not fail a test.
-os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="mel-test-inductor-"))
+
+
+def _test_run_inductor_cache() -> str:
+    """A torch.compile cache private to this test run (a kernel left half-written in the machine-wide
+    cache by a killed process must not fail a test) and shared by its xdist workers and every server
+    and command they start: the same int8 kernels compile in many tests, and inductor writes its
+    cache files atomically, so concurrent processes may share one."""
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")  # the same in every worker of one run
+    if not run_id:
+        return tempfile.mkdtemp(prefix="mel-test-inductor-")
+    folder = Path(tempfile.gettempdir()) / f"mel-test-inductor-{run_id}"
+    folder.mkdir(exist_ok=True)
+    return str(folder)
+
+
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", _test_run_inductor_cache())
 # Latencies are measured by the protocol as in the product, with no time budget beyond its 5 timed
 # passes per model, batch size and round (inherited by the servers and commands the tests start):
 # the tests check what is measured and how it is labelled, never how fast anything is.

@@ -301,9 +301,11 @@ def test_cli_bad_grid_exits_2_before_any_work(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_sweep_json_and_rerun(tmp_path):
+def test_cli_sweep_json_and_rerun(baseline_workspace, tmp_path):
+    home = tmp_path / "ws"
+    shutil.copytree(baseline_workspace, home)  # the sweep's source is the cached baseline, as on the page
     args = ("sweep", "--grid", "prune.amount=0.3,0.6", "--grid", "quantize.bits=8", "--objective", "size", "--budget-points", "3")
-    completed = run_cli(*args, home=tmp_path)
+    completed = run_cli(*args, home=home)
     assert completed.returncode == 0, completed.stderr[-3000:]
     payload = json.loads(completed.stdout.strip().splitlines()[-1])
     assert payload["engine"] == "ray" and payload["ray_address"] and payload["trials_run"] == 2 and payload["sweep_id"].startswith("sweep-")
@@ -315,9 +317,9 @@ def test_cli_sweep_json_and_rerun(tmp_path):
     assert "[sweep]" in completed.stderr
     from core.foundation.workspace import Workspace
 
-    runs = history.list_runs(Workspace.open(tmp_path).history_db, technique="pipeline")  # prune + quantize: each trial a pipeline
+    runs = history.list_runs(Workspace.open(home).history_db, technique="pipeline")  # prune + quantize: each trial a pipeline
     assert {run.id for run in runs} == run_ids
-    again = json.loads(run_cli(*args, home=tmp_path).stdout.strip().splitlines()[-1])
+    again = json.loads(run_cli(*args, home=home).stdout.strip().splitlines()[-1])
     assert again["trials_run"] == 0 and {trial["run_id"] for trial in again["trials"]} == run_ids
 
 
