@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
@@ -113,6 +114,21 @@ def pytest_xdist_make_scheduler(config, log):
             return work_unit(nodeid)
 
     return WorkUnitScheduling(config, log)
+
+
+def cli_in_process(capsys, *argv: str) -> subprocess.CompletedProcess:
+    """`python -m core ARGV` as core/__main__.py runs it, in this process (no 4 s torch import per
+    call), with its exit status, stdout and stderr as a subprocess would give them. Tests of the
+    process itself (Ctrl-C, a fresh interpreter) start a real one instead."""
+    from core.cli.main import main
+
+    capsys.readouterr()  # drop whatever the test printed before
+    try:
+        code = main(list(argv))
+    except SystemExit as stop:  # argparse's own refusals
+        code = stop.code if isinstance(stop.code, int) else 1
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(["python", "-m", "core", *argv], code, captured.out, captured.err)
 
 
 @pytest.fixture(scope="session")

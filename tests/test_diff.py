@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -24,9 +22,7 @@ from core.foundation.errors import UserError
 from core.foundation.workspace import META_FILE, WEIGHTS_FILE, Workspace, atomic_save_tensors, save_checkpoint
 from core.pruning import PruneConfig, prune
 from core.quantization import SimulateConfig, StaticInt8Config, quantize
-from tests.conftest import recorded_history
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import cli_in_process, recorded_history
 
 
 @pytest.fixture(scope="module")
@@ -212,15 +208,15 @@ def test_diff_predictions_refuses_mismatched_shapes():
         diff_predictions(torch.zeros(4, 3), torch.zeros(5, 3), torch.zeros(4, dtype=torch.long), ["a", "b", "c"])
 
 
-def run_cli(*args: str, workspace: Workspace) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "core", *args, "--workspace", str(workspace.root)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+def run_cli(capsys, *args: str, workspace: Workspace) -> subprocess.CompletedProcess:
+    return cli_in_process(capsys, *args, "--workspace", str(workspace.root))
 
 
 @pytest.mark.slow
-def test_cli_diff_prints_the_comparison_as_its_last_json_line(runs):
+def test_cli_diff_prints_the_comparison_as_its_last_json_line(runs, capsys):
     workspace, ids = runs["workspace"], runs["ids"]
     expected = diff_runs(workspace, ids["bits4"]).as_dict()  # first: both sides' predictions are then cached, whatever ran before
-    completed = run_cli("diff", "--run", str(ids["bits4"]), workspace=workspace)
+    completed = run_cli(capsys, "diff", "--run", str(ids["bits4"]), workspace=workspace)
     assert completed.returncode == 0, completed.stderr
     payload = json.loads(completed.stdout.strip().splitlines()[-1])
     for key in ("run_a", "run_b", "test_images", "agreement", "both_right", "only_a_right", "only_b_right", "both_wrong", "flipped"):
@@ -240,18 +236,18 @@ def test_cli_diff_prints_the_comparison_as_its_last_json_line(runs):
         (("--run", "1", "--run", "2", "--run", "3"), "two runs"),
     ],
 )
-def test_cli_diff_refuses_bad_runs_in_one_line(runs, args, message):
-    completed = run_cli("diff", *args, workspace=runs["workspace"])
+def test_cli_diff_refuses_bad_runs_in_one_line(runs, args, message, capsys):
+    completed = run_cli(capsys, "diff", *args, workspace=runs["workspace"])
     assert completed.returncode == 2
     assert message in completed.stderr and len(completed.stderr.strip().splitlines()) == 1
     assert completed.stdout == ""
 
 
 @pytest.mark.slow
-def test_cli_diff_refuses_two_runs_on_different_test_sets(runs):
+def test_cli_diff_refuses_two_runs_on_different_test_sets(runs, capsys):
     workspace, ids = runs["workspace"], runs["ids"]
     subset = get_baseline(BaselineConfig(DatasetSpec("digits", test_size=100), epochs=1), workspace)
-    completed = run_cli("diff", "--run", str(ids["masked"]), "--run", str(subset.run_id), workspace=workspace)
+    completed = run_cli(capsys, "diff", "--run", str(ids["masked"]), "--run", str(subset.run_id), workspace=workspace)
     assert completed.returncode == 2 and "different test sets" in completed.stderr
     assert len(completed.stderr.strip().splitlines()) == 1
 
