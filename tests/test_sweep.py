@@ -24,7 +24,7 @@ from core.sweep.grid import parse_axis, parse_grid
 from core.sweep.run import EngineOptions, SweepSpec, run_sweep
 from core.sweep.search import Search, candidates, next_trials, parse_search, ruled_out_by
 from core.sweep.trials import plan_trial
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, cli_in_process
 
 # ------------------------------------------------------------------------------------- grid
 
@@ -287,14 +287,15 @@ def run_cli(*args, home, env_extra=None, timeout=600):
     return subprocess.run([sys.executable, "-m", "core", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def test_cli_bad_grid_exits_2_before_any_work(tmp_path):
+def test_cli_bad_grid_exits_2_before_any_work(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MEL_HOME", str(tmp_path / "home"))
     for args, message in (
         (["--grid", "prune.amount=0.9:0.1:0.1"], "empty range"),
         (["--grid", "prune.bogus=1"], "no parameter 'bogus'"),
         (["--grid", "prune.amount=0.5", "--search", "best"], "unknown --search"),
         (["--grid", "prune.amount=0.5", "--budget-points", "-1"], "--budget-points"),
     ):
-        completed = run_cli("sweep", *args, home=tmp_path / "home")
+        completed = cli_in_process(capsys, "sweep", *args)
         assert completed.returncode == 2, completed.stderr
         assert completed.stderr.strip().count("\n") == 0 and message in completed.stderr
     assert not (tmp_path / "home").exists()  # refused before a workspace, a baseline or Ray
