@@ -5,14 +5,12 @@ The dashboard side is in tests/test_broken_history_app.py."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 
 from core.foundation import history
 from core.foundation.errors import UserError
-from tests.conftest import REPO_ROOT
+from tests.conftest import cli_in_process
 
 NOT_A_DATABASE = "is not a SQLite database (a half-copied workspace?); move it aside or restore it from a backup, then retry"
 
@@ -28,11 +26,6 @@ def break_history(root) -> bytes:
 def assert_untouched(root, garbage: bytes) -> None:
     assert (root / "runs.sqlite").read_bytes() == garbage
     assert sorted(p.name for p in root.glob("runs.sqlite*")) == ["runs.sqlite"]  # no -wal, -shm or -journal beside it
-
-
-def run_cli(*args, home):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "core", *args, "--workspace", str(home)], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
 def test_every_history_call_names_the_file_in_one_line_and_leaves_it_alone(tmp_path):
@@ -52,9 +45,9 @@ def test_every_history_call_names_the_file_in_one_line_and_leaves_it_alone(tmp_p
 
 
 @pytest.mark.parametrize("command", [["runs"], ["train", "--dataset", "digits", "--epochs", "1"]])
-def test_cli_exits_2_with_one_line_naming_the_file(tmp_path, command):
+def test_cli_exits_2_with_one_line_naming_the_file(tmp_path, command, capsys):
     garbage = break_history(tmp_path)
-    completed = run_cli(*command, home=tmp_path)
+    completed = cli_in_process(capsys, *command, "--workspace", str(tmp_path))
     assert completed.returncode == 2, completed.stderr
     assert "Traceback" not in completed.stderr
     errors = [line for line in completed.stderr.splitlines() if not line.startswith("[")]  # "[train] ..." lines are progress
