@@ -17,7 +17,7 @@ import streamlit as st
 
 from core.charts.training import live_training_figure
 from core.foundation import history
-from core.foundation.baseline.config import BaselineConfig
+from core.foundation.baseline.config import MAX_SEED, MAX_SUBSET_SIZE, BaselineConfig
 from core.foundation.data.names import DEFAULT_DATASET, FOLDER_PREFIX, TORCHVISION_DATASETS, DatasetSpec, is_dataset_on_disk, validate_dataset_name
 from core.foundation.errors import UserError
 from core.foundation.models.names import available_models
@@ -119,9 +119,9 @@ def sidebar_config() -> BaselineConfig:
         report_error(error)
         name = DEFAULT_DATASET
     model = st.sidebar.selectbox("Baseline model", available_models(), key="sidebar_model")
-    train_size = st.sidebar.number_input("Train images (0 = all)", min_value=0, value=0, step=500, key="sidebar_train_size")
+    train_size = st.sidebar.number_input("Train images (0 = all)", min_value=0, max_value=MAX_SUBSET_SIZE, value=0, step=500, key="sidebar_train_size")
     epochs = st.sidebar.number_input("Epochs (empty = classroom preset)", min_value=0, max_value=MAX_EPOCHS, value=None, placeholder="preset", key="sidebar_epochs")
-    seed = st.sidebar.number_input("Seed", min_value=0, value=0, key="sidebar_seed")
+    seed = st.sidebar.number_input("Seed", min_value=0, max_value=MAX_SEED, value=0, key="sidebar_seed")
     device = st.sidebar.selectbox("Device", available_devices(), key="sidebar_device")
     share.write_sidebar_link()  # the current values back into the URL, and the Share expander
     st.sidebar.toggle("Presentation mode", key=PRESENTATION_KEY, help="Larger fonts and charts, controls tucked away: for projecting")

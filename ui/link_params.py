@@ -19,6 +19,7 @@ from core.contract.options import OptionSpec, _argument_type, specs
 from core.foundation.baseline.config import BaselineConfig
 from core.foundation.data.names import DatasetSpec, validate_dataset_name
 from core.foundation.errors import UserError
+from ui.plain_text import literal, literal_in
 
 TRUE_WORDS = ("true", "1", "yes", "on")
 FALSE_WORDS = ("false", "0", "no", "off")
@@ -71,25 +72,26 @@ class LinkParam:
 
     def read(self, text: str) -> tuple[Any, str | None]:
         """(value, None) for an accepted text; (the default, one warning line) for a refused one."""
+        # The text is the link's, not this app's: shown short and as itself (ui/plain_text.py).
         fallback = f"; using {show_value(self.default, self.empty)}"
         try:
             value = self.parse(text)
-        except ValueError:
-            return self.default, f"Link: {self.name}={text} is not {KIND_WORDS.get(self.kind, 'valid')}{fallback}"
+        except ValueError:  # also a whole number of more than 4,300 digits
+            return self.default, f"Link: {self.name}={literal(text)} is not {KIND_WORDS.get(self.kind, 'valid')}{fallback}"
         try:
             if self.choices is not None and value not in self.choices:
                 raise UserError(f"--{self.name} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
             self.check(value)
         except UserError as error:
-            return self.default, f"Link: {self.name}={text} {self.reason(value, error)}{fallback}"
+            return self.default, f"Link: {self.name}={literal(text)} {self.reason(value, error, text)}{fallback}"
         return value, None
 
-    def reason(self, value: Any, error: UserError) -> str:
+    def reason(self, value: Any, error: UserError, text: str = "") -> str:
         if self.choices is not None and value not in self.choices:
             return f"is not one of {', '.join(map(str, self.choices))}"
         if self.range_text and not (isinstance(value, float) and not math.isfinite(value)):
             return f"is outside {self.range_text}"
-        return f"is refused ({error})"
+        return f"is refused ({literal_in(str(error), text)})"
 
     def text(self, value: Any) -> str | None:
         """The value as the link writes it; None leaves it out (its default, unless `keep`)."""
@@ -167,7 +169,8 @@ def settle_conflicts(
         except UserError as error:
             default = (defaults or {}).get(name, params[name].default)
             given[name] = default
-            warnings.append(f"Link: {params[name].name}={query.get(params[name].name)} does not fit the rest ({error}); using {show_value(default)}")
+            text = query.get(params[name].name) or ""
+            warnings.append(f"Link: {params[name].name}={literal(text)} does not fit the rest ({literal_in(str(error), text)}); using {show_value(default)}")
     return warnings
 
 

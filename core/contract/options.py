@@ -75,7 +75,8 @@ class OptionSpec:
         too_low = self.minimum is not None and value < self.minimum
         too_high = (self.maximum is not None and value > self.maximum) or (self.below is not None and value >= self.below)
         if too_low or too_high:
-            raise UserError(f"{self.cli_flag} must be in {self.describe_range()}, got {value:g}")
+            shown = f"{value:g}" if isinstance(value, float) else str(value)  # :g of a 400-digit int overflows
+            raise UserError(f"{self.cli_flag} must be in {self.describe_range()}, got {shown}")
 
 
 def option(

@@ -22,6 +22,7 @@ import streamlit as st
 
 from core.foundation.data.names import FOLDER_PREFIX
 from ui.link_params import query_text, read_params, sidebar_params
+from ui.plain_text import literal
 from ui.share import compare, distillation, explore, pruning, quantization
 from ui.share.url_state import applied_values, fresh_query, warn, write_query
 
@@ -65,7 +66,7 @@ def apply_sidebar_link(models: list[str], devices: list[str]) -> None:
     for name, text in st.query_params.items():
         if name not in known and applied.get(f"unknown:{name}") != text:
             applied[f"unknown:{name}"] = text
-            warnings.append(f"Link: unknown parameter {name}={text} ignored")
+            warnings.append(f"Link: unknown parameter {literal(name)}={literal(text)} ignored")
     reading = read_params(params, fresh_query(set(params)))
     for name, value in reading.values.items():
         if name == "dataset":
@@ -183,4 +184,15 @@ def show_link(page: str | None) -> None:
     link = link_for(page)
     with placeholder.container():
         st.code(link, language=None, wrap_lines=True)
-        st.image(qr_png(link), caption="Scan to open this setup", width=180)
+        try:
+            png = qr_png(link)
+        except segno_too_long():  # about 2,300 characters: a link just opened may carry anything
+            st.caption("This link is too long for a QR code; copy it instead.")
+            return
+        st.image(png, caption="Scan to open this setup", width=180)
+
+
+def segno_too_long() -> type[Exception]:
+    from segno.encoder import DataOverflowError
+
+    return DataOverflowError

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ui.link_params import LinkParam
+from ui.plain_text import literal
 from ui.share.url_state import fresh_query, warn, write_query
 
 # The Compare page's settings, by `python -m core report`'s names: the run everything is compared
@@ -17,6 +18,12 @@ def link_params() -> dict[str, LinkParam]:
     return {"reference": LinkParam("reference", None, int), "runs": LinkParam("runs", None, str)}
 
 
+def run_id(text: str) -> int | None:
+    """A run id as the link writes it (digits), or None: "²" is a digit to str.isdigit but no number."""
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdecimal() and len(text) <= 18 else None
+
+
 def apply(references: list[int], recorded: list[int], default_reference: int | None) -> None:
     """A link's reference (one of `references`, the baseline and pinned runs) and selected runs (of
     `recorded`, the history's ids) into the page's widgets; what the history lacks is one line each."""
@@ -24,17 +31,17 @@ def apply(references: list[int], recorded: list[int], default_reference: int | N
     fallback = "the sidebar's baseline" if default_reference is None else f"#{default_reference}"
     if "reference" in query:
         text = query["reference"]
-        reference = int(text) if text.strip().isdigit() else None
+        reference = run_id(text)
         if reference in references:
             st.session_state[COMPARE_KEYS["reference"]] = reference
         else:
-            warnings.append(f"Link: reference={text} is not a baseline or pinned run of this history; using {fallback}")
+            warnings.append(f"Link: reference={literal(text)} is not a baseline or pinned run of this history; using {fallback}")
     if "runs" in query:
         words = [word.strip() for word in query["runs"].split(",") if word.strip()]
-        found = [int(word) for word in words if word.isdigit() and int(word) in recorded]
-        missing = [word for word in words if not (word.isdigit() and int(word) in recorded)]
+        found = [run_id(word) for word in words if run_id(word) in recorded]
+        missing = [word for word in words if run_id(word) not in recorded]
         if missing:
-            warnings.append(f"Link: runs {', '.join(missing)} are not in this history; {'showing the others' if found else 'none selected'}")
+            warnings.append(f"Link: runs {literal(', '.join(missing))} are not in this history; {'showing the others' if found else 'none selected'}")
         st.session_state[COMPARE_KEYS["runs"]] = list(dict.fromkeys(found))
     warn(warnings)
 

@@ -10,6 +10,7 @@ import streamlit as st
 
 from core.foundation.errors import UserError
 from ui.link_params import LinkParam, read_params
+from ui.plain_text import literal, literal_in
 from ui.share.url_state import applied_values, fresh_query, warn, write_query
 
 # The Explore page's settings, by `python -m core sweep`'s names, with their widget keys. Not
@@ -108,20 +109,20 @@ def _apply_grid(texts: list[str]) -> list[str]:
         try:
             axis = parse_grid([text]).axes[0]
         except UserError as error:
-            warnings.append(f"Link: grid={text} is refused ({error}); using the form's default for it")
+            warnings.append(f"Link: grid={literal(text)} is refused ({literal_in(str(error), text)}); using the form's default for it")
             continue
         if axis.name in axes:
             try:
                 parse_grid([axes[axis.name][0], text])  # raises parse_grid's own "given twice"
             except UserError as error:
-                warnings.append(f"Link: grid={text} is refused ({error}); the first one applies")
+                warnings.append(f"Link: grid={literal(text)} is refused ({literal_in(str(error), text)}); the first one applies")
             continue
         axes[axis.name] = (text, axis)
     widgets: dict[str, Any] = {}
     for text, axis in axes.values():
         fields, problem = _explore_axis(axis)
         if problem:
-            warnings.append(f"Link: grid={text} {problem}")
+            warnings.append(f"Link: grid={literal(text)} {literal_in(problem, text)}")
         else:
             widgets[axis.name] = fields
     ticked = {name.partition(".")[0] for name in widgets}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ui.link_params import LinkParam, config_params, read_params
+from ui.plain_text import literal
 from ui.share.url_state import fresh_query, warn, write_query
 
 # Each quantization mode's widgets, by config field: (widget key, the radio's labels for True and False, or None).
@@ -57,7 +58,7 @@ def apply() -> None:
     reading = read_params(params, query)
     warnings = mode_reading.warnings + reading.warnings
     own = {param.name for param in params.values()} | {"mode"}
-    warnings += [f"Link: {name}={query[name]} is not a setting of mode {mode}; ignored" for name in query if name not in own]
+    warnings += [f"Link: {name}={literal(query[name])} is not a setting of mode {mode}; ignored" for name in query if name not in own]
     for field, value in reading.values.items():
         key, labels = QUANT_WIDGETS[mode][field]
         st.session_state[key] = (labels[0] if value else labels[1]) if labels else value

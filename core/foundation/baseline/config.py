@@ -17,6 +17,10 @@ from core.foundation.training.records import MAX_EPOCHS, TrainRecipe
 from core.foundation.workspace import Workspace, config_key
 
 CHECKPOINT_FORMAT_VERSION = 1
+# A seed torch's generators take (up to 2**64 - 1, and the loop seeds augmentation with seed + 1),
+# and a size a browser's number box can hold (2**53 - 1): larger values crashed the CLI and the sidebar.
+MAX_SEED = 2**32 - 1
+MAX_SUBSET_SIZE = 10**9  # images; more than any dataset here, so "at most" this is "all"
 
 
 @dataclass(frozen=True)
@@ -35,9 +39,13 @@ class BaselineConfig:
             raise UserError(f"--epochs must be between 0 and {MAX_EPOCHS}, got {self.epochs}")
         if self.seed < 0:
             raise UserError(f"--seed must be 0 or more, got {self.seed}")
+        if self.seed > MAX_SEED:
+            raise UserError(f"--seed must be at most {MAX_SEED}, got {self.seed}")
         for name, value in (("train-size", self.dataset.train_size), ("test-size", self.dataset.test_size)):
             if value is not None and value < 1:
                 raise UserError(f"--{name} must be at least 1, got {value}")
+            if value is not None and value > MAX_SUBSET_SIZE:
+                raise UserError(f"--{name} must be at most {MAX_SUBSET_SIZE}, got {value}")
 
 
 def recipe_with_epochs(config: BaselineConfig, preset: TrainRecipe) -> TrainRecipe:
