@@ -38,6 +38,7 @@ from ui.metrics import delta_or_none
 from ui.opened_run import show_opened_run
 from ui.source import choose_source
 from ui.state import cached_baseline, format_bytes, presentation_mode, progress_reporter, report_error, show_figure, workspace
+from ui.uploads import too_large, upload_label, upload_message, upload_name
 
 TABS = ["Runs", "Charts", "Example by example", "Pipeline", "Deploy", "Export & import"]
 CUSTOM = "custom"
@@ -419,7 +420,11 @@ def export_tab(runs: list[RunSummary], reference: RunSummary) -> None:
         st.info(status.reason, icon="🖼️")
 
     st.markdown("**Load a model zip**")
-    upload = st.file_uploader("Model zip exported by this app", key="compare_upload", help="Only safetensors and JSON are read; anything pickled is refused")
+    upload = st.file_uploader(
+        upload_label("Model zip exported by this app"),
+        key="compare_upload",
+        help="Read in memory and never saved: only its safetensors and JSON are read; anything pickled, or a member path outside the zip, is refused",
+    )
     if upload is not None:
         show_uploaded(upload.getvalue(), upload.name)
 
@@ -446,10 +451,15 @@ def chart_png(run_ids: list[int], reference_id: int, chart: str) -> bytes:
 
 
 def show_uploaded(data: bytes, name: str) -> None:
+    """An uploaded model zip, read in memory (nothing is written), named by its last path part as plain text."""
+    refusal = too_large(len(data))
+    if refusal:
+        st.error(upload_message(refusal), icon="⚠️")
+        return
     try:
-        model, package = load_model_zip(data, name)
+        model, package = load_model_zip(data, upload_name(name))
     except UserError as error:
-        report_error(error)
+        st.error(upload_message(str(error)), icon="⚠️")
         return
     info = package.info
     columns = st.columns(3)
@@ -462,8 +472,8 @@ def show_uploaded(data: bytes, name: str) -> None:
         return
     try:
         evaluation = evaluate_package(model, package, baseline.dataset)
-    except UserError as error:
-        report_error(error)
+    except UserError as error:  # may quote the zip's own metadata (its dataset's name)
+        st.error(upload_message(str(error)), icon="⚠️")
         return
     delta = None if recorded is None else delta_or_none(100 * (evaluation.accuracy - recorded), "{:+.2f} points vs recorded")
     columns[2].metric(f"Accuracy now ({info.get('dataset')})", f"{evaluation.accuracy:.2%}", delta, delta_color="off")

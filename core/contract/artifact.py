@@ -308,7 +308,8 @@ def _zip(weights: bytes, metadata: bytes, compression: int) -> bytes:
 
 
 def read_model_zip(data: bytes, name: str = "the upload") -> ModelPackage:
-    """A package from model-zip bytes, or a one-line UserError saying why they are refused."""
+    """A package from model-zip bytes, or a one-line UserError saying why they are refused. Nothing
+    is extracted or written: the two members are read into memory by their exact names."""
     if len(data) > MAX_ZIP_BYTES:
         raise UserError(f"{name} is {len(data) / 1e6:.1f} MB; model zips up to {MAX_ZIP_BYTES / 1e6:.0f} MB are accepted")
     try:
@@ -316,9 +317,12 @@ def read_model_zip(data: bytes, name: str = "the upload") -> ModelPackage:
         members = {info.filename: info for info in archive.infolist()}
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError):
         raise UserError(f"{name} is not a model zip: expected a .zip holding {WEIGHTS_MEMBER} and {META_MEMBER} (pickled .pt/.pth checkpoints are never loaded)") from None
+    escaping = sorted(member for member in members if _leaves_the_archive(member))
+    if escaping:
+        raise UserError(f"{name} holds {_member_list(escaping)}, a path outside the zip's own folder; refusing it (a model zip holds only {WEIGHTS_MEMBER} and {META_MEMBER})")
     unexpected = sorted(set(members) - {WEIGHTS_MEMBER, META_MEMBER})
     if unexpected:
-        raise UserError(f"{name} holds {', '.join(unexpected)}; a model zip holds only {WEIGHTS_MEMBER} and {META_MEMBER} (nothing else is read, nothing is unpickled)")
+        raise UserError(f"{name} holds {_member_list(unexpected)}; a model zip holds only {WEIGHTS_MEMBER} and {META_MEMBER} (nothing else is read, nothing is unpickled)")
     missing = sorted({WEIGHTS_MEMBER, META_MEMBER} - set(members))
     if missing:
         raise UserError(f"{name} lacks {', '.join(missing)}; export a model from the Compare page or `python -m core` to get a complete zip")
@@ -356,6 +360,20 @@ def read_model_zip(data: bytes, name: str = "the upload") -> ModelPackage:
     if sorted(quantized) != sorted(metadata.get("quantized_weights", [])):
         raise UserError(f"{name}: the quantized tensors in {WEIGHTS_MEMBER} differ from those {META_MEMBER} lists")
     return package
+
+
+def _leaves_the_archive(member: str) -> bool:
+    """A member name that an extractor would write outside its target folder (zip slip): absolute
+    (/etc/x, C:/x, \\\\host\\x) or going up (../x, a/../../x)."""
+    path = member.replace("\\", "/")
+    return path.startswith("/") or (len(path) > 1 and path[1] == ":") or ".." in path.split("/")
+
+
+def _member_list(members: list[str], shown: int = 5) -> str:
+    """Member names for a one-line message: quoted (a newline in a name stays \\n), each cut short, at most `shown` of them."""
+    names = [repr(member if len(member) <= 60 else member[:60] + "…") for member in members[:shown]]
+    more = len(members) - shown
+    return ", ".join(names) + (f" and {more} more" if more > 0 else "")
 
 
 def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> bytes:

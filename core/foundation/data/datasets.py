@@ -99,6 +99,8 @@ def load_full_dataset(name: str, workspace: Workspace, progress: ProgressCallbac
     if name == DEFAULT_DATASET:
         source_signature = {"source": "scikit-learn load_digits"}
     elif name.startswith(FOLDER_PREFIX):
+        # The layout first: the signature walks the whole folder, and a link may name folder:/.
+        _check_folder_layout(Path(name[len(FOLDER_PREFIX) :]))
         source_signature = _folder_signature(Path(name[len(FOLDER_PREFIX) :]))
     else:
         source_signature = {"data_dir": str(workspace.data_dir)}
@@ -234,12 +236,17 @@ def _list_class_folders(split_dir: Path) -> dict[str, list[Path]]:
     return {d.name: sorted(p for p in d.rglob("*") if p.is_file() and not p.name.startswith(".")) for d in sorted(split_dir.iterdir()) if d.is_dir() and not d.name.startswith(".")}
 
 
-def _load_folder(name: str, root: Path, progress: ProgressCallback) -> Dataset:
+def _check_folder_layout(root: Path) -> None:
+    """A folder dataset's root exists and holds train/ and test/ (nothing under it is read yet)."""
     if not root.is_dir():
         raise UserError(f"dataset folder {root} does not exist")
     for split in ("train", "test"):
         if not (root / split).is_dir():
             raise UserError(f"dataset folder {root} has no {split}/ subfolder (expected {root}/{split}/<class>/<image>)")
+
+
+def _load_folder(name: str, root: Path, progress: ProgressCallback) -> Dataset:
+    _check_folder_layout(root)
     train_files, test_files = _list_class_folders(root / "train"), _list_class_folders(root / "test")
     if not train_files:
         raise UserError(f"{root}/train has no class subfolders (expected {root}/train/<class>/<image>)")
