@@ -12,7 +12,7 @@ from core.contract.options import add_arguments, from_options
 from core.contract.record import record
 from core.foundation.models.registry import build_model
 from core.pruning.config import PruneConfig, parse_layers
-from core.pruning.masks import chosen_layers, prunable_layers
+from core.pruning.masks import blocked_channel_layers, chosen_layers, prunable_layers
 from core.pruning.run import prune
 
 
@@ -41,6 +41,11 @@ def run_prune(args: argparse.Namespace) -> dict:
 
 
 def _check_layer_names(model_name: str, config: PruneConfig) -> None:
-    """Layer names depend only on the architecture, so an untrained stand-in can check them."""
+    """Layer names depend only on the architecture, so an untrained stand-in can check them (a
+    channel layer that cannot lose channels exactly is refused with the layer in the way)."""
+    if config.layers is None and not config.layer_amounts:
+        return
     stand_in = build_model(model_name, 3, 32, 10).eval()
-    chosen_layers(stand_in, config, prunable_layers(stand_in, config.granularity, torch.zeros(1, 3, 32, 32)))
+    example = torch.zeros(1, 3, 32, 32)
+    blocked = blocked_channel_layers(stand_in, example) if config.granularity == "channel" else {}
+    chosen_layers(stand_in, config, prunable_layers(stand_in, config.granularity, example), blocked)

@@ -52,6 +52,7 @@ class PruneReport(PruneSnapshot):
     finetune_history: list[dict] = field(default_factory=list)
     schedule_points: list[dict] = field(default_factory=list)
     finetune_seconds: float = 0.0
+    channels_left_whole: dict[str, str] = field(default_factory=dict)  # channel pruning: root layer -> the layer that keeps its channels from being removed exactly
 
     def as_details(self) -> dict:
         """JSON details for the history (the per-channel index lists become counts)."""
@@ -115,7 +116,7 @@ def prune(source: ModelSource, config: PruneConfig, context: RunContext) -> Tech
             tuned = finetune(masked, f"finetune step {step}/{config.iterative_steps}")
             points.append(SchedulePoint(step, config.amount * fraction, global_sparsity(masked), accuracy_pruned, tuned))
         removed = remove_channels(masked, pruned.pruned_channels, example) if config.remove else None
-        pruned = PrunedModels(masked, removed, pruned.pruned_channels, pruned.channels)
+        pruned = PrunedModels(masked, removed, pruned.pruned_channels, pruned.channels, left_whole=pruned.left_whole)
     final = final_model(pruned)
 
     progress(Progress("measure", 0, 1, "measuring size and latency"))
@@ -135,6 +136,7 @@ def prune(source: ModelSource, config: PruneConfig, context: RunContext) -> Tech
         finetune_history=[asdict(record) for record in history],
         schedule_points=[asdict(point) for point in points],
         finetune_seconds=finetune_seconds,
+        channels_left_whole=dict(pruned.left_whole),
     )
     headline = build_headline(
         source,

@@ -1,5 +1,8 @@
 """Models by name. Every model takes standardised float images [N, C, H, W] with C in {1, 3}
-and H = W anywhere from 8 to 64, and returns class logits."""
+and H = W from its architecture's minimum (8 for most) to 64, and returns class logits.
+
+The entries are core.foundation.models.names.ARCHITECTURES; each names a builder family below and
+that family's options, so MODEL_BUILDERS has one builder per name."""
 
 from __future__ import annotations
 
@@ -8,8 +11,22 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.foundation.errors import UserError
-from core.foundation.models.names import MODEL_NAMES, RESNET18, RESNET18_IMAGENET, STUDENT_MODELS, available_models, imagenet_weights_available  # noqa: F401 (re-exported)
+from core.foundation.models.names import (  # noqa: F401 (re-exported)
+    ARCHITECTURE_BY_NAME,
+    ARCHITECTURES,
+    MAX_IMAGE_SIDE,
+    MIN_IMAGE_SIDE,
+    MODEL_GROUPS,
+    MODEL_NAMES,
+    RESNET18,
+    RESNET18_IMAGENET,
+    STUDENT_MODELS,
+    available_models,
+    imagenet_weights_available,
+)
 from core.foundation.models.resnet import small_image_resnet18
+from core.foundation.models.torchvision_models import torchvision_model
+from core.foundation.models.vit import small_image_vit
 
 
 class SimpleCNN(nn.Module):
@@ -69,21 +86,36 @@ class TeacherResNet(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
-# The one model registry: every page, the CLI and every saved run name models from this table.
-MODEL_BUILDERS = {
-    "simple_cnn": lambda c, s, k: SimpleCNN(c, s, k),
-    "simple_cnn_narrow": lambda c, s, k: SimpleCNN(c, s, k, width=0.5),
-    "simple_cnn_wide": lambda c, s, k: SimpleCNN(c, s, k, width=2.0),
-    "teacher": lambda c, s, k: TeacherResNet(c, s, k),
-    RESNET18: lambda c, s, k: small_image_resnet18(c, s, k),
-    RESNET18_IMAGENET: lambda c, s, k: small_image_resnet18(c, s, k, imagenet=True),
+# The builder families: each takes (in_channels, image_size, num_classes, **an entry's options).
+FAMILIES = {
+    "simple_cnn": SimpleCNN,
+    "teacher": TeacherResNet,
+    "resnet18": small_image_resnet18,
+    "torchvision": torchvision_model,
+    "vit": small_image_vit,
 }
+
+
+def _builder(family, options: dict):
+    return lambda c, s, k: family(c, s, k, **options)
+
+
+# The one model registry: every page, the CLI and every saved run name models from this table.
+MODEL_BUILDERS = {architecture.name: _builder(FAMILIES[architecture.family], dict(architecture.options)) for architecture in ARCHITECTURES}
 assert tuple(MODEL_BUILDERS) == MODEL_NAMES, "core.foundation.models.names.MODEL_NAMES lists the builders above, in order"
+
+
+def check_image_size(name: str, image_size: int) -> None:
+    """One line naming the range, or the architecture's minimum and why, for a side it cannot take."""
+    architecture = ARCHITECTURE_BY_NAME[name]
+    if image_size > MAX_IMAGE_SIDE or image_size < MIN_IMAGE_SIDE:
+        raise UserError(f"image size {image_size} is outside the supported {MIN_IMAGE_SIDE}..{MAX_IMAGE_SIDE} pixels")
+    if image_size < architecture.min_image_size:
+        raise UserError(f"{name} needs images of at least {architecture.min_image_size}x{architecture.min_image_size} pixels ({architecture.min_reason}); these are {image_size}x{image_size}")
 
 
 def build_model(name: str, in_channels: int, image_size: int, num_classes: int) -> nn.Module:
     if name not in MODEL_BUILDERS:
         raise UserError(f"unknown model '{name}'; choose one of {', '.join(MODEL_NAMES)}")
-    if not 8 <= image_size <= 64:
-        raise UserError(f"image size {image_size} is outside the supported 8..64 pixels")
+    check_image_size(name, image_size)
     return MODEL_BUILDERS[name](in_channels, image_size, num_classes)

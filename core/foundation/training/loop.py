@@ -17,6 +17,7 @@ from torch import nn
 
 from core.foundation.data.datasets import Dataset, ImageSplit
 from core.foundation.errors import UserError
+from core.foundation.models.memory import check_training_memory
 from core.foundation.progress import Progress, ProgressCallback, StopFlag, no_progress
 from core.foundation.training.records import AUGMENTATIONS, DEFAULT_IMAGE_PASSES, IMAGE_PASSES, MAX_EPOCHS, EpochRecord, Evaluation, TrainRecipe, classroom_recipe_for_shape  # noqa: F401 (re-exported)
 
@@ -102,10 +103,12 @@ def train_model(
     """Train `model` in place. The data order and augmentation depend only on `seed`, so two runs
     with the same seed see the same batches in the same order, whatever their loss."""
     recipe.validate()
-    model.to(device)
     result = TrainResult()
     if recipe.epochs == 0:
+        model.to(device)
         return result
+    check_training_memory(model, type(model).__name__, dataset.channels, dataset.image_size, recipe.batch_size, device)  # before any step: refused with the estimate
+    model.to(device)
     channels_last = _prefers_channels_last(model, device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
