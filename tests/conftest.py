@@ -71,6 +71,7 @@ torch.set_num_threads(1)
 # `ray stop --force`, which stops every Ray process on the machine).
 RAY_TEST_FILES = {
     "tests/test_sweep.py",
+    "tests/test_ray_privacy.py",
     "tests/test_jobs.py",
     "tests/test_jobs_sidebar.py",
     "tests/test_jobs_techniques.py",

@@ -332,22 +332,74 @@ def free_port() -> int:
 
 @pytest.mark.slow
 def test_cli_sweep_on_a_cluster_started_with_ray_start(tmp_path):
-    ray_cli = Path(sys.executable).with_name("ray")
+    """`ray start --head` on loopback with token authentication; the sweep connects with that
+    cluster's token through --address, and a wrong or missing token is one line naming the file to
+    copy. Only this cluster is stopped, by its process group: `ray stop` would end every Ray
+    cluster on the machine, other people's included."""
+    import secrets
+    import signal
+    import time
+
     port = free_port()
-    env = {**os.environ}
-    env.pop("RAY_ADDRESS", None)
-    started = subprocess.run(
-        [str(ray_cli), "start", "--head", "--port", str(port), "--num-cpus", "2", "--include-dashboard=false", "--disable-usage-stats"], env=env, capture_output=True, text=True, timeout=180
-    )
-    assert started.returncode == 0, started.stderr[-2000:]
+    head_home = tmp_path / "head-home"  # the head's own ~/.ray/auth_token; the machine's is left alone
+    token = head_home / ".ray" / "auth_token"
+    token.parent.mkdir(parents=True)
+    token.write_text(secrets.token_hex(32))  # what `ray get-auth-token --generate` writes there
+    token.chmod(0o600)
+    env = {name: value for name, value in os.environ.items() if name not in ("RAY_ADDRESS", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")}
+    head_env = {**env, "HOME": str(head_home), "RAY_AUTH_MODE": "token", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # the last: Ray keeps 127.0.0.1 as the node's address
+    log = tmp_path / "ray-start.log"
+    command = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", "--port", str(port), "--node-ip-address", "127.0.0.1"]
+    with log.open("w") as output:  # a file, not a pipe nobody reads: a full pipe would block Ray
+        head = subprocess.Popen([*command, "--num-cpus", "2", "--include-dashboard=false", "--disable-usage-stats"], env=head_env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    workspace = tmp_path / "ws"
+    address = f"127.0.0.1:{port}"
+
+    def sweep(grid: str, **env_extra: str) -> subprocess.CompletedProcess:
+        sweep_env = {**env, "MEL_HOME": str(workspace), "OMP_NUM_THREADS": "1", **env_extra}
+        return subprocess.run([sys.executable, "-m", "core", "sweep", "--grid", grid, "--address", address], cwd=REPO_ROOT, env=sweep_env, capture_output=True, text=True, timeout=600)
+
     try:
-        completed = run_cli("sweep", "--grid", "prune.amount=0.3,0.6", "--address", f"127.0.0.1:{port}", home=tmp_path)
+        deadline = time.monotonic() + 300  # a hang guard, not a speed check
+        while "Ray runtime started" not in log.read_text() and head.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "Ray runtime started" in log.read_text(), log.read_text()[-2000:]
+
+        completed = sweep("prune.amount=0.3,0.6", RAY_AUTH_TOKEN_PATH=str(token))  # the head's token, copied to this machine
         assert completed.returncode == 0, completed.stderr[-3000:]
         payload = json.loads(completed.stdout.strip().splitlines()[-1])
         assert payload["trials_run"] == 2 and all(trial["status"] == "ok" for trial in payload["trials"])
-        assert payload["cluster"]["local"] is False and payload["ray_address"].endswith(f":{port}") and payload["cluster"]["cpus"] == 2
+        assert payload["cluster"]["local"] is False and payload["ray_address"] == address and payload["cluster"]["cpus"] == 2
+
+        wrong = tmp_path / "another-token"
+        wrong.write_text(secrets.token_hex(32))
+        refused = sweep("prune.amount=0.4", RAY_AUTH_TOKEN_PATH=str(wrong))  # a point not run yet: a finished one needs no cluster
+        assert refused.returncode == 2, refused.stderr[-3000:]
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"error: the Ray cluster at {address} refused the token in {wrong}: copy ~/.ray/auth_token from the machine that ran `ray start`"), (
+            refused.stderr
+        )
+
+        nowhere = tmp_path / "home-without-a-token"
+        nowhere.mkdir()
+        missing = sweep("prune.amount=0.4", HOME=str(nowhere))
+        assert missing.returncode == 2, missing.stderr[-3000:]
+        lines = missing.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"error: the Ray cluster at {address} needs the token of the machine that ran `ray start`"), missing.stderr
+        assert f"copy ~/.ray/auth_token from that machine to {nowhere / '.ray' / 'auth_token'}" in lines[0]
     finally:
-        subprocess.run([str(ray_cli), "stop", "--force"], env=env, capture_output=True, text=True, timeout=120)
+        # SIGTERM to `ray start --block` alone: it drains its idle node and stops the processes it
+        # started (measured: ~4 s). SIGTERM to the whole group would kill the raylet under it first,
+        # and the drain would then wait ~45 s for it. Whatever of this group is left is killed.
+        head.send_signal(signal.SIGTERM)
+        try:
+            head.wait(timeout=120)
+        finally:
+            try:
+                os.killpg(head.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass  # the group is empty: everything stopped
+            head.wait(timeout=60)
 
 
 @pytest.mark.slow

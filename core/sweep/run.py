@@ -71,6 +71,7 @@ class EngineOptions:
     def validate(self) -> None:
         if self.cpus_per_trial < 1:
             raise UserError(f"--cpus-per-trial must be at least 1, got {self.cpus_per_trial}")
+        engine.check_local_auth(self.address)  # before a baseline is trained for a cluster that would be refused
 
 
 @dataclass
