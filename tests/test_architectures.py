@@ -13,7 +13,7 @@ from core.foundation.errors import UserError
 from core.foundation.measures.metrics import count_parameters
 from core.foundation.models import memory
 from core.foundation.models.channels import remove_channels
-from core.foundation.models.names import ARCHITECTURES, LAB_OWN, MODEL_GROUPS, MODEL_NAMES, TORCHVISION, available_model_groups
+from core.foundation.models.names import ARCHITECTURES, LAB_OWN, MODEL_GROUPS, MODEL_NAMES, OFFERED_MODEL_NAMES, TORCHVISION, available_model_groups, available_models
 from core.foundation.models.registry import build_model
 from core.foundation.models.vit import HeadAttention
 from core.foundation.training.loop import TrainRecipe, train_model
@@ -59,6 +59,17 @@ def test_the_registry_is_one_list_grouped_with_the_issues_architectures():
     assert {"resnet18", "resnet50", "mobilenet_v2", "mobilenet_v2_x0_5", "mobilenet_v3_small", "efficientnet_b0", "regnet_y_400mf", "convnext_tiny", "vit_tiny_p4"} <= set(MODEL_GROUPS[TORCHVISION])
     assert all(a.adaptation for a in ARCHITECTURES if a.group == TORCHVISION)
     assert sum(available_model_groups().values(), []) == [name for name in MODEL_NAMES if name in sum(available_model_groups().values(), [])]
+
+
+def test_only_offered_architectures_reach_the_sidebar_and_the_cli(capsys):
+    """The new torchvision entries wait for the technique matrix before users can pick them."""
+    from core.cli.main import main
+
+    unoffered = [a.name for a in ARCHITECTURES if not a.offered]
+    assert "mobilenet_v2" in unoffered and "resnet18" in OFFERED_MODEL_NAMES
+    assert not set(unoffered) & set(available_models())
+    code = main(["train", "--model", "mobilenet_v2", "--epochs", "0"])
+    assert code == 2 and "mobilenet_v2" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name", TORCHVISION_MODELS)
