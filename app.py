@@ -52,8 +52,10 @@ PAGE_FILES = [
     ("pages/distillation.py", "Distillation", ":material/school:"),
     ("pages/explore.py", "Explore", ":material/travel_explore:"),
     ("pages/compare.py", "Compare & report", ":material/leaderboard:"),
+    ("pages/instructor.py", "Instructor", ":material/admin_panel_settings:"),
 ]
-PAGES = [st.Page(path, title=title, icon=icon, default=(i == 0)) for i, (path, title, icon) in enumerate(PAGE_FILES) if Path(path).exists()]
+CLASSROOM_ONLY = {"pages/instructor.py"}  # the job queue's page: only a classroom server has a queue
+PAGES = [st.Page(path, title=title, icon=icon, default=(i == 0)) for i, (path, title, icon) in enumerate(PAGE_FILES) if Path(path).exists() and (path not in CLASSROOM_ONLY or classroom_mode())]
 
 
 def available_devices() -> list[str]:

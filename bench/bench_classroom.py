@@ -32,6 +32,16 @@ once), and once more after the class, when Streamlit has dropped the closed sess
 the tree's CPU seconds over the wall time times the cores. Targets: 30 sessions, zero errors, slider p95 <= 2 s (protocol clients
 and the browser) while trainings run, every queued job done, the 5 identical trainings run once,
 server RSS <= 2 GB.
+
+    .venv/bin/python bench/bench_classroom.py --scenario fair-share                 # 30 sessions queueing 3 jobs each, 10 browsing, the instructor cancelling
+    .venv/bin/python bench/bench_classroom.py --scenario fair-share --students 3 --browsers 2 --ramp 5 --duration 20 --instructor-cancels 2 --output /tmp/fair.json   # smoke run
+
+The fair-share scenario (issue 28; bench/classroom/fair_share.py): --students protocol sessions each
+press Train baseline for three small trainings of their own, --browsers others only move the Pruning
+slider, and the instructor (the Instructor page, unlocked with the server's MEL_INSTRUCTOR_SECRET)
+cancels --instructor-cancels jobs. Targets: the queue holds at most 2 jobs per session, every
+accepted job finishes or is cancelled by the instructor, 0 errors, 0 lost results, slider p95 <= 1 s
+for the sessions that only browse. Written to bench/results/classroom_fair_share.json.
 """
 
 # The parts live in bench/classroom/: the server and its Ray cluster (server.py), the protocol students
@@ -50,7 +60,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.classroom.results import ClassRun, report  # noqa: E402
+from bench.classroom.results import ClassRun, code_version, report  # noqa: E402
 from bench.classroom.scenario import SHARED_SEED, Log  # noqa: E402
 from bench.classroom.server import PrivateRayCluster, Sampler, instructor_opens_the_lab, memory_after_sessions_closed, rss_mb, stop_server, wait_for_jobs  # noqa: E402
 from bench.classroom.students import classroom  # noqa: E402
@@ -83,8 +93,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE", help="an environment variable for the server, e.g. STREAMLIT_RUNNER_POST_SCRIPT_GC=false (repeatable)")
     parser.add_argument("--ray-cluster", action="store_true", help="start a Ray head first (ray start) and give the server RAY_ADDRESS, instead of the local cluster the server starts itself")
+    parser.add_argument("--scenario", choices=("class", "fair-share"), default="class", help="class: the sliders while trainings run (default); fair-share: every session queueing three jobs")
+    parser.add_argument("--browsers", type=int, default=10, help="fair-share: sessions that only move the Pruning slider (default 10)")
+    parser.add_argument("--fair-train-size", type=int, default=500, help="fair-share: the training images each queued job uses (default 500)")
+    parser.add_argument("--fair-epochs", type=int, default=60, help="fair-share: each queued job's epochs (default 60: a few seconds a job, so the queue backs up while the class presses)")
+    parser.add_argument("--instructor-cancels", type=int, default=10, help="fair-share: jobs the instructor cancels (default 10)")
+    parser.add_argument("--instructor-delay", type=float, default=20.0, help="fair-share: the instructor acts this long after the last student arrived (default 20 s)")
     add_output_option(parser, "classroom")
     args = parser.parse_args()
+    if args.scenario == "fair-share":
+        fair_share(args)
+        return
 
     load_before = [round(value, 2) for value in LOAD_AT_START]
     print(f"load average before start: {load_before} ({'quiet' if load_before[0] < 1.0 else 'NOT quiet: other work is running'})", flush=True)
@@ -142,6 +161,60 @@ def main() -> None:
         log_text=log_text,
     )
     print("wrote", report(run, args.output))
+
+
+def fair_share(args: argparse.Namespace) -> None:
+    """--scenario fair-share: the server, the class of bench/classroom/fair_share.py, the figures."""
+    import secrets
+
+    from bench.classroom.fair_share import fair_share_class, fair_share_report, print_fair_share
+    from bench.common import write_results
+
+    load_before = [round(value, 2) for value in LOAD_AT_START]
+    print(f"load average before start: {load_before} ({'quiet' if load_before[0] < 1.0 else 'NOT quiet: other work is running'})", flush=True)
+    home = Path(tempfile.mkdtemp(prefix="mel-fair-share-"))
+    get_baseline(BaselineConfig(), Workspace.open(home))  # the browsing sessions' digits baseline
+    secret = secrets.token_urlsafe(16)
+    server = start_server(home, {"MEL_CLASSROOM": "1", "MEL_INSTRUCTOR_SECRET": secret, **dict(item.split("=", 1) for item in args.server_env)})
+    url = f"http://127.0.0.1:{server.port}"
+    sampler = Sampler(server.process.pid)
+    sampler.start()
+    log = Log()
+    store = JobStore(home / "jobs")
+    try:
+        settle_seconds = asyncio.run(instructor_opens_the_lab(url, sampler))
+        print(f"server settled {settle_seconds:.0f} s after the instructor opened the lab", flush=True)
+        start = time.perf_counter()
+        queuers, browsers, instructor = asyncio.run(fair_share_class(url, log, args, secret, store))
+        class_seconds = time.perf_counter() - start
+        print(f"class over after {class_seconds:.0f} s; waiting for the queued jobs", flush=True)
+        job_wait = wait_for_jobs(store, args.job_wait, server)
+        wall = time.perf_counter() - start
+    finally:
+        sampler.stop()
+        exit_code = server.process.poll()
+        killed = stop_server(server, sampler)
+    log_text = (home / f"streamlit-{server.port}.log").read_text(errors="replace")
+    extra = {
+        "machine": {"load_average_before_start": load_before, "quiet": load_before[0] < 1.0},
+        "server": {
+            "settled_seconds": settle_seconds,
+            "class_seconds": class_seconds,
+            "wait_after_class_seconds": job_wait,
+            "wall_seconds": wall,
+            "peak_rss_mb_server_process": sampler.peak_server_mb,
+            "peak_rss_mb_process_tree": sampler.peak_total_mb,
+            "cpu_seconds_process_tree": sampler.server_cpu_seconds,
+            "log_tracebacks": log_text.count("Traceback"),
+            "exit_code_before_stop": exit_code,
+            "leftover_processes_killed": len(killed),
+            "max_jobs": int(os.environ.get("MEL_MAX_JOBS") or max(1, (os.cpu_count() or 2) - 1)),
+        },
+        "code": code_version(),
+    }
+    payload = fair_share_report(args, log, queuers, browsers, instructor, store.all(), home, extra)
+    print_fair_share(payload)
+    print("wrote", write_results("classroom_fair_share", payload, args.output))
 
 
 if __name__ == "__main__":

@@ -75,6 +75,7 @@ RAY_TEST_FILES = {
     "tests/test_jobs.py",
     "tests/test_jobs_sidebar.py",
     "tests/test_jobs_techniques.py",
+    "tests/test_jobs_fair_share.py",
     "tests/test_explore_page.py",
     "tests/test_first_render.py",
     "tests/browser/test_explore_browser.py",

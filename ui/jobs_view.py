@@ -5,18 +5,26 @@ page's sweep ask the server's one job queue, and the page follows the job (place
 until it is done.
 
 The job is found by its configuration, so a session that reloads the page, or another student who
-picks the same settings, sees the same job instead of starting another.
+picks the same settings, sees the same job instead of starting another. A job the queue refuses
+(the session's share used, a job over the size limits) is one line where its button is.
+
+The instructor (pages/instructor.py) unlocks the queue's controls for one browser session with the
+secret set on the server: $MEL_INSTRUCTOR_SECRET, else `instructor_secret` in .streamlit/secrets.toml.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
 from dataclasses import asdict
 
 import streamlit as st
 
+from core.foundation.errors import UserError
 from core.jobs.queue import JobQueue
-from core.jobs.store import ACTIVE_STATES, DONE, job_id_for
-from ui.state import baseline_config, cached_baseline
+from core.jobs.store import ACTIVE_STATES, DONE, JobRecord, job_id_for
+from ui.state import baseline_config, cached_baseline, report_error
 
 JOB_KIND = "baseline"
 REFRESH_SECONDS = 1.0
@@ -61,7 +69,11 @@ def queued_job(kind: str, job_config: dict, workspace_root: str, label: str, key
         if status is not None and status.state != DONE:
             st.warning(f"Last {work} for these settings: {status.line()}")
         if st.button(label, key=button_key or f"{key_prefix}_train", type="primary", help="Queued on the server: at most one job per spare core at once; identical settings run once"):
-            queue.submit(kind, job_config, session_id())
+            try:
+                queue.submit(kind, job_config, session_id())
+            except UserError as error:  # this session's share of the queue, or a job over the limits: one line, nothing queued
+                report_error(error)
+                return None
             st.rerun()
         return status.record.result if status is not None and status.state == DONE else None
     _follow_job(workspace_root, job_id, key_prefix, work)
@@ -77,9 +89,9 @@ def _follow_job(workspace_root: str, job_id: str, key_prefix: str, work: str = "
     asked = len(status.record.asked_by)
     st.progress(status.fraction, text=status.line())
     st.caption(f"Job {job_id} · asked by {asked} session{'s' if asked != 1 else ''} · at most {queue.max_running} at once")
-    # A student can cancel only a job nobody else asked for; the instructor cancels any job with
-    # `python -m core jobs --cancel ID` on the server.
-    if status.record.asked_by == [session_id()] and st.button(f"Cancel this {work}", key=f"{key_prefix}_cancel_job"):
+    # A student can cancel only a job nobody else asked for; the instructor cancels any job (the
+    # Instructor page, or `python -m core jobs --cancel ID` on the server).
+    if (status.record.asked_by == [session_id()] or is_instructor()) and st.button(f"Cancel this {work}", key=f"{key_prefix}_cancel_job"):
         queue.cancel(job_id)
 
 
@@ -90,3 +102,58 @@ def source_config(source) -> dict:
     if baseline is not None and source.run_id == baseline.run_id and source.technique == "train":
         return {"baseline": asdict(baseline_config())}
     return {"run_id": source.run_id, "device": source.device}
+
+
+def own_jobs(queue: JobQueue) -> list[JobRecord]:
+    """The jobs this browser session asked for (started or joined), oldest first."""
+    me = session_id()
+    return [record for record in queue.jobs() if me in record.asked_by]
+
+
+def may_cancel(record: JobRecord) -> bool:
+    """A student cancels only an active job nobody else asked for; the instructor any active job."""
+    return record.state in ACTIVE_STATES and (record.asked_by == [session_id()] or is_instructor())
+
+
+# The instructor's secret -------------------------------------------------------------------------
+
+SECRET_ENV = "MEL_INSTRUCTOR_SECRET"
+SECRET_NAME = "instructor_secret"  # its name in .streamlit/secrets.toml
+UNLOCKED_KEY = "instructor_unlocked"  # st.session_state: the sha256 of the secret this session entered
+
+
+def instructor_secret() -> str | None:
+    """The secret the instructor set: $MEL_INSTRUCTOR_SECRET, else st.secrets["instructor_secret"];
+    None when neither is set (or is blank). Never shown, never in a link."""
+    value = os.environ.get(SECRET_ENV, "")
+    if value.strip():
+        return value.strip()
+    try:
+        value = st.secrets.get(SECRET_NAME)
+    except Exception:  # noqa: BLE001 - no secrets.toml at all (Streamlit raises), or one that does not parse
+        return None
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _fingerprint(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def unlock(entered: str) -> bool:
+    """Compare `entered` with the secret in constant time (hmac.compare_digest); a match unlocks the
+    instructor's controls for this browser session only."""
+    secret = instructor_secret()
+    if secret is None or not entered or not hmac.compare_digest(entered.strip().encode(), secret.encode()):
+        return False
+    st.session_state[UNLOCKED_KEY] = _fingerprint(secret)
+    return True
+
+
+def lock() -> None:
+    st.session_state.pop(UNLOCKED_KEY, None)
+
+
+def is_instructor() -> bool:
+    """Whether this session entered the secret that is set now (a changed or removed secret locks every session again)."""
+    secret, held = instructor_secret(), st.session_state.get(UNLOCKED_KEY)
+    return secret is not None and isinstance(held, str) and hmac.compare_digest(held, _fingerprint(secret))

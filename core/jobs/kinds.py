@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core.contract.context import RunContext
+from core.foundation.errors import UserError
 from core.foundation.progress import ProgressCallback, StopFlag
 from core.foundation.workspace import Workspace
 
@@ -30,8 +32,8 @@ if TYPE_CHECKING:
 
 
 def _baseline_config(fields: dict):
-    from core.foundation.baseline.trained import BaselineConfig
-    from core.foundation.data.datasets import DatasetSpec
+    from core.foundation.baseline.config import BaselineConfig  # torch-free: a job's size is read in the server before it is queued
+    from core.foundation.data.names import DatasetSpec
 
     fields = dict(fields)
     baseline_config = BaselineConfig(DatasetSpec(**fields.pop("dataset")), **fields)
@@ -173,7 +175,6 @@ def sweep_job(config: dict, workspace: Workspace, progress: ProgressCallback, st
     Ray tasks on the queue's own cluster (core.sweep.engine.connect inside a task), so the cluster's
     CPUs bound the queue's jobs and a sweep's trials together. Each trial is recorded as it finishes,
     as in the page; the page reads them back from the history by the sweep's id."""
-    from core.foundation.errors import UserError
     from core.sweep.run import EngineOptions, SweepSpec, run_sweep
 
     source = job_source(config["source"], config["seed"], workspace, progress, stop)
@@ -182,6 +183,72 @@ def sweep_job(config: dict, workspace: Workspace, progress: ProgressCallback, st
         raise UserError(SWEEP_CANCELLED)
     recommendation = state.recommendation
     return {"sweep_id": state.sweep_id, "planned": state.planned, "trials_run": state.trials_run, "run_id": recommendation.run_id, "seconds": state.seconds}
+
+
+@dataclass(frozen=True)
+class JobSize:
+    """How much work a job asks for, read from its configuration before it is queued."""
+
+    epochs: int | None  # the most epochs one of its trainings takes; None: only presets (sized by the lab for a class)
+    trials: int = 1  # a sweep's trials (the most its search may run); 1 for every other kind
+
+
+def job_size(kind: str, config: dict) -> JobSize:
+    """The job's size, its configuration parsed by the same functions its worker runs, so each
+    range the configs know (epochs, images, seeds, a grid's trials) is refused here, before the job
+    is queued, in the config's own one line naming the limit. A configuration the lab never makes
+    (a missing or wrongly typed field) is one line too."""
+    try:
+        return _job_size(kind, config)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        detail = f"missing {error}" if isinstance(error, KeyError) else str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UserError(f"this {kind} job's configuration is not one the lab makes ({detail[:120]})") from None
+
+
+def _source_epochs(source: dict) -> int | None:
+    if "baseline" in source:
+        return _baseline_config(source["baseline"]).epochs
+    int(source["run_id"])
+    return None
+
+
+def _largest(*epochs: int | None) -> int | None:
+    given = [int(value) for value in epochs if value is not None]
+    return max(given) if given else None
+
+
+def _job_size(kind: str, config: dict) -> JobSize:
+    if not isinstance(config, dict):
+        raise TypeError("not a mapping")
+    if kind == "baseline":
+        return JobSize(_baseline_config(config).epochs)
+    source_epochs = _source_epochs(config["source"])  # the baseline a page starts from may be trained first
+    int(config["seed"])
+    if kind == "quantize":
+        technique = quantization_config_from_dict(config["quantization"])
+        return JobSize(_largest(source_epochs, getattr(technique, "epochs", None) if technique.mode == "qat" else None))
+    if kind == "distill":
+        technique = distill_config_from_dict(config["distill"])
+        return JobSize(_largest(source_epochs, technique.epochs, technique.teacher_epochs))
+    if kind == "prune":
+        technique = prune_config_from_dict(config["prune"])
+        return JobSize(_largest(source_epochs, technique.finetune_epochs or None))
+    if kind == "sweep":
+        return _sweep_size(config, source_epochs)
+    raise UserError(f"unknown job kind '{kind}'; choose one of {', '.join(JOB_KINDS)}")
+
+
+def _sweep_size(config: dict, source_epochs: int | None) -> JobSize:
+    from core.sweep.explore import MAX_CPUS_PER_TRIAL
+    from core.sweep.run import SweepSpec
+
+    spec = SweepSpec.from_dict(config["sweep"])  # the grid's axes against the techniques' ranges, at most MAX_TRIALS points
+    cpus = int(config["cpus_per_trial"])
+    if not 1 <= cpus <= MAX_CPUS_PER_TRIAL:
+        raise UserError(f"--cpus-per-trial must be between 1 and {MAX_CPUS_PER_TRIAL}, got {cpus}")
+    trials = spec.grid.size if spec.search.kind != "random" else min(spec.grid.size, int(spec.search.count))
+    epochs = [int(value) for axis in spec.grid.axes if axis.parameter.endswith("epochs") for value in axis.values if value is not None]
+    return JobSize(_largest(source_epochs, *epochs), trials)
 
 
 JOB_KINDS = {"baseline": train_baseline_job, "quantize": quantize_job, "distill": distill_job, "prune": prune_job, "sweep": sweep_job}
