@@ -67,8 +67,8 @@ torch.set_num_threads(1)
 
 # How `make test` shares the two cores (pytest-xdist, two workers): each test file is one unit of
 # work, run whole on one worker, so its module fixtures are built once; the files that start a Ray
-# cluster are one unit together, so no two clusters run at once (one test ends with
-# `ray stop --force`, which stops every Ray process on the machine).
+# cluster are one unit together, so no two clusters (each sized to every core) compete for the two
+# cores at once. (No test stops Ray by `ray stop` any more: each stops only the cluster it started.)
 RAY_TEST_FILES = {
     "tests/test_sweep.py",
     "tests/test_ray_privacy.py",
