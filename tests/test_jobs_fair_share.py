@@ -140,6 +140,18 @@ def test_pause_cancel_all_and_clear_finished_keep_the_history(paused, workspace,
     assert [run.id for run in history.list_runs(workspace.history_db)] == [run_id]  # the history is never touched
 
 
+def test_a_job_that_cannot_reach_ray_fails_in_its_record_with_the_clusters_one_line(workspace):
+    from tests.browser.conftest import free_port
+
+    queue = JobQueue(workspace, max_running=1, address=f"127.0.0.1:{free_port()}")  # nothing listens there
+    try:
+        record = queue.submit("baseline", tiny(1), "a")
+        assert record.state == FAILED and record.error.startswith("cannot reach the Ray cluster at 127.0.0.1:") and "\n" not in record.error
+        assert queue.session_jobs("a") == []  # a failed job leaves the session's share
+    finally:
+        queue.close()
+
+
 @pytest.fixture(scope="module")
 def one_cpu_cluster():
     engine.shutdown()

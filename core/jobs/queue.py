@@ -131,9 +131,7 @@ class JobQueue:
             try:
                 self._dispatch()
             except UserError:
-                if job_id in self._references or job_id in self._pending:
-                    raise  # another job failed to start; this one is queued
-                return self.store.load(job_id) or record  # this job failed to reach Ray: its record says so, in one line
+                pass  # a job that cannot reach Ray ends failed, its record holding the cluster's one line, which the page shows
             return self.store.load(job_id) or record
 
     def session_jobs(self, session_id: str) -> list[JobRecord]:
