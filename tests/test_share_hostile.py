@@ -73,7 +73,7 @@ def test_a_hostile_link_opens_the_page_at_its_defaults_with_one_plain_line_per_v
     lines = [warning.value for warning in at.warning]
     assert len(lines) == len(query), lines
     for name, text in query.items():
-        naming = [line for line in lines if line.startswith((f"Link: {literal(name)}=", f"Link: {literal(name)} ", f"Link: unknown parameter {literal(name)}="))]
+        naming = [line for line in lines if line.startswith((f"Link: {literal(name)}=", f"Link: {literal(name)} ", f"Link: unknown parameter {literal(name)} "))]
         assert len(naming) == 1, (name, lines)
         line = naming[0]
         assert literal(text) in line, "the line names the value, cut short and as plain text"

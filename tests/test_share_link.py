@@ -119,7 +119,7 @@ def test_bad_values_are_one_line_each_and_the_rest_of_the_link_applies(digits_ba
     lines = [warning.value for warning in at.warning]
     assert sorted(lines) == sorted(
         [
-            "Link: unknown parameter colour=red ignored",
+            "Link: unknown parameter colour ignored",
             "Link: seed=-1 is refused (--seed must be 0 or more, got -1); using 0",
             "Link: granularity=foo is not one of unstructured, channel; using unstructured",
             "Link: amount=1.5 is outside [0, 1); using 0.5",

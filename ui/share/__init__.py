@@ -66,7 +66,8 @@ def apply_sidebar_link(models: list[str], devices: list[str]) -> None:
     for name, text in st.query_params.items():
         if name not in known and applied.get(f"unknown:{name}") != text:
             applied[f"unknown:{name}"] = text
-            warnings.append(f"Link: unknown parameter {literal(name)}={literal(text)} ignored")
+            # Named without its value: a link may carry text that should not be shown on a projector.
+            warnings.append(f"Link: unknown parameter {literal(name)} ignored")
     reading = read_params(params, fresh_query(set(params)))
     for name, value in reading.values.items():
         if name == "dataset":
