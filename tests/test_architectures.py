@@ -151,6 +151,31 @@ def test_training_that_would_not_fit_in_memory_is_refused_with_the_estimate(work
     assert all(torch.equal(before[name], tensor) for name, tensor in model.state_dict().items())  # not one step was taken
 
 
+class IgnoresEval(nn.Module):
+    """Like a PT2E-prepared graph (QAT): .eval() does not reach its batch norm or its dropout."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.norm, self.drop = nn.Conv2d(1, 4, 3, bias=True), nn.BatchNorm2d(4), nn.Dropout(0.5)
+
+    def train(self, mode=True):
+        return self
+
+    def forward(self, x):
+        return self.drop(self.norm(self.conv(x)))
+
+
+def test_the_memory_estimate_leaves_no_trace_in_the_model_or_the_random_stream():
+    model = IgnoresEval()
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    torch.manual_seed(5)
+    memory.estimate_memory(model, 1, 8, 16)
+    after_estimate = torch.rand(3)
+    torch.manual_seed(5)
+    assert torch.equal(torch.rand(3), after_estimate)  # the seed's data order is unchanged
+    assert all(torch.equal(before[name], tensor) for name, tensor in model.state_dict().items())  # batch-norm statistics too
+
+
 # --- item 3: channel removal through residuals, depthwise convolutions and attention -------------
 
 

@@ -62,15 +62,25 @@ def estimate_memory(model: nn.Module, in_channels: int, image_size: int, batch_s
     handles = [module.register_forward_hook(record) for module in leaves]
     parameter = next(model.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
+    # The pass must leave no trace: a PT2E-prepared graph (QAT) ignores .eval(), so its batch norms
+    # and observers would learn from the zero image and its dropout would draw from the seed's
+    # random stream. Buffers are copied back and the random state restored.
+    buffers = [(buffer, buffer.detach().clone()) for buffer in model.buffers()]
     was_training = model.training
     try:
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             model(torch.zeros(1, in_channels, image_size, image_size, device=device))
     finally:
         model.train(was_training)
         for handle in handles:
             handle.remove()
+        with torch.no_grad():
+            for buffer, saved in buffers:
+                if buffer.shape == saved.shape:
+                    buffer.copy_(saved)
+                else:  # an observer's per-channel range starts empty and is resized by its first pass
+                    buffer.data = saved
     params = sum(p.numel() for p in model.parameters())
     return MemoryEstimate(params, sum(sizes), max(sizes, default=0), batch_size)
 
