@@ -27,10 +27,12 @@ from bench.common import REPO_ROOT, write_results  # noqa: E402 (after the path)
 
 SUMMARY = re.compile(r"^=+ (?P<counts>.*?) in (?P<seconds>[\d.]+)s(?: \([\d:]+\))? =+$")
 DURATION = re.compile(r"^(?P<seconds>[\d.]+)s (?P<phase>call|setup|teardown)\s+(?P<test>\S+)$")
+FAILURE = re.compile(r"^(?P<kind>FAILED|ERROR) (?P<test>\S+)(?: - (?P<reason>.*))?$")
 
 
 def parse_pytest_output(text: str) -> dict:
-    """The counts and seconds of pytest's closing line, and its --durations rows."""
+    """The counts and seconds of pytest's closing line, its --durations rows and the tests that
+    failed (pytest's short summary, so a red run names what to look at)."""
     summary = next((SUMMARY.match(line.strip()) for line in reversed(text.splitlines()) if SUMMARY.match(line.strip())), None)
     counts = {}
     if summary:
@@ -39,7 +41,8 @@ def parse_pytest_output(text: str) -> dict:
             if number.isdigit():
                 counts[word] = int(number)
     slowest = [{"seconds": float(m.group("seconds")), "phase": m.group("phase"), "test": m.group("test")} for m in map(DURATION.match, text.splitlines()) if m]
-    return {"counts": counts, "pytest_seconds": float(summary.group("seconds")) if summary else None, "slowest": slowest}
+    failures = [{"kind": m.group("kind"), "test": m.group("test"), "reason": (m.group("reason") or "")[:300]} for m in map(FAILURE.match, text.splitlines()) if m]
+    return {"counts": counts, "pytest_seconds": float(summary.group("seconds")) if summary else None, "slowest": slowest, "failures": failures}
 
 
 def main() -> int:
@@ -75,6 +78,8 @@ def main() -> int:
     write_results(args.out, results)
     counts = ", ".join(f"{n} {word}" for word, n in parsed["counts"].items())
     print(f"{commit}: make test exit {completed.returncode}, {counts}; pytest {parsed['pytest_seconds']} s, whole command {wall_seconds:.0f} s")
+    for failure in parsed["failures"]:
+        print(f"  {failure['kind']} {failure['test']} - {failure['reason']}")
     for row in parsed["slowest"][:10]:
         print(f"  {row['seconds']:7.2f} s {row['phase']:8} {row['test']}")
     return completed.returncode
