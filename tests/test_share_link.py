@@ -238,6 +238,14 @@ def test_a_page_switch_leaves_the_other_pages_settings_behind(digits_baseline):
     assert at.query_params == {"dataset": "digits", "seed": "0", "preset": DEFAULT_PRESET}
 
 
+def test_a_link_with_another_pages_setting_names_it_once_with_its_page(digits_baseline):
+    at = open_link("pages/quantization.py", dataset="digits", seed="0", amount="0.7")
+    assert [warning.value for warning in at.warning] == ["Link: amount is a setting of the Pruning page, not this one; ignored here"]
+    assert "amount" not in at.query_params
+    at.run()
+    assert not at.warning  # named once, not on every rerun
+
+
 def test_the_link_parsing_needs_no_streamlit():
     import subprocess
     import sys

@@ -126,10 +126,19 @@ def apply_page_link(page: str, **options) -> None:
 def write_page_link(page: str, config=None, **page_defaults) -> None:
     """After a page's widgets: its settings (`config` and `page_defaults`: what that page's module's
     write() takes) into the URL, and the link shown."""
-    # The sidebar's write dropped every name no page knows: what is neither its nor this page's is another page's.
+    # The sidebar's write dropped every name no page knows: what is neither its nor this page's is
+    # another page's. One this session wrote itself (it left that page) goes quietly; one a link
+    # just brought (/quantization?amount=0.7) is named once, with the page it belongs to.
     own = _names_of(page)
+    applied, warnings = applied_values(), []
     for name in [name for name in st.query_params if name not in SIDEBAR_KEYS and name not in own]:
+        text = "\n".join(st.query_params.get_all(name))  # as the applied record holds a repeated name
+        if applied.get(name) != text:
+            applied[name] = text
+            owner = next((other for other in PAGES if other != page and name in _names_of(other)), None)
+            warnings.append(f"Link: {literal(name)} is a setting of the {owner.capitalize()} page, not this one; ignored here" if owner else f"Link: {literal(name)} ignored on this page")
         del st.query_params[name]
+    warn(warnings)
     PAGES[page].write(config, **page_defaults)
     show_link(page)
 
