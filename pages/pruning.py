@@ -17,7 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.charts.pruning import accuracy_vs_sparsity_figure, sensitivity_figure, size_speed_figure, sparsity_bars_figure, weight_heatmaps_figure, weight_histogram_figure
+from core.charts.pruning import accuracy_vs_sparsity_figure, coupled_groups_figure, sensitivity_figure, size_speed_figure, sparsity_bars_figure, weight_heatmaps_figure, weight_histogram_figure
 from core.charts.training import learning_curve_figure
 from core.contract.context import RunContext
 from core.contract.options import spec
@@ -30,6 +30,7 @@ from core.foundation.errors import UserError
 from core.foundation.measures.latency import THROUGHPUT_BATCH_SIZE, LatencyFigures, measure_latencies
 from core.foundation.training.quick_evaluation import QuickEvaluator
 from core.pruning import METHODS, PruneConfig, PrunedModels, PruneSnapshot, accuracy_sweep, all_weights, layer_shapes, preview_pruning, prune, sensitivity_scan, source_layers, weight_view
+from core.pruning.groups import ChannelGroups, coupled_groups
 from core.pruning.masks import unstructured_layers
 from core.pruning.recorded import PruneRunFigures, recorded_figures, run_figures
 from core.pruning.stats import architecture_rows
@@ -53,6 +54,12 @@ RUN_LABEL = "Prune, fine-tune and save"
 @st.cache_resource(max_entries=8, show_spinner=False)
 def cached_layers(key: str, granularity: str, _source: ModelSource) -> list[str]:
     return source_layers(_source, granularity)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Tracing which layers share channels…")
+def cached_groups(key: str, _source: ModelSource) -> ChannelGroups:
+    """The source's coupled channel groups: one dependency graph and one traced pass per model, not per slider move."""
+    return coupled_groups(_source.model, _source.example_input(), _source.architecture)
 
 
 # A setting's preview and its weight charts, shared by every session (a class moves the same slider)
@@ -163,6 +170,27 @@ def weights_tab(source: ModelSource, pruned: PrunedModels, config: PruneConfig) 
     if heatmaps is not None:
         show_figure(heatmaps, key="prune_heatmaps")
     show_figure(histogram, key="prune_histogram")
+
+
+def coupled_groups_tab(source: ModelSource, pruned: PrunedModels, config: PruneConfig) -> None:
+    """Which layers lose the same channels, and why: the source's groups, with what this setting removes from each."""
+    if config.granularity != "channel":
+        st.caption("Single weights are pruned one by one, so no layer's pruning ties another's. Choose **whole channels (structured)** to see which layers lose the same channels, and why.")
+        return
+    groups = cached_groups(source_key(source), source)
+    coupled_only = st.checkbox("Only the groups that tie layers together", key="prune_groups_coupled_only", disabled=not groups.coupled)
+    figure = WEIGHT_FIGURES.get_or_make((source_key(source), config_json(config), "coupled groups", coupled_only), lambda: coupled_groups_figure(groups.after(pruned.pruned_channels), coupled_only))
+    show_figure(figure, key="prune_groups")
+    if groups.coupled:
+        st.caption(
+            "Each column is a group of channels that pruning removes together: blue layers lose the same output channels, orange ones the input channels that read them, and the label says how many went. "
+            "A residual add ties the outputs it sums (a column with several blue cells), a depthwise conv ties its input to its output, an attention loses whole heads; hover a cell for the layer that ties it."
+        )
+    else:
+        st.caption(
+            f"No layers of {source.architecture} are coupled: each group is one layer's output channels (blue) and the input channels of the layer that reads them (orange). "
+            "Networks with residual adds (resnet18) or depthwise convs (MobileNet) tie several layers into one group, which must lose the same channels."
+        )
 
 
 def size_speed_tab(source: ModelSource, pruned: PrunedModels, snapshot: PruneSnapshot, config: PruneConfig) -> None:
@@ -365,11 +393,11 @@ try:
 except UserError as error:
     report_error(error)
     pruned = snapshot = None
-TABS = ["Weights", "Per layer", "Size & speed", "Architecture", "Accuracy vs sparsity", "Sensitivity", "What changed"]
+TABS = ["Weights", "Per layer", "Size & speed", "Architecture", "Coupled groups", "Accuracy vs sparsity", "Sensitivity", "What changed"]
 if snapshot is not None:
     show_metrics(source, snapshot, eval_accuracy_before)
-    # Lazy tabs: only the open one is drawn, so a slider move redraws one tab, not seven.
-    weights, per_layer, size_speed, architecture, accuracy, sensitivity, what_changed = st.tabs(TABS, key="prune_tab", on_change="rerun")
+    # Lazy tabs: only the open one is drawn, so a slider move redraws one tab, not eight.
+    weights, per_layer, size_speed, architecture, groups_tab, accuracy, sensitivity, what_changed = st.tabs(TABS, key="prune_tab", on_change="rerun")
     if weights.open:
         with weights:
             weights_tab(source, pruned, config)
@@ -385,6 +413,9 @@ if snapshot is not None:
             st.dataframe(pd.DataFrame(architecture_rows(layer_shapes(source.model), layer_shapes(final))), hide_index=True, width="stretch")
             if pruned.removed is None:
                 st.caption("Masks keep every shape: tick **Physically remove pruned channels** (channel pruning) to see the network shrink.")
+    if groups_tab.open:
+        with groups_tab:
+            coupled_groups_tab(source, pruned, config)
     if accuracy.open:
         with accuracy:
             accuracy_tab(source, snapshot, config, evaluator, eval_accuracy_before)

@@ -10,9 +10,18 @@ from plotly.subplots import make_subplots
 
 from core.charts.style import PALETTE, grid_axes, style_layout, styled, styled_figure
 from core.pruning.explore import SensitivityScan
+from core.pruning.groups import ATTENTION_HEADS, DEPTHWISE, GROUPED, IN, LEFT_WHOLE, MULTIPLY, OUT, RESIDUAL, TIED, ChannelGroups, CoupledGroup, GroupMember
 from core.pruning.stats import WeightView
 
 EMPTY_COLOUR = "#ffffff"  # pruned weights are not drawn: the background shows through
+# The coupled-groups matrix: what a layer loses in a group, one colour each (Okabe-Ito, plus grey).
+GROUP_ROLES = (
+    (OUT, "loses output channels", PALETTE[0]),
+    (IN, "loses input channels", PALETTE[1]),
+    ("whole", "left whole (cannot lose channels exactly)", "#999999"),
+)
+GROUP_ROW_PX = 26  # one layer's row: a 16-px label with room to read it on a projector
+HOVER_LINE_CHARACTERS = 70
 
 
 def weight_heatmaps_figure(views: list[WeightView], max_rows: int = 128, max_columns: int = 512, columns: int = 2) -> go.Figure:
@@ -157,3 +166,100 @@ def sensitivity_figure(scan: SensitivityScan) -> go.Figure:
     figure.update_yaxes(range=[0, 100])
     unit = "weights" if scan.granularity == "unstructured" else "channels"
     return styled(figure, f"Sensitivity: one layer pruned at a time ({scan.method}, {scan.granularity})", x_title=f"{unit} pruned in that layer (%)", y_title="accuracy (%)", height=400)
+
+
+def coupled_groups_figure(groups: ChannelGroups, coupled_only: bool = False) -> go.Figure:
+    """Which layers lose the same channels: a layer x group matrix. Rows are the layers (convs,
+    linears, attentions; batch norms go with their conv) in network order, columns the channel
+    groups in network order, named by their root layer (the page's "Layers"). A cell is coloured
+    when the layer loses that group's channels: blue its outputs, orange the inputs it reads,
+    grey when the group is left whole. A column with several blue cells is a coupling (an add
+    ties those outputs); the hover says why. After a prune each column's label says how many
+    channels the group lost, the same for every layer in it. `coupled_only`: only the groups
+    that tie more than one layer."""
+    shown = [group for group in groups.groups if group.is_coupled or not coupled_only]
+    columns = [_group_label(group) for group in shown]
+    layer_members = {group.root: [member for member in group.members if not member.is_norm] for group in shown}
+    rows = [layer for layer in groups.layers if any(member.layer == layer for members in layer_members.values() for member in members)]
+    row_index = {layer: index for index, layer in enumerate(rows)}
+    cells = {role: np.full((len(rows), len(shown)), np.nan, dtype=np.float32) for role, _, _ in GROUP_ROLES}
+    hover = np.full((len(rows), len(shown)), "", dtype=object)
+    for column, group in enumerate(shown):
+        for member in layer_members[group.root]:
+            row = row_index[member.layer]
+            role = "whole" if group.blocked_by is not None else member.side
+            if not np.isnan(cells[role][row, column]):
+                continue  # a layer listed with both sides (a depthwise conv): the first, its outputs, is drawn
+            cells[role][row, column] = 1.0
+            hover[row, column] = _group_hover(member, group)
+    traces = [
+        go.Heatmap(
+            z=cells[role],
+            x=columns,
+            y=rows,
+            text=hover,
+            hovertemplate="%{text}<extra></extra>",
+            hoverongaps=False,
+            colorscale=[[0.0, colour], [1.0, colour]],
+            zmin=0.0,
+            zmax=1.0,
+            showscale=False,
+            showlegend=True,
+            name=label,
+            xgap=2,
+            ygap=2,
+        )
+        for role, label, colour in GROUP_ROLES
+        if not np.isnan(cells[role]).all()
+    ]
+    layout = style_layout(_groups_title(groups, coupled_only), height=max(380, GROUP_ROW_PX * len(rows) + 260))
+    layout.update(
+        xaxis={"title": {"text": "channel group (its root layer)" + (": channels lost" if groups.pruned else "")}, "type": "category", "tickangle": -45, "showgrid": False, "automargin": True},
+        yaxis={"title": {"text": "layer, in network order"}, "type": "category", "autorange": "reversed", "showgrid": True, "automargin": True},
+        plot_bgcolor=EMPTY_COLOUR,
+    )
+    return go.Figure(data=traces, layout=layout)
+
+
+def _groups_title(groups: ChannelGroups, coupled_only: bool) -> str:
+    coupled = len(groups.coupled)
+    if not coupled:
+        return f"Channel groups of {groups.model}: none coupled, every group is one layer"
+    if coupled_only:
+        return f"Coupled channel groups of {groups.model}: {coupled} (of {len(groups.groups)} groups)"
+    return f"Channel groups of {groups.model}: {coupled} of {len(groups.groups)} tie layers together"
+
+
+# What ties a coupled group, in a word for its column's label.
+COUPLING_WORDS = {LEFT_WHOLE: "whole", ATTENTION_HEADS: "heads", RESIDUAL: "add", MULTIPLY: "multiply", GROUPED: "grouped", DEPTHWISE: "depthwise", TIED: "tied"}
+
+
+def _group_label(group: CoupledGroup) -> str:
+    notes = [COUPLING_WORDS[group.coupling]] if group.is_coupled else []
+    if group.lost is not None:
+        notes.append(f"−{group.lost}")
+    return f"{group.root} ({', '.join(notes)})" if notes else group.root
+
+
+def _group_hover(member: GroupMember, group: CoupledGroup) -> str:
+    side = "output channels" if member.side == OUT else "input channels (reads the group's outputs)"
+    if group.blocked_by is not None:
+        action = f"keeps all its {side}"
+    elif group.lost is None:
+        action = f"loses {side}"
+    else:
+        action = f"loses {group.lost} of {group.channels} {side}"
+    size = f"{group.channels} channels" if group.units == group.channels else f"{group.channels} channels in {group.units} {group.unit}"
+    lines = [f"<b>{member.layer}</b> ({member.kind}) {action}", f"group {group.root}: {size}, {group.coupling}", *_wrapped(group.why)]
+    return "<br>".join(lines)
+
+
+def _wrapped(text: str, width: int = HOVER_LINE_CHARACTERS) -> list[str]:
+    lines, line = [], ""
+    for word in text.split(" "):
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    return [*lines, line] if line else lines
