@@ -18,7 +18,21 @@ from core.charts.style import scale_for_presentation
 from core.contract.context import RunContext
 from core.contract.options import spec
 from core.contract.record import record
-from core.distillation import DISTILLED, HARD, DistillConfig, available_teachers, check_teacher_not_smaller, distill, get_teacher, soft_label_examples, student_recipe, teacher_config
+from core.distillation import (
+    DISTILLED,
+    HARD,
+    DistillConfig,
+    available_students,
+    available_teachers,
+    check_teacher_not_smaller,
+    default_student,
+    distill,
+    get_teacher,
+    model_label,
+    soft_label_examples,
+    student_recipe,
+    teacher_config,
+)
 from core.distillation.config import DEFAULT_PRESET, DISTILL_PRESETS, MAX_SEEDS, labelled_images
 from core.foundation import history
 from core.foundation.errors import UserError
@@ -60,8 +74,10 @@ def bounds(name: str, default=None) -> dict:
 
 
 # --- controls (changing them never retrains: the race runs only on the button) -------------------
-students = list(spec(DistillConfig, "student").choices)
-default_student = source.architecture if source.architecture in students else spec(DistillConfig, "student").default
+# Any model the sidebar offers teaches any other, in the sidebar's groups.
+students = available_students()
+source_student = default_student(source.architecture)
+source_student = source_student if source_student in students else students[0]
 teachers = available_teachers()
 default_teacher = spec(DistillConfig, "teacher").default if spec(DistillConfig, "teacher").default in teachers else teachers[0]
 LABELLED_CHOICES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)  # shares of the training set; 1.0 = every image (no subset)
@@ -79,7 +95,7 @@ if "distill_preset" not in st.session_state:
     st.session_state["distill_preset"] = DEFAULT_PRESET
     apply_preset()
 # A share link's settings, before the widgets: its preset fills them first, then its own values win.
-share.apply_page_link("distillation", on_preset=apply_preset, teachers=teachers, labelled_choices=LABELLED_CHOICES, student=default_student, teacher=default_teacher)
+share.apply_page_link("distillation", on_preset=apply_preset, teachers=teachers, students=students, labelled_choices=LABELLED_CHOICES, student=source_student, teacher=default_teacher)
 with st.container(border=True):
     preset_name = st.selectbox(
         "Preset",
@@ -92,10 +108,20 @@ with st.container(border=True):
     st.caption(DISTILL_PRESETS[preset_name].why)
     columns = st.columns(5)
     teacher_name = columns[0].selectbox(
-        "Teacher", teachers, index=teachers.index(default_teacher), key="distill_teacher", help="'teacher' is the lab's small ResNet; resnet18 is torchvision's, adapted to small images"
+        "Teacher",
+        teachers,
+        index=teachers.index(default_teacher),
+        format_func=model_label,
+        key="distill_teacher",
+        help="Any architecture teaches any other: it is trained once on these images (the students' own), then cached; 'teacher' is the lab's small ResNet",
     )
     student_name = columns[1].selectbox(
-        "Student", students, index=students.index(default_student), key="distill_student", help="The architecture that replaces the source (default: the source's own, when it is a student)"
+        "Student",
+        students,
+        index=students.index(source_student),
+        format_func=model_label,
+        key="distill_student",
+        help="The architecture that replaces the source (default: the source's own, when it is one of the lab's small students)",
     )
     temperature = columns[2].number_input(
         "Temperature T",
@@ -150,7 +176,7 @@ config = DistillConfig(
     teacher_epochs=None if teacher_epochs is None else int(teacher_epochs),
     device=source.device,
 )
-share.write_page_link("distillation", config, student=default_student, teacher=default_teacher, learning_rate=float(preset.learning_rate))  # the current settings back into the URL
+share.write_page_link("distillation", config, student=source_student, teacher=default_teacher, learning_rate=float(preset.learning_rate))  # the current settings back into the URL
 try:
     config.validate()
     check_teacher_not_smaller(config, dataset)
@@ -187,6 +213,11 @@ columns[1].metric("Teacher size (fp32)", format_bytes(teacher_metrics.size_bytes
 columns[2].metric("Teacher parameters", f"{teacher_metrics.params:,}")
 columns[3].metric("Teacher MACs per image", f"{teacher_metrics.macs / 1e6:.2f} M")
 columns[4].metric(f"Teacher latency (batch {teacher_metrics.latency_batch_size})", f"{teacher_metrics.latency_ms:.2f} ms")
+run_name = f"run #{teacher.run_id}" if teacher.run_id is not None else "an unrecorded run"
+st.caption(
+    f"The teacher is {run_name}: {model_label(teacher_name)} trained on the same {len(dataset.train):,} {dataset.image_size}x{dataset.image_size} images the students see. "
+    "Its logits are cached under that run, so another teacher, or this one retrained, never reuses them."
+)
 
 show_figure(soft_labels_figure(soft_label_examples(teacher.model, dataset, config.temperature)), key="distill_soft_labels")
 st.caption("At T = 1 the teacher is nearly certain; at higher T the small probabilities it gives to look-alike classes (the 'dark knowledge') become visible, and that is what the student is taught.")

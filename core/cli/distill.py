@@ -6,16 +6,18 @@ from __future__ import annotations
 import argparse
 
 from core.cli.main import add_source_option, baseline_config_from_args, context_from_args, source_from_args, workspace_from_args
-from core.contract.options import add_arguments, from_options, given
+from core.contract.options import add_arguments, from_options, given, spec
 from core.contract.record import record
 from core.contract.source import ModelSource
-from core.distillation.config import DISTILL_PRESETS, MAX_SEEDS, DistillConfig, check_teacher_not_smaller
+from core.distillation.config import DISTILL_PRESETS, MAX_SEEDS, DistillConfig, check_teacher_not_smaller, default_student
 from core.distillation.run import distill
+from core.distillation.teachers import grouped_names
 from core.foundation.baseline.trained import get_baseline
 from core.foundation.data.datasets import load_dataset
 from core.foundation.errors import UserError
-from core.foundation.models.registry import STUDENT_MODELS
 from core.foundation.progress import stderr_progress
+
+MODEL_FIELDS = ("teacher", "student")
 
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
@@ -28,7 +30,17 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
         "the source (the baseline, or --from-run N) is the model the student replaces.",
     )
     add_source_option(parser)
-    add_arguments(parser, DistillConfig)
+    add_arguments(parser, DistillConfig, skip=MODEL_FIELDS)
+    for field in MODEL_FIELDS:  # the registry's offered list, grouped as the sidebar groups it
+        option_spec = spec(DistillConfig, field)
+        shown_default = option_spec.default if field == "teacher" else "the source's architecture when it is one of the lab's students, else " + option_spec.default
+        parser.add_argument(
+            option_spec.cli_flag,
+            dest=option_spec.dest,
+            choices=option_spec.choices,
+            metavar="MODEL",
+            help=f"{field} model, any of {grouped_names(option_spec.choices)} (default: {shown_default})",
+        )
     parser.add_argument(
         "--preset",
         choices=list(DISTILL_PRESETS),
@@ -42,8 +54,7 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace, source_architecture: str) -> DistillConfig:
     if not 1 <= args.seeds <= MAX_SEEDS:
         raise UserError(f"--seeds must be between 1 and {MAX_SEEDS}, got {args.seeds}")
-    student = args.student or (source_architecture if source_architecture in STUDENT_MODELS else None)
-    overrides = {"student": student} if student else {}
+    overrides = {"student": args.student or default_student(source_architecture)}
     preset = {name: value for name, value in DISTILL_PRESETS[args.preset].config_fields().items() if name not in given(args, DistillConfig)} if args.preset else {}
     return from_options(DistillConfig, args, **preset, **overrides, epochs=args.epochs, seeds=tuple(range(args.seed, args.seed + args.seeds)), device=args.device)
 

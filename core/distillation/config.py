@@ -10,12 +10,12 @@ from dataclasses import asdict, dataclass
 import torch
 
 from core.contract.options import check_ranges, option
-from core.distillation.teachers import TEACHER_MODELS
+from core.distillation.teachers import DEFAULT_STUDENT, DEFAULT_TEACHER, DISTILLATION_MODELS
 from core.foundation.baseline.trained import BaselineConfig
 from core.foundation.data.datasets import Dataset, DatasetSpec, ImageSplit, class_balanced_indices
 from core.foundation.errors import UserError
 from core.foundation.measures.metrics import count_parameters
-from core.foundation.models.registry import STUDENT_MODELS, build_model
+from core.foundation.models.registry import ARCHITECTURE_BY_NAME, STUDENT_MODELS, build_model
 from core.foundation.training.loop import AUGMENTATIONS, MAX_EPOCHS, TrainRecipe, classroom_recipe
 
 HARD, DISTILLED = "hard", "distilled"
@@ -26,8 +26,12 @@ LABELLED_SUBSET_SEED = 0  # the same labelled images for every seed's race: the 
 
 @dataclass(frozen=True)
 class DistillConfig:
-    teacher: str = option("teacher", "teacher model", choices=TEACHER_MODELS)
-    student: str = option("simple_cnn", "student model (default: the source's architecture when it is a student)", choices=STUDENT_MODELS)
+    # Any offered architecture teaches any other (a ResNet-18 teacher for a MobileNetV2 x0.5 student):
+    # both are built for, and see, the same dataset tensors (channels, image side, classes).
+    teacher: str = option(DEFAULT_TEACHER, "teacher model, trained once on the students' images", choices=DISTILLATION_MODELS)
+    student: str = option(
+        DEFAULT_STUDENT, f"student model (default: the source's architecture when it is one of the lab's students, {', '.join(STUDENT_MODELS)}; else {DEFAULT_STUDENT})", choices=DISTILLATION_MODELS
+    )
     # Measured on CIFAR-10 (simple_cnn, 3 epochs, seed 0): T=2/alpha=0.5 gained +0.9 points over hard
     # labels, T=4/0.5 +0.7, T=4/0.9 -0.1, T=8/0.9 -0.6. A short-trained student learns more when
     # the true labels keep half the weight and the teacher's targets stay fairly sharp.
@@ -51,10 +55,6 @@ class DistillConfig:
             raise UserError(f"temperature must be greater than 0, got {self.temperature}")
         if not (0.0 <= self.alpha <= 1.0):
             raise UserError(f"alpha must be between 0 and 1, got {self.alpha}")
-        if self.student not in STUDENT_MODELS:
-            raise UserError(f"unknown student '{self.student}'; choose one of {', '.join(STUDENT_MODELS)}")
-        if self.teacher not in TEACHER_MODELS:
-            raise UserError(f"unknown teacher '{self.teacher}'; choose one of {', '.join(TEACHER_MODELS)}")
         if self.epochs is not None and self.epochs < 1:
             raise UserError(f"epochs must be at least 1, got {self.epochs}")
         if self.learning_rate is not None and not self.learning_rate > 0:
@@ -154,7 +154,29 @@ def _parameter_count(model_name: str, channels: int, image_size: int, num_classe
     return count_parameters(build_model(model_name, channels, image_size, num_classes))
 
 
+def default_student(source_architecture: str) -> str:
+    """The student when none is named: the source's own architecture when it is one of the lab's
+    students (the distilled student then replaces it like for like), else DistillConfig's default."""
+    return source_architecture if source_architecture in STUDENT_MODELS else DEFAULT_STUDENT
+
+
+def check_images_fit(config: DistillConfig, dataset: Dataset) -> None:
+    """Teacher and student see the same dataset tensors: a model whose smallest image is bigger than
+    these is refused in one line naming its minimum (1 or 3 channels are adapted, never refused)."""
+    for role, name in (("teacher", config.teacher), ("student", config.student)):
+        architecture = ARCHITECTURE_BY_NAME[name]
+        if dataset.image_size < architecture.min_image_size:
+            side, minimum = dataset.image_size, architecture.min_image_size
+            raise UserError(
+                f"{role} '{name}' needs images of at least {minimum}x{minimum} pixels ({architecture.min_reason}); these are {side}x{side}, "
+                f"and teacher and student see the same images: choose another {role} or a dataset with bigger images"
+            )
+
+
 def check_teacher_not_smaller(config: DistillConfig, dataset: Dataset) -> None:
+    """The checks that need the data's shape, before anything is trained: both models take these
+    images, and the teacher has at least as many parameters as the student."""
+    check_images_fit(config, dataset)
     sizes = {name: _parameter_count(name, dataset.channels, dataset.image_size, dataset.num_classes) for name in (config.teacher, config.student)}
     if sizes[config.teacher] < sizes[config.student]:
         raise UserError(

@@ -96,11 +96,19 @@ class TeacherPerBatch:
         return self.teacher(batch.inputs)
 
 
-def teacher_logits_path(teacher: Baseline, workspace: Workspace, with_flips: bool) -> Path:
-    """Where a teacher's training-set logits are kept: named after its checkpoint (whose key covers the
-    dataset and recipe) and its weights' hash, so a retrained teacher never reuses stale logits."""
+def teacher_logits_key(teacher: Baseline) -> str:
+    """What a teacher's cached logits are named after: its recorded run (two teacher runs never share
+    logits, and a retrained teacher is a new run, so its old logits are never read again, even when
+    its weights came out the same), its checkpoint (whose key covers the architecture, dataset and
+    recipe) and its weights' hash."""
     weights_sha = json.loads((teacher.checkpoint / META_FILE).read_text())["weights_sha256"]
-    return workspace.root / "teacher-logits" / f"{teacher.checkpoint.name}-{weights_sha[:16]}{'-flips' if with_flips else ''}.safetensors"
+    run = f"run{teacher.run_id}" if teacher.run_id is not None else "unrecorded"
+    return f"{run}-{teacher.checkpoint.name}-{weights_sha[:16]}"
+
+
+def teacher_logits_path(teacher: Baseline, workspace: Workspace, with_flips: bool) -> Path:
+    """Where a teacher's training-set logits are kept (teacher_logits_key)."""
+    return workspace.root / "teacher-logits" / f"{teacher_logits_key(teacher)}{'-flips' if with_flips else ''}.safetensors"
 
 
 def teacher_test_logits(teacher: Baseline, dataset: Dataset, device: torch.device, workspace: Workspace) -> torch.Tensor:
@@ -124,8 +132,9 @@ def teacher_logit_source(teacher: Baseline, dataset: Dataset, recipe: TrainRecip
     copies = "each training image and its mirror image" if flips else "each training image"
     path = teacher_logits_path(teacher, workspace, flips)
     cache = load_teacher_logit_cache(path, len(dataset.train), dataset.num_classes, flips, device)
+    which = f"this teacher (run #{teacher.run_id})" if teacher.run_id is not None else "this teacher"
     if cache is not None:
-        return cache, f"Teacher logits for {copies} were computed once for this teacher and loaded from the workspace, so each distillation step only looks them up."
+        return cache, f"Teacher logits for {copies} were computed once for {which} and loaded from the workspace, so each distillation step only looks them up."
     cache = build_teacher_logit_cache(teacher.model, dataset, device, with_flips=flips)
     save_teacher_logit_cache(cache, path)
-    return cache, f"Teacher logits were computed once for {copies} and cached (also in the workspace, for the next race), so each distillation step only looks them up."
+    return cache, f"Teacher logits were computed once for {copies} and cached for {which} (also in the workspace, for the next race), so each distillation step only looks them up."

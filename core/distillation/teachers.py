@@ -1,16 +1,39 @@
-"""Which models can teach: the lab's own `teacher` (core.foundation.models.registry) and torchvision's ResNet-18
-adapted to small images (core.foundation.models.resnet). All of them live in core.foundation.models.registry' one registry, so a teacher
-is trained, cached and loaded like every other model, on every page and in the CLI."""
+"""Which models teach and learn: any architecture the registry offers (core.foundation.models.names
+ARCHITECTURES, built by core.foundation.models.registry.build_model) teaches any other, e.g. a
+ResNet-18 teacher for a MobileNetV2 x0.5 student. A teacher is a baseline of its architecture on
+the students' dataset, trained once, cached and recorded like every other model; its run id keys
+its cached logits (core.distillation.teacher_logits)."""
 
 from __future__ import annotations
 
-from core.foundation.models.registry import available_models
-from core.foundation.models.resnet import RESNET18, RESNET18_IMAGENET
+from collections.abc import Iterable
 
-TEACHER_MODELS = ("teacher", RESNET18, RESNET18_IMAGENET)
+from core.foundation.models.names import MODEL_GROUPS, OFFERED_MODEL_NAMES, available_model_groups, model_group
+
+# The registry's offered list, not a copy: an architecture the registry starts offering can teach and learn at once.
+DISTILLATION_MODELS = OFFERED_MODEL_NAMES
+TEACHER_MODELS = DISTILLATION_MODELS  # the name pages and tests imported when only a few models could teach
+DEFAULT_TEACHER = "teacher"  # the lab's small ResNet
+DEFAULT_STUDENT = "simple_cnn"
 
 
 def available_teachers() -> list[str]:
-    """Teacher names usable on this machine (the ImageNet start only when its weights are on disk)."""
-    usable = set(available_models())
-    return [name for name in TEACHER_MODELS if name in usable]
+    """The models usable on this machine (the ImageNet-started ResNet-18 only when its weights are on
+    disk), in the sidebar's groups' order."""
+    return [name for names in available_model_groups().values() for name in names]
+
+
+def available_students() -> list[str]:
+    """The same list: any model that can teach can learn."""
+    return available_teachers()
+
+
+def model_label(name: str) -> str:
+    """A model as a selectbox shows it: its name and the sidebar's group."""
+    return f"{name} ({model_group(name)})"
+
+
+def grouped_names(names: Iterable[str]) -> str:
+    """`names` grouped as the sidebar groups them: "the lab's own: a, b; torchvision: c, d"."""
+    chosen = set(names)
+    return "; ".join(f"{group}: {', '.join(name for name in members if name in chosen)}" for group, members in MODEL_GROUPS.items() if chosen.intersection(members))

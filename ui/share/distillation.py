@@ -56,7 +56,7 @@ def _distill_page_params(preset: str, page_defaults: dict[str, Any], page_choice
     """The parameters as the page reads and writes them: each defaults to what the page shows when
     the link leaves it out (the preset's T, alpha and labelled share, then `page_defaults`: the
     student, teacher and learning rate it picks for its source), and `page_choices` narrow the CLI's
-    choices to the widgets' (the teachers this machine has, the labelled shares offered)."""
+    choices to the widgets' (the teachers and students this machine has, the labelled shares offered)."""
     from core.distillation.config import DISTILL_PRESETS
 
     defaults = {**DISTILL_PRESETS[preset].config_fields(), **page_defaults}
@@ -65,7 +65,7 @@ def _distill_page_params(preset: str, page_defaults: dict[str, Any], page_choice
     return {field: replace(param, default=defaults.get(field, param.default), choices=choices.get(field, param.choices)) for field, param in link_params().items()}
 
 
-def apply(on_preset: Callable[[], None], teachers: list[str], labelled_choices: Iterable[float], student: str, teacher: str) -> None:
+def apply(on_preset: Callable[[], None], teachers: list[str], labelled_choices: Iterable[float], student: str, teacher: str, students: list[str] | None = None) -> None:
     state = st.session_state
     query = fresh_query({param.name for param in link_params().values()})
     preset_reading = read_params({"preset": _preset_param()}, query)
@@ -73,7 +73,7 @@ def apply(on_preset: Callable[[], None], teachers: list[str], labelled_choices: 
         state[DISTILL_KEYS["preset"]] = preset_reading.values["preset"]
         on_preset()  # the preset's values first, so that the link's own values below win over them
     preset = state.get(DISTILL_KEYS["preset"], _preset_param().default)
-    params = _distill_page_params(preset, {"student": student, "teacher": teacher}, {"teacher": teachers, "labelled_fraction": labelled_choices})
+    params = _distill_page_params(preset, {"student": student, "teacher": teacher}, {"teacher": teachers, "student": students or teachers, "labelled_fraction": labelled_choices})
     del params["preset"]
     reading = read_params(params, query)
     for field, value in reading.values.items():
