@@ -16,12 +16,13 @@ from core.charts.compare import latency_accuracy_figure, lineage_sunburst_figure
 from core.charts.png import figure_png, png_export_status
 from core.compare.lineage import lineage_nodes
 from core.compare.runs import WaterfallStep, comparison_table, table_records, waterfall_steps
+from core.compare.selection import architecture_choices, with_architectures
 from core.contract.artifact import evaluate_package, load_model_zip, write_model_zip
 from core.contract.context import RunContext
 from core.contract.options import OptionSpec, spec
 from core.contract.record import record
 from core.contract.run_models import package_for_run
-from core.contract.run_summary import RunSummary, summarize
+from core.contract.run_summary import RunSummary, architecture_label, summarize
 from core.distillation import available_teachers
 from core.distillation.config import DistillConfig
 from core.foundation import history
@@ -70,16 +71,26 @@ def db():
 # ------------------------------------------------------------------------------------ the table
 
 
+FILTERS = (("dataset", "Dataset"), ("architecture", "Architecture"), ("technique", "Technique"))
+KEPT_FILTERS = "compare_filters_kept"  # each filter's last selection, for when the page comes back after another page
+
+
 def filtered_runs(all_runs: dict[int, RunSummary]) -> list[RunSummary]:
-    """The history through the three filters (an empty filter means any)."""
+    """The history through the three filters (an empty filter means any). The Architecture filter
+    offers the registry's names the runs recorded, in the registry's order, shown with their group."""
     columns = st.columns(3)
+    kept = st.session_state.setdefault(KEPT_FILTERS, {})
     chosen = {}
-    for column, (name, label) in zip(columns, (("dataset", "Dataset"), ("model", "Model"), ("technique", "Technique"))):
-        values = sorted({getattr(run, name) for run in all_runs.values()})
+    for column, (name, label) in zip(columns, FILTERS):
+        values = architecture_choices(list(all_runs.values())) if name == "architecture" else sorted({getattr(run, name) for run in all_runs.values()})
         key = f"compare_filter_{name}"
-        st.session_state[key] = [value for value in st.session_state.get(key, []) if value in values]  # a deleted run's value goes
-        chosen[name] = column.multiselect(label, values, key=f"compare_filter_{name}", placeholder="any")
-    return [run for run in all_runs.values() if all(not values or getattr(run, name) in values for name, values in chosen.items())]
+        # A rerun keeps the widget's own state; after a page switch Streamlit has dropped it, so the kept copy comes back.
+        current = st.session_state[key] if key in st.session_state else kept.get(name, [])
+        st.session_state[key] = [value for value in current if value in values]  # a deleted run's value goes
+        format_func = architecture_label if name == "architecture" else str
+        chosen[name] = kept[name] = column.multiselect(label, values, key=key, placeholder="any", format_func=format_func)
+    runs = [run for run in all_runs.values() if all(not values or getattr(run, name) in values for name, values in chosen.items() if name != "architecture")]
+    return with_architectures(runs, chosen["architecture"])
 
 
 def reference_candidates(all_runs: dict[int, RunSummary]) -> tuple[list[int], int | None]:
@@ -123,7 +134,7 @@ def runs_frame(runs: list[RunSummary], reference: RunSummary) -> pd.DataFrame:
             "created",
             "technique",
             "dataset",
-            "model",
+            "architecture",
             "parent_id",
             "pinned",
             "accuracy_percent",
@@ -148,6 +159,7 @@ def runs_frame(runs: list[RunSummary], reference: RunSummary) -> pd.DataFrame:
 
 TABLE_CONFIG = {
     "run_id": st.column_config.NumberColumn("run", format="#%d"),
+    "architecture": st.column_config.TextColumn("architecture", help="the registry name of the run's model and its group (the lab's own, torchvision), as the run recorded it"),
     "parent_id": st.column_config.NumberColumn("parent", format="#%d"),
     "pinned": st.column_config.CheckboxColumn("📌"),
     "accuracy_percent": st.column_config.NumberColumn("accuracy %", format="%.2f"),
@@ -496,7 +508,9 @@ if not all_runs:
     st.stop()
 
 references, default_reference = reference_candidates(all_runs)
-share.apply_page_link("compare", references=references, recorded=list(all_runs), default_reference=default_reference)  # a share link's reference and runs
+share.apply_page_link(
+    "compare", references=references, recorded=list(all_runs), default_reference=default_reference, architectures=architecture_choices(list(all_runs.values()))
+)  # a share link's reference, runs and architectures
 controls = st.expander("Controls (filters, selection, reference)", expanded=False) if presentation_mode() else st.container()
 with controls:
     runs = filtered_runs(all_runs)
@@ -511,7 +525,13 @@ chosen = selected or runs
 if reference is None:
     st.warning("No baseline (train run) in the history to compare with; train one in the sidebar.")
     st.stop()
-share.write_page_link("compare", reference=reference.run_id, selected=[run.run_id for run in selected], default_reference=default_reference)
+share.write_page_link(
+    "compare",
+    reference=reference.run_id,
+    selected=[run.run_id for run in selected],
+    default_reference=default_reference,
+    architectures=list(st.session_state.get("compare_filter_architecture", [])),
+)
 if not runs:
     st.info("No runs match these filters.")
 

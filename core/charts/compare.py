@@ -35,7 +35,7 @@ def format_bytes(size_bytes: float | None) -> str:
 
 def hover_text(run: RunSummary) -> str:
     """The run's headline figures and its parameters, for a hover box."""
-    lines = [f"<b>{run.label}</b> · {run.model} on {run.dataset}"]
+    lines = [f"<b>{run.label}</b> · {run.architecture_label} on {run.dataset}"]
     if run.accuracy is not None:
         lines.append(f"accuracy {100 * run.accuracy:.2f}%")
     if run.size_bytes is not None:

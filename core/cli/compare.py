@@ -6,13 +6,15 @@ import argparse
 
 from core.cli.main import common_options, workspace_from_args
 from core.compare.runs import comparison_table, table_records
-from core.compare.selection import baseline_for, load_summaries
+from core.compare.selection import baseline_for, load_summaries, parse_architectures
 
 
 def history_options() -> argparse.ArgumentParser:
-    """For runs/report, --dataset and --model filter the history and default to "any"."""
+    """For runs/report, --dataset and --model filter the history and default to "any"; --architecture
+    filters by the architectures of the runs' models (the Compare page's Architecture filter)."""
     history_common = common_options()
     history_common.set_defaults(dataset=None, model=None)
+    history_common.add_argument("--architecture", help="only runs whose model is one of these registry architectures, comma-separated, e.g. resnet18,mobilenet_v2_x0_5")
     return history_common
 
 
@@ -32,7 +34,7 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
 
 def run_runs(args: argparse.Namespace) -> dict:
     workspace = workspace_from_args(args)
-    summaries = load_summaries(workspace.history_db, dataset=args.dataset, model=args.model, technique=args.technique)
+    summaries = load_summaries(workspace.history_db, dataset=args.dataset, model=args.model, technique=args.technique, architectures=parse_architectures(args.architecture))
     reference = baseline_for(workspace.history_db, summaries) if summaries else None
     records = table_records(comparison_table(summaries, reference)) if reference else []
     if not args.json:
@@ -49,7 +51,7 @@ TEXT_COLUMNS = (
     ("run_id", "id", 5),
     ("technique", "technique", 10),
     ("dataset", "dataset", 12),
-    ("model", "model", 18),
+    ("architecture", "architecture", 34),
     ("parent_id", "parent", 6),
     ("accuracy_percent", "acc %", 7),
     ("size_bytes", "bytes", 10),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from core.cli.compare import history_options
 from core.cli.main import workspace_from_args
-from core.compare.selection import baseline_for, load_summaries, parse_run_ids
+from core.compare.selection import baseline_for, load_summaries, parse_architectures, parse_run_ids
 from core.foundation.errors import UserError
 from core.foundation.workspace import atomic_write_bytes
 from core.report.html import build_report, example_sections, runtime_sections
@@ -25,7 +25,7 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
         "(the saved measurement of each run and its source: `python -m core runtimes --run N`; nothing is timed here), and the parameters used.",
     )
     report.add_argument("--out", required=True, help="the HTML file to write")
-    report.add_argument("--runs", help="comma-separated run ids, e.g. 3,5,8 (default: every run, filtered by --dataset/--model/--technique when given)")
+    report.add_argument("--runs", help="comma-separated run ids, e.g. 3,5,8 (default: every run, filtered by --dataset/--model/--architecture/--technique when given)")
     report.add_argument("--technique", help="only runs of this technique")
     report.add_argument("--reference", type=int, help="run id to compare against (default: the baseline the chosen runs derive from)")
     report.add_argument("--title", default="Model Efficiency Lab report")
@@ -38,7 +38,7 @@ def run_report(args: argparse.Namespace) -> dict:
         raise UserError(f"--out should name an .html file, got {out}")
     workspace = workspace_from_args(args)
     run_ids = parse_run_ids(args.runs)
-    summaries = load_summaries(workspace.history_db, run_ids, args.dataset, args.model, args.technique)
+    summaries = load_summaries(workspace.history_db, run_ids, args.dataset, args.model, args.technique, parse_architectures(args.architecture))
     if not summaries:
         raise UserError(f"no runs to report in {workspace.history_db}; run a technique first, or check the filters")
     reference = baseline_for(workspace.history_db, summaries, args.reference)

@@ -4,7 +4,7 @@ chosen runs for the Compare page and the report. Charts (core.charts) and the HT
 
 - runs: comparison_table, table_records, pick_reference, waterfall_steps
 - lineage: lineage_nodes, chain
-- selection: load_summaries, baseline_for, parse_run_ids
+- selection: load_summaries, baseline_for, parse_run_ids, architecture_choices, with_architectures, parse_architectures
 
 A run's summary is core.contract.run_summary's (RunSummary, summarize); its model zip is
 core.contract.artifact's; rebuilding a run's model is core.contract.run_models'; the Pareto front is

@@ -100,6 +100,8 @@ TABLE_COLUMNS = (
     "technique",
     "dataset",
     "model",
+    "architecture",
+    "architecture_group",
     "parent_id",
     "pinned",
     "accuracy_percent",
@@ -134,6 +136,8 @@ def table_records(rows: list[ComparisonRow]) -> list[dict]:
                 "technique": run.technique,
                 "dataset": run.dataset,
                 "model": run.model,
+                "architecture": run.architecture_label,  # "resnet18 · torchvision"
+                "architecture_group": run.architecture_group,
                 "parent_id": run.parent_id,
                 "pinned": run.pinned,
                 "accuracy_percent": None if run.accuracy is None else round(100.0 * run.accuracy, 2),

@@ -9,6 +9,7 @@ from core.compare.runs import pick_reference
 from core.contract.run_summary import RunSummary, summarize
 from core.foundation import history
 from core.foundation.errors import UserError
+from core.foundation.models.names import ARCHITECTURES
 
 
 def parse_run_ids(text: str | None) -> list[int] | None:
@@ -26,13 +27,44 @@ def parse_run_ids(text: str | None) -> list[int] | None:
     return ids or None
 
 
-def load_summaries(db: Path, run_ids: list[int] | None = None, dataset: str | None = None, model: str | None = None, technique: str | None = None) -> list[RunSummary]:
+def load_summaries(
+    db: Path, run_ids: list[int] | None = None, dataset: str | None = None, model: str | None = None, technique: str | None = None, architectures: list[str] | None = None
+) -> list[RunSummary]:
     runs = history.list_runs(db, dataset=dataset, model=model, technique=technique, run_ids=run_ids)
     if run_ids is not None:
         missing = sorted(set(run_ids) - {run.id for run in runs})
         if missing:
             raise UserError(f"no run with id {', '.join(map(str, missing))} in {db}; `python -m core runs` lists them")
-    return [summarize(run) for run in runs]
+    return with_architectures([summarize(run) for run in runs], architectures)
+
+
+def architecture_choices(runs: list[RunSummary]) -> list[str]:
+    """The architectures these runs recorded, as a filter offers them: the registry's order (the lab's
+    own, then torchvision), then any name this version's registry lacks, alphabetically."""
+    recorded = {run.architecture for run in runs if run.architecture}
+    order = [architecture.name for architecture in ARCHITECTURES]
+    return [name for name in order if name in recorded] + sorted(recorded - set(order))
+
+
+def with_architectures(runs: list[RunSummary], architectures: list[str] | None) -> list[RunSummary]:
+    """The runs whose architecture is one of `architectures` (None or empty: all of them)."""
+    if not architectures:
+        return runs
+    wanted = set(architectures)
+    return [run for run in runs if run.architecture in wanted]
+
+
+def parse_architectures(text: str | None) -> list[str] | None:
+    """ "resnet18,mobilenet_v2_x0_5" -> the names; None or "" -> None (any). A name the registry lacks
+    is refused in one line (a run recorded under a name it no longer has is still found by --model)."""
+    if not text or not text.strip():
+        return None
+    names = list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    known = [architecture.name for architecture in ARCHITECTURES]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise UserError(f"unknown architecture {', '.join(repr(name) for name in unknown)} for --architecture; the registry has {', '.join(known)}")
+    return names or None
 
 
 def baseline_for(db: Path, chosen: list[RunSummary], preferred_id: int | None = None) -> RunSummary:

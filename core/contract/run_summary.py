@@ -13,6 +13,9 @@ from dataclasses import asdict, dataclass, field
 
 from core.contract.legacy_runs import legacy_figures
 from core.foundation.history import RunRecord
+from core.foundation.models.names import ARCHITECTURE_BY_NAME
+
+NOT_IN_REGISTRY = "not in this version's registry"  # the group shown for a recorded name the registry no longer has
 
 
 @dataclass
@@ -44,6 +47,15 @@ class RunSummary:
     run_params: dict = field(default_factory=dict)
     artifact_path: str | None = None
     pipeline_steps: list[dict] = field(default_factory=list)  # a pipeline run's model after each step
+    architecture: str = ""  # the registry name of the run's final model, as recorded (architecture_of)
+    architecture_group: str = ""  # its group in core.foundation.models.names ("the lab's own", "torchvision"), or NOT_IN_REGISTRY
+
+    @property
+    def architecture_label(self) -> str:
+        """ "mobilenet_v2_x0_5 · torchvision": the name and its group, as the table and the report show it."""
+        if not self.architecture:  # a summary made without one (tests, old callers): its model names it
+            return architecture_label(self.model)
+        return architecture_label(self.architecture, self.architecture_group)
 
     @property
     def label(self) -> str:
@@ -65,7 +77,46 @@ class RunSummary:
 
 def run_identity(run: RunRecord) -> dict:
     """The fields of a summary that come from the history row itself, not from its metrics."""
-    return {"run_id": run.id, "technique": run.technique, "dataset": run.dataset, "model": run.model, "parent_id": run.parent_id, "pinned": run.pinned, "created_at": run.created_at}
+    architecture = architecture_of(run)
+    return {
+        "run_id": run.id,
+        "technique": run.technique,
+        "dataset": run.dataset,
+        "model": run.model,
+        "parent_id": run.parent_id,
+        "pinned": run.pinned,
+        "created_at": run.created_at,
+        "architecture": architecture,
+        "architecture_group": architecture_group(architecture),
+    }
+
+
+def architecture_of(run: RunRecord) -> str:
+    """The architecture of the run's final model, from what the run recorded: the history row's
+    model (every writer, old and new, records the model it produced there: a distillation's
+    student, a pipeline's model after its last step), else the recorded configuration's name of it
+    (a baseline's "model", a distillation's "student", a pipeline's distill step's "student")."""
+    if isinstance(run.model, str) and run.model.strip():
+        return run.model.strip()
+    params = run.params if isinstance(run.params, dict) else {}
+    distill = params.get("distill") if isinstance(params.get("distill"), dict) else {}
+    for value in (params.get("student"), distill.get("student"), params.get("model")):
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return ""
+
+
+def architecture_group(name: str) -> str:
+    """The registry's group of `name`, or NOT_IN_REGISTRY for a name it does not have (a run recorded by another version)."""
+    architecture = ARCHITECTURE_BY_NAME.get(name)
+    return architecture.group if architecture is not None else NOT_IN_REGISTRY
+
+
+def architecture_label(name: str, group: str | None = None) -> str:
+    """ "resnet18 · torchvision"; "—" when nothing was recorded."""
+    if not name:
+        return "—"
+    return f"{name} · {group or architecture_group(name)}"
 
 
 def summarize(run: RunRecord) -> RunSummary:

@@ -211,7 +211,7 @@ def _with_reference(runs: list[RunSummary], reference: RunSummary) -> list[RunSu
 def _baseline_cards(reference: RunSummary) -> str:
     cards = [
         ("run", f"#{reference.run_id} {reference.technique}"),
-        ("model", f"{reference.model} on {reference.dataset}"),
+        ("architecture", f"{reference.architecture_label} on {reference.dataset}"),
         ("accuracy", "—" if reference.accuracy is None else f"{100 * reference.accuracy:.2f}%"),
         ("size (fp32)", format_bytes(reference.dense_size_bytes or reference.size_bytes)),
         ("parameters", "—" if reference.params is None else f"{reference.params:,}"),
@@ -224,7 +224,7 @@ def _baseline_cards(reference: RunSummary) -> str:
 REPORT_COLUMNS = (
     ("run", "text"),
     ("technique", "text"),
-    ("model", "text"),
+    ("architecture", "text"),  # the registry name and its group: "mobilenet_v2_x0_5 · torchvision"
     ("accuracy", ""),
     ("Δ accuracy (points)", ""),
     ("size", ""),
@@ -245,7 +245,7 @@ def _table_html(rows: list[ComparisonRow], reference_id: int) -> str:
         cells = [
             f"#{run.run_id}" + (" (baseline)" if run.run_id == reference_id else "") + (" 📌" if run.pinned else ""),
             run.technique,
-            run.model,
+            run.architecture_label,
             "—" if run.accuracy is None else f"{100 * run.accuracy:.2f}%",
             "—" if row.accuracy_change_points is None else f"{row.accuracy_change_points:+.2f}",
             format_bytes(run.size_bytes),
@@ -263,7 +263,7 @@ def _table_html(rows: list[ComparisonRow], reference_id: int) -> str:
 
 def _parameters_html(run: RunSummary) -> str:
     text = json.dumps(run.run_params, indent=2, sort_keys=True, default=str)
-    return f"<h3>{html.escape(run.label)} · {html.escape(run.model)} on {html.escape(run.dataset)} · {html.escape(run.created)}</h3><pre>{html.escape(text)}</pre>"
+    return f"<h3>{html.escape(run.label)} · {html.escape(run.architecture_label)} on {html.escape(run.dataset)} · {html.escape(run.created)}</h3><pre>{html.escape(text)}</pre>"
 
 
 # --------------------------------------------------------------- example by example, layer by layer
