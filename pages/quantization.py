@@ -6,6 +6,12 @@ subset, no training, no latency). Dynamic, static and QAT runs are buttons: core
 `quantize` measures them on the full test set and times them under the one latency protocol
 (compiled, for int8 kernels); the page records each with core.contract.record. On a classroom server the
 QAT run (the one that trains) goes through the job queue instead, and its recorded run is read back.
+
+Below the modes, a lazy expander holds the per-tensor against per-channel lesson
+(core.quantization.granularity): the source's batch norms folded into their convolutions, one
+layer's weight range per output channel before and after folding against the one range a
+per-tensor scale must cover, every layer's share of weights rounded to zero, and the accuracy with
+int8 weights per tensor and per channel (activations float) on the quick evaluator's images.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import json
 import pandas as pd
 import streamlit as st
 
+from core.charts.granularity import channel_ranges_figure, zeroed_weights_figure
 from core.charts.quantization import SCHEMES, LayerErrorRow, VariantCost, accuracy_vs_bits_figure, layer_error_figure, scheme_label, size_latency_figure, weight_histogram_figure
 from core.charts.training import learning_curve_figure
 from core.contract.context import RunContext
@@ -31,6 +38,7 @@ from core.foundation.measures.latency import COMPILED, LatencyFigures, measure_l
 from core.foundation.training.quick_evaluation import QuickEvaluator
 from core.quantization import DynamicInt8Config, QATConfig, QuantizationResult, SimulateConfig, StaticInt8Config, accuracy_by_bits, error_by_granularity, quantize, quantize_model
 from core.quantization.config import QuantizationConfig
+from core.quantization.granularity import LESSON_BITS, GranularityLesson, granularity_lesson, lesson_sentences
 from core.quantization.recorded import is_rebuilt, recorded_quantization
 from ui import share
 from ui.diff_view import run_diff, show_layer_errors, show_run_diff
@@ -73,6 +81,12 @@ def cached_granularity_errors(key: str, bits: int, symmetric: bool, _source: Mod
 @st.cache_resource(max_entries=32, show_spinner="Post-training accuracy at 8 down to 2 bits…")
 def cached_bit_sweep(key: str, per_channel: bool, symmetric: bool, activations: bool, _source: ModelSource, _evaluator: QuickEvaluator) -> dict[int, float]:
     return accuracy_by_bits(_source.model, _source.dataset, _evaluator.split, per_channel, symmetric, activations)
+
+
+@st.cache_resource(max_entries=16, show_spinner="Folding the batch norms, then rounding the weights per tensor and per channel…")
+def cached_granularity_lesson(key: str, bits: int, _source: ModelSource, _evaluator: QuickEvaluator, accuracy_float: float) -> GranularityLesson:
+    """The lesson for one source and bit width, shared by every session (the quick evaluator's images)."""
+    return granularity_lesson(_source.model, _evaluator, bits, accuracy_float)
 
 
 @st.cache_resource(max_entries=16, show_spinner="Running both models layer by layer…")
@@ -504,6 +518,57 @@ def qat_mode(source: ModelSource, evaluator: QuickEvaluator, accuracy_before: fl
     result_tabs(source, result, run, evaluator, accuracy_before, "qat", report.config["per_channel"], report.config["symmetric"], report.config["activations"] and report.config["bits"] < 8)
 
 
+# ---- the lesson: one scale per tensor against one per channel, after batch-norm folding ------------------
+
+LESSON_BIT_CHOICES = (LESSON_BITS, 6, 4)
+
+
+def lesson_layer(lesson: GranularityLesson) -> str:
+    """The layer picker, starting at the layer where one scale per tensor hurts most (a stale pick from another source is reset)."""
+    names = [layer.layer for layer in lesson.layers]
+    if st.session_state.get("quant_lesson_layer") not in names:
+        st.session_state["quant_lesson_layer"] = lesson.worst_layer
+    by_name = {layer.layer: layer for layer in lesson.layers}
+    return st.selectbox(
+        "Layer",
+        names,
+        key="quant_lesson_layer",
+        format_func=lambda name: f"{name} ({by_name[name].kind}, widest channel {by_name[name].channel_range_ratio:.1f}× the median)",
+        help="Starts at the layer whose folded channel ranges differ most: where one scale per tensor hurts most",
+    )
+
+
+def granularity_lesson_section(source: ModelSource, evaluator: QuickEvaluator, accuracy_before: float) -> None:
+    # A lazy expander: folding and two accuracy passes run only when someone opens it, not on every slider move.
+    section = st.expander("Per-tensor vs per-channel int8: why depthwise networks need a scale per channel", key="quant_lesson_open", on_change="rerun")
+    if not section.open:
+        return
+    with section:
+        bits = int(
+            st.radio(
+                "Weight bits",
+                LESSON_BIT_CHOICES,
+                key="quant_lesson_bits",
+                horizontal=True,
+                help="int8 is the lesson; fewer bits show where the per-tensor gap opens first on a small model",
+            )
+        )
+        lesson = cached_granularity_lesson(source_key(source), bits, source, evaluator, accuracy_before)
+        columns = st.columns(3)
+        columns[0].metric(f"Float weights ({lesson.eval_images:,} test images)", f"{lesson.accuracy_float:.1%}")
+        for column, label, accuracy in ((columns[1], "one scale per tensor", lesson.accuracy_per_tensor), (columns[2], "one scale per output channel", lesson.accuracy_per_channel)):
+            column.metric(f"int{bits} weights, {label}", f"{accuracy:.1%}", delta_or_none(100 * (accuracy - lesson.accuracy_float), "{:+.1f} points vs float"))
+        shown = lesson_layer(lesson)
+        st.markdown(lesson_sentences(lesson, shown))
+        show_figure(channel_ranges_figure(lesson.layer(shown).ranges, bits), key="quant_lesson_ranges")
+        show_figure(zeroed_weights_figure(lesson.layers, bits, highlighted=shown), key="quant_lesson_zeroed")
+        folded = f"{len(lesson.folded)} batch norms folded into the convolutions before them" if lesson.folded else "no batch norm to fold in this model"
+        st.caption(
+            f"Weights only, symmetric, {folded}; activations stay float and biases fp32, so the gap is the weight scales alone. "
+            f"Accuracy on the quick evaluator's {lesson.eval_images:,} class-balanced test images." + (f" {lesson.note}." if lesson.note else "")
+        )
+
+
 st.title("🔢 Quantization")
 st.markdown(
     "Fewer bits per weight: a smaller model, and with int8 kernels a faster one. **Simulate** shows "
@@ -517,4 +582,5 @@ evaluator = quick_evaluator(source)
 eval_accuracy_before = quick_accuracy(source, evaluator)
 chosen_mode = st.radio("Mode", list(MODE_LABELS), key="quant_mode", format_func=MODE_LABELS.get, horizontal=True)
 {"simulate": simulate_mode, "dynamic": dynamic_mode, "static": static_mode, "qat": qat_mode}[chosen_mode](source, evaluator, eval_accuracy_before)
+granularity_lesson_section(source, evaluator, eval_accuracy_before)
 share.write_page_link("quantization")  # the current settings back into the URL
