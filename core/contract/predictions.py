@@ -25,6 +25,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from core.contract.artifact import ActivationQuant, ModelPackage, QuantizedWeight
+from core.contract.folded import express_folded_batch_norms, folded_biases
 from core.contract.run_models import dataset_for_run, package_for_run
 from core.foundation import history
 from core.foundation.data.datasets import Dataset
@@ -175,6 +176,9 @@ def package_for_any_run(workspace: Workspace, run: RunRecord, dataset: Dataset, 
         if name.endswith(".codes")
     }
     floats = {name: tensors.get(name, tensor) for name, tensor in base.float_tensors.items() if name not in quantized}
+    biases = folded_biases(tensors)
+    if biases:  # int8 with its batch norms folded into the convolutions (core.contract.folded)
+        floats = express_folded_batch_norms(floats, biases, base.build_model(), base.input_shape, base.architecture)
     return dataclasses.replace(base, float_tensors=floats, quantized_weights=quantized, activation_quant=_input_quantization(run, tensors, meta))
 
 

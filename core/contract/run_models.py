@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import fields
 
@@ -9,6 +10,7 @@ import torch
 from torch import nn
 
 from core.contract.artifact import ActivationQuant, ModelPackage, QuantizedWeight, package_from_model, read_model_zip
+from core.contract.folded import express_folded_batch_norms, folded_biases
 from core.contract.run_summary import summarize
 from core.foundation import history
 from core.foundation.data.datasets import Dataset, DatasetSpec, load_dataset
@@ -84,8 +86,6 @@ def package_from_quantized(fp32_model: nn.Module, result, architecture: str, dat
     """A quantization result (core.quantization.quantize) as a package: each quantized layer's int8
     codes and scales, the tensors it left in floating point, and the input quantization its int8
     graph (or fake-quantized model) applies before each layer."""
-    if any(isinstance(module, nn.modules.batchnorm._BatchNorm) for module in fp32_model.modules()):
-        raise UserError(f"{architecture} has batch norm, which int8 conversion folds into the convolutions; only models without batch norm can be packaged once quantized")
     if result.report.mode == "dynamic":
         raise UserError("dynamic int8 quantizes activations afresh on every call, which a saved file cannot reproduce; package a static or simulated quantization instead")
     package = package_from_model(fp32_model, architecture, dataset, info, pruned_channels)
@@ -96,6 +96,9 @@ def package_from_quantized(fp32_model: nn.Module, result, architecture: str, dat
         del package.float_tensors[name]
         zero_point = None if weight.spec.symmetric else weight.zero_point.to(torch.int32)
         package.quantized_weights[name] = QuantizedWeight(weight.codes.detach().cpu(), weight.scale.detach().float().cpu(), zero_point)
+    biases = folded_biases(result.artifact_tensors)
+    if biases:  # batch norms folded into the int8 convolutions: expressed in the architecture's own layout
+        package.float_tensors = express_folded_batch_norms(package.float_tensors, biases, copy.deepcopy(fp32_model).cpu(), package.input_shape, architecture)
     package.activation_quant = input_quantization(result.model)
     package.info = {**package.info, "quantization": result.report.config, "quantization_method": result.report.method}
     return package

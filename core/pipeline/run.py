@@ -67,7 +67,6 @@ def run_pipeline(source: ModelSource, config: PipelineConfig, context: RunContex
     where only the driver writes): the pipeline's result is then the one run, child of the source."""
     started = time.perf_counter()
     config.validate()
-    _check_quantizable(source, config)
     total = len(config.steps) + 1  # the steps, then the encoding
     steps = [_weigh("baseline", source.run_id, source.model, source.accuracy, _float_package(source), source, 0.0, None)]
     current, last = source, None
@@ -139,16 +138,6 @@ def run_pipeline(source: ModelSource, config: PipelineConfig, context: RunContex
         seconds=time.perf_counter() - started,
         parent_run_id=current.run_id,
     )
-
-
-def _check_quantizable(source: ModelSource, config: PipelineConfig) -> None:
-    """Fail before any work when the last step could not be packaged."""
-    if "quantize" not in config.steps or "distill" in config.steps:
-        return  # a distilled student is one of the simple_cnn family: no batch norm
-    if any(isinstance(module, nn.modules.batchnorm._BatchNorm) for module in source.model.modules()):
-        raise UserError(
-            f"{source.architecture} has batch norm, which int8 conversion folds away, so its quantized model cannot be saved as a model zip; quantize a student (add the distill step) or choose simple_cnn"
-        )
 
 
 def _float_package(source: ModelSource) -> ModelPackage:

@@ -35,9 +35,41 @@ def _imports():
 
 def export_model(model: nn.Module, example_input: torch.Tensor) -> torch.fx.GraphModule:
     """The model captured by torch.export with a free batch dimension (calibration and training
-    batches differ in size)."""
+    batches differ in size), each call of a reused module its own call site (split_reused_call_sites)."""
     batch = example_input[:1].expand(2, *example_input.shape[1:]).contiguous()
-    return torch.export.export(model, (batch,), dynamic_shapes=({0: torch.export.Dim.DYNAMIC},)).module()
+    exported = torch.export.export(model, (batch,), dynamic_shapes=({0: torch.export.Dim.DYNAMIC},)).module()
+    split_reused_call_sites(exported, model)
+    return exported
+
+
+def split_reused_call_sites(graph_module: torch.fx.GraphModule, model: nn.Module) -> int:
+    """Give each call of a parameter-free module that forward calls more than once its own name.
+
+    torchvision's residual blocks call one `self.relu` twice (after bn1, and after the add). The
+    exported graph names the second call `layer1.0.relu@1` in its module-stack key, but the x86
+    quantizer groups nodes into patterns by the module's path alone, so both ReLUs land in one
+    partition with two outputs and the conv + add + ReLU pattern fails ("Input partition has more
+    than one output node"). Renaming the later calls `layer1.0.relu@1` makes each its own partition,
+    which is what the model computes. Modules with weights keep their names (the layer names the
+    int8 weights are read back by). Returns how many nodes were renamed."""
+    renamed = 0
+    for node in graph_module.graph.nodes:
+        stack = node.meta.get("nn_module_stack")
+        if not stack:
+            continue
+        key, (path, kind) = list(stack.items())[-1]
+        _, at, call = key.rpartition("@")
+        if not at or not call.isdigit() or path.endswith(f"@{call}"):
+            continue
+        try:
+            module = model.get_submodule(path)
+        except AttributeError:
+            continue
+        if next(module.parameters(recurse=False), None) is not None:
+            continue
+        stack[key] = (f"{path}@{call}", kind)
+        renamed += 1
+    return renamed
 
 
 def cpu_has_vnni() -> bool:
