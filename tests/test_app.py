@@ -105,11 +105,12 @@ def test_offline_download_names_the_folder_and_stays_on_digits(session_workspace
 
 
 def test_sidebar_offers_the_one_model_registry_and_the_epoch_cap(session_workspace):
+    from core.foundation.models.names import model_group
     from core.foundation.models.registry import available_models
     from core.foundation.training.loop import MAX_EPOCHS
 
     at = new_app()
     at.run()
     assert not at.exception
-    assert at.selectbox(key="sidebar_model").options == available_models()
+    assert at.selectbox(key="sidebar_model").options == [f"{name} · {model_group(name)}" for name in available_models()]  # grouped: the lab's own, then torchvision
     assert at.number_input(key="sidebar_epochs").max == MAX_EPOCHS

@@ -29,9 +29,9 @@ class Architecture:
     min_reason: str = ""  # why min_image_size, when it is above MIN_IMAGE_SIDE
     adaptation: str = ""  # what was changed for small images (torchvision models)
     # Offered in the sidebar, the pages and the CLI's --model: the architectures every technique has
-    # been run on (or refuses in one line). The newer torchvision entries build, train and lose
-    # channels exactly (tests/test_architectures.py), but static int8, export and the runtimes are
-    # not yet checked on them (issue 26, item 2: the technique matrix), so they wait for it.
+    # been run on, or refuses in one line (tests/test_technique_matrix.py runs every offered one). An
+    # entry whose row of that matrix has not yet been run green here waits with offered=False (a row
+    # takes minutes on 2 cores, so each is flipped once it has been run).
     offered: bool = True
 
 
@@ -51,7 +51,12 @@ ARCHITECTURES = (
     Architecture("resnet50", TORCHVISION, "torchvision", (("arch", "resnet50"),), adaptation=SMALL_STEM, offered=False),
     Architecture("mobilenet_v2", TORCHVISION, "torchvision", (("arch", "mobilenet_v2"),), adaptation="first conv and the 24-channel stage at stride 1 (/8)", offered=False),
     Architecture(
-        MOBILENET_V2_X0_5, TORCHVISION, "torchvision", (("arch", "mobilenet_v2"), ("width", 0.5)), adaptation="width 0.5; first conv and the 24-channel stage at stride 1 (/8)", offered=False
+        MOBILENET_V2_X0_5,
+        TORCHVISION,
+        "torchvision",
+        (("arch", "mobilenet_v2"), ("width", 0.5)),
+        adaptation="width 0.5; first conv and the 24-channel stage at stride 1 (/8)",
+        offered=False,
     ),
     Architecture(
         "mobilenet_v3_small", TORCHVISION, "torchvision", (("arch", "mobilenet_v3_small"),), adaptation="first conv and first block at stride 1 (/8); batch-norm momentum 0.1, not 0.01", offered=False
