@@ -10,7 +10,7 @@ from torch import nn
 
 from core.contract.result import latency_pair
 from core.foundation.measures import compile as quantization_latency
-from core.foundation.measures.latency import BATCH_SIZES, BUDGET_SECONDS, COMPILED, EAGER, SINGLE_BATCH_SIZE, THROUGHPUT_BATCH_SIZE, latency_budget_seconds, measure_latencies
+from core.foundation.measures.latency import BATCH_SIZES, BUDGET_SECONDS, COMPILED, EAGER, ROUNDS, SINGLE_BATCH_SIZE, THROUGHPUT_BATCH_SIZE, latency_budget_seconds, latency_rounds, measure_latencies
 from core.foundation.models.registry import build_model
 
 EXAMPLE = torch.zeros(1, 1, 8, 8)  # a digits-sized image
@@ -66,6 +66,18 @@ def test_the_time_budget_is_the_default_unless_a_shorter_one_is_set(monkeypatch)
     for text, budget in (("0", 0.0), ("0.05", 0.05), ("5", BUDGET_SECONDS), ("-1", BUDGET_SECONDS), ("fast", BUDGET_SECONDS)):
         monkeypatch.setenv("MEL_LATENCY_BUDGET_S", text)
         assert latency_budget_seconds() == budget, text
+
+
+def test_the_rounds_are_the_protocols_unless_fewer_are_set(monkeypatch):
+    monkeypatch.delenv("MEL_LATENCY_ROUNDS", raising=False)
+    assert latency_rounds() == ROUNDS == 3
+    for text, rounds in (("1", 1), ("2", 2), ("9", ROUNDS), ("0", ROUNDS), ("few", ROUNDS)):
+        monkeypatch.setenv("MEL_LATENCY_ROUNDS", text)
+        assert latency_rounds() == rounds, text
+    monkeypatch.setenv("MEL_LATENCY_ROUNDS", "2")
+    calls: list[tuple[str, int]] = []
+    measure_latencies({"a": Recorder("a", calls)}, EXAMPLE)  # no rounds given: the environment's
+    assert len(blocks(calls)) == 2 * len(BATCH_SIZES)
 
 
 def test_with_no_budget_each_model_still_gets_warmup_and_five_timed_passes(monkeypatch):

@@ -33,7 +33,7 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
         description="Latency at batch 1 and 256 and test accuracy of each run's model in every runtime and precision, one thread count for all, interleaved rounds. Default: the run and its source.",
     )
     runtimes.add_argument("--run", type=int, action="append", required=True, metavar="N", help="a run to time; give --run again for more (default with one: the run and its source)")
-    runtimes.add_argument("--rounds", type=int, default=ROUNDS, metavar="R", help=f"interleaved timing rounds (default: {ROUNDS})")
+    runtimes.add_argument("--rounds", type=int, metavar="R", help=f"interleaved timing rounds (default: {ROUNDS}, or $MEL_LATENCY_ROUNDS)")
     recorded_run_options(runtimes)
     runtimes.set_defaults(handler=run_runtimes)
 
@@ -47,7 +47,7 @@ def run_export(args: argparse.Namespace) -> dict:
 def run_runtimes(args: argparse.Namespace) -> dict:
     from core.deploy.runtimes import default_runs, measure_runtimes
 
-    if args.rounds < 1:
+    if args.rounds is not None and args.rounds < 1:
         raise UserError(f"--rounds must be 1 or more, got {args.rounds}")
     workspace = workspace_from_args(args)
     run_ids = default_runs(workspace, args.run[0]) if len(args.run) == 1 else args.run

@@ -43,7 +43,7 @@ from core.foundation import history
 from core.foundation.data.datasets import Dataset
 from core.foundation.errors import UserError
 from core.foundation.history import RunRecord
-from core.foundation.measures.latency import BATCH_SIZES, COMPILED, EAGER, ROUNDS, THROUGHPUT_BATCH_SIZE, latency_budget_seconds, median_call_ms
+from core.foundation.measures.latency import BATCH_SIZES, COMPILED, EAGER, THROUGHPUT_BATCH_SIZE, latency_budget_seconds, latency_rounds, median_call_ms
 from core.foundation.progress import Progress, ProgressCallback, no_progress
 from core.foundation.workspace import Workspace, atomic_write_json
 
@@ -376,8 +376,10 @@ def _runner(model: DeployModel, runtime: str, precision: str, example: torch.Ten
 # ------------------------------------------------------------------------------------ measuring
 
 
-def measure_runtimes(workspace: Workspace, run_ids: list[int], rounds: int = ROUNDS, runtimes: tuple[str, ...] = RUNTIMES, progress: ProgressCallback = no_progress) -> RuntimeReport:
-    """Every model of `run_ids` in every runtime and precision; also saved for the page and report."""
+def measure_runtimes(workspace: Workspace, run_ids: list[int], rounds: int | None = None, runtimes: tuple[str, ...] = RUNTIMES, progress: ProgressCallback = no_progress) -> RuntimeReport:
+    """Every model of `run_ids` in every runtime and precision; also saved for the page and report.
+    `rounds`: interleaved timing rounds (default: the protocol's, core.foundation.measures.latency_protocol)."""
+    rounds = latency_rounds() if rounds is None else rounds
     if rounds < 1:
         raise UserError(f"rounds must be 1 or more, got {rounds}")
     started = time.perf_counter()

@@ -18,7 +18,18 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from core.foundation.measures.latency_protocol import BATCH_SIZES, BUDGET_SECONDS, COMPILED, EAGER, ROUNDS, SINGLE_BATCH_SIZE, THROUGHPUT_BATCH_SIZE, LatencyFigures, latency_budget_seconds  # noqa: F401 (re-exported)
+from core.foundation.measures.latency_protocol import (  # noqa: F401 (re-exported)
+    BATCH_SIZES,
+    BUDGET_SECONDS,
+    COMPILED,
+    EAGER,
+    ROUNDS,
+    SINGLE_BATCH_SIZE,
+    THROUGHPUT_BATCH_SIZE,
+    LatencyFigures,
+    latency_budget_seconds,
+    latency_rounds,
+)
 
 
 @dataclass
@@ -67,7 +78,7 @@ def median_call_ms(call, warmup: int = 3, min_repeats: int = 5, budget_seconds: 
     return statistics.median(timings) * 1000.0, len(timings)
 
 
-def measure_latencies(models: dict[str, nn.Module], example_input: torch.Tensor, compiled: bool = False, rounds: int = ROUNDS) -> tuple[dict[str, LatencyFigures], str]:
+def measure_latencies(models: dict[str, nn.Module], example_input: torch.Tensor, compiled: bool = False, rounds: int | None = None) -> tuple[dict[str, LatencyFigures], str]:
     """Each model timed under the protocol, and the runtime they were all timed in. With
     `compiled`, every model goes through torch.compile (inductor) for each batch size; when this
     machine cannot compile, all of them fall back to eager together and the label says why."""
@@ -82,7 +93,7 @@ def measure_latencies(models: dict[str, nn.Module], example_input: torch.Tensor,
     device = example_input.device
     inputs = example_input.cpu() if runtime == COMPILED else example_input
     best: dict[int, dict[str, float]] = {size: {} for size in BATCH_SIZES}
-    for _ in range(rounds):
+    for _ in range(rounds if rounds is not None else latency_rounds()):
         for size in BATCH_SIZES:
             for name, model in runners[size].items():
                 milliseconds = measure_latency(model, inputs, batch_size=size, budget_seconds=latency_budget_seconds()).latency_ms

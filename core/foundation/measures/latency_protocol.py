@@ -14,6 +14,9 @@ BUDGET_SECONDS = 0.2  # per model, batch size and round, after at least 5 timed 
 # A shorter budget for quick, noisier figures: the test suite sets 0 (each figure is then the median
 # of the 5 timed passes every measurement makes). Figures to present use the default.
 BUDGET_ENV = "MEL_LATENCY_BUDGET_S"
+# Fewer interleaved rounds, likewise: the test suite sets 1 (it checks what is measured and how it
+# is labelled, never the figures). Figures to present use ROUNDS.
+ROUNDS_ENV = "MEL_LATENCY_ROUNDS"
 EAGER = "torch eager"
 COMPILED = "torch.compile (inductor)"
 
@@ -25,6 +28,15 @@ def latency_budget_seconds() -> float:
     except ValueError:
         return BUDGET_SECONDS
     return chosen if 0 <= chosen <= BUDGET_SECONDS else BUDGET_SECONDS
+
+
+def latency_rounds() -> int:
+    """ROUNDS, or $MEL_LATENCY_ROUNDS when it holds a whole number from 1 to ROUNDS."""
+    try:
+        chosen = int(os.environ.get(ROUNDS_ENV, ROUNDS))
+    except ValueError:
+        return ROUNDS
+    return chosen if 1 <= chosen <= ROUNDS else ROUNDS
 
 
 @dataclass
