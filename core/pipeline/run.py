@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from core.contract.artifact import ModelPackage, evaluate_package, load_model_zip, package_from_model, write_model_zip
+from core.contract.artifact import ModelPackage, evaluate_package, load_model_zip, package_from_model, quick_model_zip, weigh_encoding, write_model_zip
 from core.contract.context import RunContext
 from core.contract.record import record
 from core.contract.result import Artifact, TechniqueResult, build_headline, latency_pair
@@ -84,7 +84,7 @@ def run_pipeline(source: ModelSource, config: PipelineConfig, context: RunContex
     encode_started = time.perf_counter()
     package = _package_of(last) if last.quantized else _float_package(current)
     package.info.update({"technique": "pipeline", "accuracy": None, "eval_images": len(source.dataset.test), "params": config.as_dict(), "source_run_id": source.run_id})
-    rebuilt, rebuilt_package = load_model_zip(write_model_zip(package)[0], "the pipeline's zip")
+    rebuilt, rebuilt_package = load_model_zip(quick_model_zip(package), "the pipeline's zip")
     accuracy_after = evaluate_package(rebuilt, rebuilt_package, source.dataset).accuracy  # of the model rebuilt from the zip's bytes
     package.info["accuracy"] = accuracy_after
     zip_bytes, encoding = write_model_zip(package)  # the same weights, now with their measured accuracy
@@ -152,14 +152,14 @@ def _package_of(result: TechniqueResult) -> ModelPackage:
 
 def _weigh(name: str, run_id: int | None, model: nn.Module, accuracy: float, package: ModelPackage, source: ModelSource, seconds: float, result: TechniqueResult | None) -> StepResult:
     """Size the step's model in the shared encoding (real bytes of its safetensors file)."""
-    _, sizes = write_model_zip(package)
+    encoded_bytes, dense_fp32_bytes = weigh_encoding(package)
     step = StepResult(
         name,
         run_id,
         accuracy,
-        sizes.encoded_bytes,
+        encoded_bytes,
         "cheapest encoding per tensor (safetensors, no entropy coding)",
-        sizes.dense_fp32_bytes,
+        dense_fp32_bytes,
         count_parameters(model),
         count_nonzero_parameters(model),
         count_macs(model, source.example_input()),
