@@ -84,8 +84,11 @@ RAY_TEST_FILES = {
 }
 # The longest units first, so the other worker is never left waiting for one at the end (the order
 # of the rest, and every result, is unchanged; a file missing here simply starts later).
+MATRIX_FILE = "tests/test_technique_matrix.py"  # each of its rows is a unit of its own: minutes each
 LONGEST_FIRST = [
     "ray",
+    f"{MATRIX_FILE}::test_every_technique_works_or_refuses_in_one_line[resnet18]",
+    MATRIX_FILE,
     "tests/test_deploy.py",
     "tests/test_compare.py",
     "tests/browser/test_robustness_browser.py",
@@ -99,12 +102,15 @@ LONGEST_FIRST = [
 
 def work_unit(nodeid: str) -> str:
     path = nodeid.split("::")[0]
+    if path == MATRIX_FILE:
+        return nodeid
     return "ray" if path in RAY_TEST_FILES else path
 
 
 def pytest_collection_modifyitems(config, items):
     rank = {unit: index for index, unit in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(work_unit(item.nodeid), len(rank)))  # stable: a file's tests keep their order
+    # stable: a file's tests keep their order; a unit not listed takes its file's place
+    items.sort(key=lambda item: rank.get(work_unit(item.nodeid), rank.get(item.nodeid.split("::")[0], len(rank))))
 
 
 def pytest_xdist_make_scheduler(config, log):
