@@ -77,12 +77,17 @@ def latency(report: RuntimeReport, label: str, runtime: str, precision: str = "f
     return figure.latency_ms if figure is not None else None
 
 
-def resnet18_part(spec: DatasetSpec, workspace: Workspace, args) -> dict:
-    progress = stderr_progress(0.5)
+def timed_baseline(spec: DatasetSpec, workspace: Workspace, model: str, epochs: int, progress):
+    """The cached baseline of `model` (trained now when missing), its dataset and the minutes it took."""
     dataset = load_dataset(spec, workspace, progress)
     started = time.perf_counter()
-    baseline = get_baseline(BaselineConfig(spec, model="resnet18", epochs=args.resnet_epochs, device="cpu"), workspace, progress, dataset=dataset)
-    baseline_minutes = (time.perf_counter() - started) / 60
+    baseline = get_baseline(BaselineConfig(spec, model=model, epochs=epochs, device="cpu"), workspace, progress, dataset=dataset)
+    return baseline, dataset, (time.perf_counter() - started) / 60
+
+
+def resnet18_part(spec: DatasetSpec, workspace: Workspace, args) -> dict:
+    progress = stderr_progress(0.5)
+    baseline, dataset, baseline_minutes = timed_baseline(spec, workspace, "resnet18", args.resnet_epochs, progress)
     pruned_id = child_run(workspace, baseline.run_id, "channel_50", BENCH_TAG)
     if pruned_id < 0:
         config = PruneConfig(method="ln", granularity="channel", amount=0.5, scope="layer", remove=True, finetune_epochs=args.finetune_epochs)
@@ -128,23 +133,27 @@ def resnet18_part(spec: DatasetSpec, workspace: Workspace, args) -> dict:
 
 
 def mobilenet_part(spec: DatasetSpec, workspace: Workspace, args) -> dict:
+    from core.foundation.training.quick_evaluation import QuickEvaluator
     from core.quantization.granularity import granularity_lesson  # the Quantization page's per-tensor vs per-channel figures
 
     progress = stderr_progress(0.5)
-    dataset = load_dataset(spec, workspace, progress)
-    started = time.perf_counter()
-    baseline = get_baseline(BaselineConfig(spec, model="mobilenet_v2_x0_5", epochs=args.mobilenet_epochs, device="cpu"), workspace, progress, dataset=dataset)
-    minutes = (time.perf_counter() - started) / 60
+    baseline, dataset, minutes = timed_baseline(spec, workspace, "mobilenet_v2_x0_5", args.mobilenet_epochs, progress)
     report = measure_runtimes(workspace, [baseline.run_id], rounds=args.rounds, runtimes=TIMED_RUNTIMES, progress=progress)
     label = label_of(report, baseline.run_id)
-    lesson = granularity_lesson(baseline.model, dataset)
+    lesson = granularity_lesson(baseline.model.cpu(), QuickEvaluator(dataset, size=len(dataset.test)))
     ov_fp32, ov_int8 = latency(report, label, OPENVINO), latency(report, label, OPENVINO, "int8")
     return {
         "baseline": {"run_id": baseline.run_id, "epochs": baseline.recipe.epochs, "train_images": len(dataset.train.labels), "minutes": round(minutes, 1), "from_cache": baseline.from_cache},
         "accuracy_fp32": report.figure(label, EAGER, "fp32", THROUGHPUT_BATCH_SIZE).accuracy,
         "int8_in_runtimes": runtime_figures(report, label),
         "openvino_int8_speedup": ov_fp32 / ov_int8 if ov_fp32 and ov_int8 else None,
-        "weights_int8": lesson.as_dict() if hasattr(lesson, "as_dict") else str(lesson),
+        "weights_int8_accuracy": {
+            "images": lesson.eval_images,
+            "float": lesson.accuracy_float,
+            "per_tensor": lesson.accuracy_per_tensor,
+            "per_channel": lesson.accuracy_per_channel,
+            "worst_layer": lesson.worst_layer,
+        },
         "test_images": report.test_images,
         "targets": TARGETS["mobilenet_v2_x0_5"],
     }
