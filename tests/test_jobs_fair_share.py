@@ -21,6 +21,7 @@ from core.jobs.queue import JobQueue
 from core.jobs.store import CANCELLED, DONE, FAILED, QUEUED, RUNNING, JobStore, QueueSettings, job_id_for
 from core.sweep import engine
 from tests.conftest import cli_in_process
+from tests.test_jobs import wait_for  # the queue tests' own wait for a state
 
 WAIT_SECONDS = 300  # generous: nothing here measures speed
 
@@ -158,16 +159,6 @@ def one_cpu_cluster():
     engine.connect(None, local_cpus=1)
     yield
     engine.shutdown()
-
-
-def wait_for(queue: JobQueue, job_id: str, states: tuple[str, ...]):
-    deadline = time.time() + WAIT_SECONDS
-    while time.time() < deadline:
-        status = queue.status(job_id)
-        if status.state in states:
-            return status
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} never reached {states}; last {queue.status(job_id)}")
 
 
 @pytest.mark.slow

@@ -61,15 +61,7 @@ class Queuer:
         self.seeds = [SEED_BASE + 3 * index + offset for offset in range(3)]
         self.outcomes: list[dict] = []  # per press: seed, outcome ("queued" / "refused"), the job id or the line
 
-    async def timed(self, name: str, **rerun):
-        at = time.time()
-        result = await self.client.rerun(**rerun)
-        self.log.add("protocol", name, at, result.seconds, who=self.name, superseded=result.superseded)
-        for text in result.exceptions:
-            self.log.error(self.name, name, f"exception shown: {text}")
-        if result.status != "FINISHED_SUCCESSFULLY":
-            self.log.error(self.name, name, f"script finished {result.status}")
-        return result
+    timed = Student.timed  # the same logged rerun (it reads .client, .log and .name, which a Queuer has too)
 
     async def run(self, start_at: float) -> None:
         await asyncio.sleep(max(0.0, start_at - time.perf_counter()))
