@@ -20,7 +20,7 @@ from core.foundation import history
 from core.foundation.baseline.config import MAX_SEED, MAX_SUBSET_SIZE, BaselineConfig
 from core.foundation.data.names import DEFAULT_DATASET, FOLDER_PREFIX, TORCHVISION_DATASETS, DatasetSpec, is_dataset_on_disk, validate_dataset_name
 from core.foundation.errors import UserError
-from core.foundation.models.names import available_models, model_group
+from core.foundation.models.names import available_models, model_label
 from core.foundation.progress import Progress
 from core.foundation.training.records import MAX_EPOCHS
 from ui.jobs_view import queued_baseline_training
@@ -121,7 +121,7 @@ def sidebar_config() -> BaselineConfig:
         report_error(error)
         name = DEFAULT_DATASET
     # Grouped as the registry groups them (the lab's own, then torchvision's): each name shows its group.
-    model = st.sidebar.selectbox("Baseline model", available_models(), key="sidebar_model", format_func=lambda name: f"{name} · {model_group(name)}")
+    model = st.sidebar.selectbox("Baseline model", available_models(), key="sidebar_model", format_func=model_label)
     train_size = st.sidebar.number_input("Train images (0 = all)", min_value=0, max_value=MAX_SUBSET_SIZE, value=0, step=500, key="sidebar_train_size")
     epochs = st.sidebar.number_input("Epochs (empty = classroom preset)", min_value=0, max_value=MAX_EPOCHS, value=None, placeholder="preset", key="sidebar_epochs")
     seed = st.sidebar.number_input("Seed", min_value=0, max_value=MAX_SEED, value=0, key="sidebar_seed")

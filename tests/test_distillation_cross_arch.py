@@ -58,7 +58,7 @@ def test_teachers_and_students_are_the_registrys_offered_models_in_its_groups():
     # The default student stays the source's own architecture when it is one of the lab's students, else simple_cnn.
     assert [default_student(name) for name in STUDENT_MODELS] == list(STUDENT_MODELS)
     assert default_student(RESNET18) == default_student("teacher") == spec(DistillConfig, "student").default == "simple_cnn"
-    assert model_label(RESNET18) == "resnet18 (torchvision)" and model_label("teacher") == "teacher (the lab's own)"
+    assert model_label(RESNET18) == "resnet18 · torchvision" and model_label("teacher") == "teacher · the lab's own"
     text = grouped_names(OFFERED_MODEL_NAMES)
     assert text.startswith("the lab's own: simple_cnn, ") and "; torchvision: resnet18" in text
     assert text.count(";") == sum(bool(set(names) & set(OFFERED_MODEL_NAMES)) for names in MODEL_GROUPS.values()) - 1
@@ -216,7 +216,7 @@ def test_the_page_races_a_resnet18_teacher_against_another_architecture(session_
     at.select_slider(key="distill_labelled").set_value(1.0)
     at.number_input(key="distill_epochs").set_value(1).run()
     assert not at.exception and not at.error
-    assert any(f"The teacher is run #{resnet18_teacher.run_id}: resnet18 (torchvision)" in caption.value for caption in at.caption)
+    assert any(f"The teacher is run #{resnet18_teacher.run_id}: resnet18 · torchvision" in caption.value for caption in at.caption)
     at.button(key="distill_run").click().run()
     assert not at.exception and not at.error
     run = [run for run in history.list_runs(session_workspace.history_db) if run.technique == "distill"][-1]

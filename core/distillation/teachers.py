@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from core.foundation.models.names import MODEL_GROUPS, OFFERED_MODEL_NAMES, available_model_groups, model_group
+from core.foundation.models.names import MODEL_GROUPS, OFFERED_MODEL_NAMES, available_model_groups, model_group, model_label  # noqa: F401 (model_label re-exported)
 
 # The registry's offered list, not a copy: an architecture the registry starts offering can teach and learn at once.
 DISTILLATION_MODELS = OFFERED_MODEL_NAMES
@@ -26,11 +26,6 @@ def available_teachers() -> list[str]:
 def available_students() -> list[str]:
     """The same list: any model that can teach can learn."""
     return available_teachers()
-
-
-def model_label(name: str) -> str:
-    """A model as a selectbox shows it: its name and the sidebar's group."""
-    return f"{name} ({model_group(name)})"
 
 
 def grouped_names(names: Iterable[str]) -> str:

@@ -88,6 +88,11 @@ def model_group(name: str) -> str:
     return ARCHITECTURE_BY_NAME[name].group
 
 
+def model_label(name: str) -> str:
+    """A model as every picker and table shows it: "resnet18 · torchvision"."""
+    return f"{name} · {model_group(name)}"
+
+
 def torch_hub_dir() -> Path:
     """torch.hub.get_dir(): asked of torch once it is loaded (torch.hub.set_dir may have moved it),
     else the same rule torch applies ($TORCH_HOME/hub, else $XDG_CACHE_HOME/torch/hub)."""
