@@ -19,6 +19,7 @@ from core.contract.predictions import model_for_run, run_predictions
 from core.deploy.export import FP32_AGREEMENT_MIN, INT8_ACCURACY_TOLERANCE, cached_export, onnx_for_run
 from core.deploy.onnx_files import INPUT_NAME, operator_counts, ort_session, read_metadata
 from core.deploy.runtimes import ONNXRUNTIME, OPENVINO, PRECISIONS, cached_runtime_report, default_runs, measure_runtimes, table_rows
+from core.foundation.errors import UserError
 from core.foundation.history import get_run
 from core.foundation.measures.latency import BATCH_SIZES, COMPILED, EAGER
 from core.pruning import PruneConfig, prune
@@ -195,3 +196,18 @@ def test_runtimes_json_on_digits_has_every_runtime_precision_and_batch(runs):
     saved = cached_runtime_report(workspace, [ids["static"]])
     assert saved is not None and [f.latency_ms for f in saved.figures] == [r["latency_ms"] for r in rows]
     assert cached_runtime_report(workspace, [ids["static"], ids["baseline"]]) is None
+
+
+def test_an_int8_file_exactly_one_point_from_torch_is_within_the_tolerance():
+    """One image in a hundred is the 1 point allowed: 0.96 - 0.95 must not count as more than 0.01
+    (it is 0.010000000000000009 in floating point); two images in a hundred are refused."""
+    from types import SimpleNamespace
+
+    from core.deploy.export import _check_against_torch
+
+    run, int8 = SimpleNamespace(id=7), SimpleNamespace(int8=True)
+    assert 0.96 - 0.95 > INT8_ACCURACY_TOLERANCE  # the floating-point case this guards
+    _check_against_torch(run, int8, 0.96, 0.95, None)
+    _check_against_torch(run, int8, 0.94, 0.95, None)
+    with pytest.raises(UserError, match=r"run #7's int8 ONNX file scores 97.00% against torch's 95.00%, more than 1% apart"):
+        _check_against_torch(run, int8, 0.97, 0.95, None)
