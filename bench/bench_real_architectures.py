@@ -2,7 +2,7 @@
 residual groups, ResNet-18 static int8 in OpenVINO, and MobileNetV2 x0.5 trained, quantized
 per-channel and per-tensor.
 
-    .venv/bin/python bench/bench_real_architectures.py [--part resnet18|mobilenet|all] [--train-size 5000] [--test-size 1000]
+    .venv/bin/python bench/bench_real_architectures.py [--part resnet18|mobilenet|preview|all] [--train-size 5000] [--test-size 1000]
     .venv/bin/python bench/bench_real_architectures.py --dataset digits --image-side 16 ...   # not meaningful: 8-px digits are below the stems
 
 Targets (2 threads; figures with the machine and ISA):
@@ -14,6 +14,12 @@ Targets (2 threads; figures with the machine and ISA):
    AVX2-only), accuracy within 1 point.
 3. MobileNetV2 x0.5 trained to >= 85% (the minutes said); static int8 per-channel within 1 point
    of fp32; per-tensor's drop measured; OpenVINO int8 >= 2.5x its fp32 on VNNI/AMX.
+4. (--part preview) a slider's preview of MobileNetV2 x0.5 on 32 px, on the page's subset of
+   preview_subset_size images (256 for a torchvision network), within 2 s; the lab's own
+   simple_cnn on its 2,000 images still within 1 s. A preview is what the Pruning page and the
+   Quantization page redraw on a slider move: core.pruning.preview_pruning (prune a copy, evaluate,
+   count sizes and MACs) and quantize_model with a simulated setting on the subset. Medians over
+   the page's slider positions; the same previews on 2,000 images are timed too, for comparison.
 
 Every run is made the way the pages and the CLI make it (get_baseline, prune(), recorded), and
 timed by core.deploy.runtimes.measure_runtimes, what `python -m core runtimes` calls: the int8
@@ -56,7 +62,10 @@ TARGETS = {
     "resnet18_channel_50": {"mac_reduction_min": 3.0, "latency_speedup_min": 2.5, "accuracy_drop_points_max": 2.0},
     "resnet18_int8_openvino": {"speedup_min_vnni": 3.0, "speedup_min_avx2": 1.8, "accuracy_drop_points_max": 1.0},
     "mobilenet_v2_x0_5": {"accuracy_min": 0.85, "int8_per_channel_drop_points_max": 1.0, "openvino_int8_speedup_min_vnni": 2.5},
+    "preview": {"torchvision_max_s": 2.0, "lab_own_max_s": 1.0},
 }
+PREVIEW_AMOUNTS = (0.3, 0.5, 0.7, 0.9)  # slider positions timed per preview kind
+PREVIEW_BITS = (8, 6, 4, 3)
 
 
 def runtime_figures(report: RuntimeReport, label: str) -> dict:
@@ -159,9 +168,61 @@ def mobilenet_part(spec: DatasetSpec, workspace: Workspace, args) -> dict:
     }
 
 
+def preview_seconds(source: ModelSource, images: int) -> dict:
+    """Median seconds of each preview kind a slider redraws, on `images` class-balanced test images."""
+    import statistics
+
+    from core.foundation.training.quick_evaluation import QuickEvaluator
+    from core.pruning import preview_pruning
+    from core.quantization import SimulateConfig
+    from core.quantization.apply import quantize_model
+
+    evaluator = QuickEvaluator(source.dataset, size=images)
+    accuracy_before = evaluator.accuracy(source.model)
+    previews = {
+        "unstructured pruning": lambda amount, _bits: preview_pruning(source, PruneConfig(method="l1", granularity="unstructured", amount=amount, scope="global"), evaluator),
+        "channel pruning (removed)": lambda amount, _bits: preview_pruning(source, PruneConfig(method="ln", granularity="channel", amount=amount, scope="layer", remove=True), evaluator),
+        "simulated quantization": lambda _amount, bits: quantize_model(
+            source.model, source.dataset, SimulateConfig(bits=bits), eval_split=evaluator.split, accuracy_before=accuracy_before, seed=source.seed
+        ),
+    }
+    timings = {}
+    for kind, preview in previews.items():
+        preview(PREVIEW_AMOUNTS[0], PREVIEW_BITS[0])  # first call: warm caches, as a page's first draw does
+        seconds = []
+        for amount, bits in zip(PREVIEW_AMOUNTS, PREVIEW_BITS):
+            started = time.perf_counter()
+            preview(amount, bits)
+            seconds.append(time.perf_counter() - started)
+        timings[kind] = {"median_s": statistics.median(seconds), "seconds": seconds}
+    return {"images": evaluator.images, "previews": timings, "slowest_median_s": max(t["median_s"] for t in timings.values())}
+
+
+def preview_part(spec: DatasetSpec, workspace: Workspace, args) -> dict:
+    from core.foundation.training.quick_evaluation import EVAL_SUBSET_SIZE, preview_subset_size
+
+    progress = stderr_progress(0.5)
+    part = {}
+    for name, epochs in (("mobilenet_v2_x0_5", args.mobilenet_epochs), ("simple_cnn", None)):
+        baseline, _dataset, minutes = timed_baseline(spec, workspace, name, epochs, progress)
+        source = ModelSource.from_baseline(baseline)
+        source.model.cpu()
+        entry = {"baseline_run_id": baseline.run_id, "page_subset": preview_seconds(source, preview_subset_size(name))}
+        if preview_subset_size(name) != EVAL_SUBSET_SIZE:
+            entry["on_2000_images"] = preview_seconds(source, EVAL_SUBSET_SIZE)
+        part[name] = entry
+        print(f"preview {name}: {entry['page_subset']['images']} images, slowest median {entry['page_subset']['slowest_median_s']:.2f} s", flush=True)
+    part["targets"] = TARGETS["preview"]
+    part["met"] = (
+        part["mobilenet_v2_x0_5"]["page_subset"]["slowest_median_s"] <= TARGETS["preview"]["torchvision_max_s"]
+        and part["simple_cnn"]["page_subset"]["slowest_median_s"] <= TARGETS["preview"]["lab_own_max_s"]
+    )
+    return part
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("resnet18", "mobilenet", "all"), default="resnet18")
+    parser.add_argument("--part", choices=("resnet18", "mobilenet", "preview", "all"), default="resnet18")
     parser.add_argument("--cifar-dir", type=Path, default=DEFAULT_CIFAR_DIR)
     parser.add_argument("--dataset", help="another dataset instead of the CIFAR-10 folder (a smoke run)")
     parser.add_argument("--train-size", type=int, default=5000, help="class-balanced training subset (default 5000 of 50,000)")
@@ -186,6 +247,8 @@ def main() -> int:
     if args.part in ("mobilenet", "all"):
         results["mobilenet_v2_x0_5"] = mobilenet_part(spec, workspace, args)
         print(results["mobilenet_v2_x0_5"], flush=True)
+    if args.part in ("preview", "all"):
+        results["preview"] = preview_part(spec, workspace, args)
     print(f"wrote {write_results('real_architectures', results, args.output)}")
     return 0
 

@@ -1,8 +1,8 @@
 """Pruning: masks you can see, channels really removed, sizes that tell the truth.
 
 The page starts from a model source (the sidebar's baseline, or any floating-point run of the
-history). A slider move prunes a copy of it and evaluates it with the quick evaluator (a 2,000-image
-test subset, no training, no latency). Fine-tuning, the iterative schedule, the sensitivity scan, the
+history). A slider move prunes a copy of it and evaluates it with the quick evaluator (a class-balanced
+test subset: 2,000 images, 256 for torchvision's networks; no training, no latency). Fine-tuning, the iterative schedule, the sensitivity scan, the
 accuracy sweep and latency are buttons, each with progress; a pruning run is recorded by core.contract.record.
 On a classroom server (MEL_CLASSROOM=1) "Prune, fine-tune and save" asks the server's job queue
 (core.jobs, kind "prune") and the page shows the recorded run once the job is done.
@@ -243,7 +243,7 @@ def accuracy_tab(source: ModelSource, snapshot: PruneSnapshot, config: PruneConf
     finetuned = session_dict("prune_finetuned").get(key, [])
     show_figure(accuracy_vs_sparsity_figure(oneshot, finetuned, eval_accuracy_before, current=(snapshot.sparsity, snapshot.accuracy)), key="prune_accuracy_curve")
     if finetuned:
-        st.caption("Fine-tuned points are measured on the full test set; the one-shot curve on the 2,000-image subset.")
+        st.caption(f"Fine-tuned points are measured on the full test set; the one-shot curve on the {evaluator.images:,}-image subset.")
 
 
 def sensitivity_tab(source: ModelSource, config: PruneConfig, evaluator: QuickEvaluator) -> None:

@@ -13,7 +13,7 @@ from core.foundation.errors import UserError
 from core.foundation.measures.metrics import count_parameters
 from core.foundation.models import memory
 from core.foundation.models.channels import remove_channels
-from core.foundation.models.names import ARCHITECTURES, LAB_OWN, MODEL_GROUPS, MODEL_NAMES, OFFERED_MODEL_NAMES, TORCHVISION, available_model_groups, available_models
+from core.foundation.models.names import ARCHITECTURES, LAB_OWN, MODEL_GROUPS, MODEL_NAMES, TORCHVISION, available_model_groups, available_models
 from core.foundation.models.registry import build_model
 from core.foundation.models.vit import HeadAttention
 from core.foundation.training.loop import TrainRecipe, train_model
@@ -61,19 +61,17 @@ def test_the_registry_is_one_list_grouped_with_the_issues_architectures():
     assert sum(available_model_groups().values(), []) == [name for name in MODEL_NAMES if name in sum(available_model_groups().values(), [])]
 
 
-def test_only_offered_architectures_reach_the_sidebar_and_the_cli(capsys):
-    """An entry is offered once its row of the technique matrix (tests/test_technique_matrix.py) has
-    run green; the others wait, and the CLI refuses them as it refuses any unknown name."""
-    from core.cli.main import main
+def test_every_registry_architecture_reaches_the_sidebar_and_the_cli():
+    """One list: the sidebar's groups and the CLI's --model choices are the registry's names (the
+    ImageNet-started ResNet-18 only with its weights on disk), in the registry's order."""
+    from core.cli.main import build_parser
 
-    assert "resnet18" in OFFERED_MODEL_NAMES
-    offered_groups = available_model_groups()
-    assert offered_groups[TORCHVISION][:1] == ["resnet18"] and offered_groups[LAB_OWN] == list(MODEL_GROUPS[LAB_OWN])
-    unoffered = [a.name for a in ARCHITECTURES if not a.offered]
-    assert not set(unoffered) & set(available_models())
-    if unoffered:
-        code = main(["train", "--model", unoffered[0], "--epochs", "0"])
-        assert code == 2 and unoffered[0] in capsys.readouterr().err
+    model_option = next(a for a in build_parser()._subparsers._group_actions[0].choices["train"]._actions if a.dest == "model")
+    assert tuple(model_option.choices) == MODEL_NAMES
+    grouped = available_model_groups()
+    assert grouped[LAB_OWN] == list(MODEL_GROUPS[LAB_OWN])
+    assert [name for name in MODEL_GROUPS[TORCHVISION] if name != "resnet18_imagenet"] == [name for name in grouped[TORCHVISION] if name != "resnet18_imagenet"]
+    assert set(available_models()) == set(sum(grouped.values(), []))
 
 
 @pytest.mark.parametrize("name", TORCHVISION_MODELS)

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from core.foundation.models.names import LAB_OWN, MODEL_NAMES, model_group
 from core.foundation.models.registry import build_model
 from core.foundation.training.loop import evaluate
-from core.foundation.training.quick_evaluation import EVAL_SUBSET_SIZE, QuickEvaluator, evaluation_subset
+from core.foundation.training.quick_evaluation import EVAL_SUBSET_SIZE, TORCHVISION_PREVIEW_SIZE, QuickEvaluator, evaluation_subset, preview_subset_size
 
 
 def test_the_subset_is_class_balanced_and_repeatable(digits_baseline):
@@ -41,3 +42,13 @@ def test_quick_accuracy_and_logits_match_the_full_evaluation_on_the_same_images(
     torch.manual_seed(0)
     untrained = build_model("simple_cnn", dataset.channels, dataset.image_size, dataset.num_classes).eval()
     assert evaluator.accuracy(untrained) < evaluator.accuracy(digits_baseline.model) - 0.5  # it measures the model, not a constant
+
+
+def test_previews_of_torchvision_networks_use_fewer_images_than_the_labs_own():
+    """A slider preview of a torchvision network costs 10-100x a lab model per image: it evaluates
+    TORCHVISION_PREVIEW_SIZE images, the lab's own EVAL_SUBSET_SIZE, and the page says how many."""
+    assert TORCHVISION_PREVIEW_SIZE < EVAL_SUBSET_SIZE
+    for name in MODEL_NAMES:
+        expected = EVAL_SUBSET_SIZE if model_group(name) == LAB_OWN else TORCHVISION_PREVIEW_SIZE
+        assert preview_subset_size(name) == expected, name
+    assert preview_subset_size("simple_cnn") == EVAL_SUBSET_SIZE and preview_subset_size("mobilenet_v2_x0_5") == TORCHVISION_PREVIEW_SIZE

@@ -5,7 +5,7 @@ from safetensors.torch import save_file
 from core.foundation.errors import UserError
 from core.foundation.measures.metrics import count_parameters
 from core.foundation.models import resnet
-from core.foundation.models.names import LAB_OWN, MODEL_GROUPS, OFFERED_MODEL_NAMES
+from core.foundation.models.names import LAB_OWN, MODEL_GROUPS
 from core.foundation.models.registry import MODEL_NAMES, STUDENT_MODELS, available_models, build_model
 from core.foundation.models.resnet import IMAGENET_WEIGHTS_FILE, RESNET18, RESNET18_IMAGENET
 
@@ -44,7 +44,7 @@ def test_the_registry_holds_every_model_and_resnet18_from_scratch_is_always_avai
     assert {*STUDENT_MODELS, "teacher", RESNET18, RESNET18_IMAGENET} <= set(MODEL_NAMES)
     assert set(MODEL_GROUPS[LAB_OWN]) == {*STUDENT_MODELS, "teacher"}
     assert RESNET18 in available_models()
-    assert set(available_models()) - {RESNET18_IMAGENET} == set(OFFERED_MODEL_NAMES) - {RESNET18_IMAGENET}
+    assert set(available_models()) - {RESNET18_IMAGENET} == set(MODEL_NAMES) - {RESNET18_IMAGENET}
 
 
 def test_resnet18_imagenet_is_absent_without_its_weights_file(empty_torch_hub):

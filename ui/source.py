@@ -19,7 +19,7 @@ from core.contract.source import ModelSource, source_candidates
 from core.foundation.baseline.trained import Baseline
 from core.foundation.errors import UserError
 from core.foundation.history import RunRecord
-from core.foundation.training.quick_evaluation import QuickEvaluator
+from core.foundation.training.quick_evaluation import QuickEvaluator, preview_subset_size
 from core.foundation.workspace import META_FILE, Workspace
 from ui.state import report_error, require_baseline, workspace
 
@@ -93,11 +93,12 @@ def source_key(source: ModelSource) -> str:
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _quick_evaluator_shared(key: str, _source: ModelSource) -> QuickEvaluator:
-    return QuickEvaluator(_source.dataset, _source.torch_device)
+    return QuickEvaluator(_source.dataset, _source.torch_device, size=preview_subset_size(_source.architecture))
 
 
 def quick_evaluator(source: ModelSource) -> QuickEvaluator:
-    """The one quick evaluator (core.foundation.training.quick_evaluation) for this source's dataset and device, built once per server."""
+    """The one quick evaluator (core.foundation.training.quick_evaluation) for this source's dataset,
+    device and architecture (a torchvision network previews on fewer images), built once per server."""
     return _quick_evaluator_shared(source_key(source), source)
 
 

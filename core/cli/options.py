@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from core.foundation.models.names import OFFERED_MODEL_NAMES
+from core.foundation.models.names import MODEL_NAMES
 from core.foundation.training.records import MAX_EPOCHS
 from core.foundation.workspace import DATA_DIR_ENV
 
@@ -18,7 +18,7 @@ def common_options() -> argparse.ArgumentParser:
     group = parser.add_argument_group("common options")
     group.add_argument("--dataset", default="digits", help="digits, cifar10, mnist, fashion-mnist or folder:PATH (default: digits)")
     group.add_argument("--data-dir", help=f"where torchvision datasets are looked for and downloaded (default: WORKSPACE/data, or ${DATA_DIR_ENV})")
-    group.add_argument("--model", default="simple_cnn", choices=OFFERED_MODEL_NAMES, metavar="MODEL", help=f"baseline model: {', '.join(OFFERED_MODEL_NAMES)} (default: simple_cnn)")
+    group.add_argument("--model", default="simple_cnn", choices=MODEL_NAMES, metavar="MODEL", help=f"baseline model: {', '.join(MODEL_NAMES)} (default: simple_cnn)")
     group.add_argument("--epochs", type=int, help=f"training epochs, 0..{MAX_EPOCHS} (default: the dataset's classroom preset)")
     group.add_argument("--train-size", type=int, help="class-balanced training subset size (default: all)")
     group.add_argument("--test-size", type=int, help="class-balanced test subset size (default: all)")

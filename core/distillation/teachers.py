@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from core.foundation.models.names import MODEL_GROUPS, OFFERED_MODEL_NAMES, available_model_groups, model_group, model_label  # noqa: F401 (model_label re-exported)
+from core.foundation.models.names import MODEL_GROUPS, MODEL_NAMES, available_model_groups, model_group, model_label  # noqa: F401 (model_label re-exported)
 
 # The registry's offered list, not a copy: an architecture the registry starts offering can teach and learn at once.
-DISTILLATION_MODELS = OFFERED_MODEL_NAMES
+DISTILLATION_MODELS = MODEL_NAMES
 TEACHER_MODELS = DISTILLATION_MODELS  # the name pages and tests imported when only a few models could teach
 DEFAULT_TEACHER = "teacher"  # the lab's small ResNet
 DEFAULT_STUDENT = "simple_cnn"

@@ -28,11 +28,6 @@ class Architecture:
     min_image_size: int = MIN_IMAGE_SIDE
     min_reason: str = ""  # why min_image_size, when it is above MIN_IMAGE_SIDE
     adaptation: str = ""  # what was changed for small images (torchvision models)
-    # Offered in the sidebar, the pages and the CLI's --model: the architectures every technique has
-    # been run on, or refuses in one line (tests/test_technique_matrix.py runs every offered one). An
-    # entry whose row of that matrix has not yet been run green here waits with offered=False (a row
-    # takes minutes on 2 cores, so each is flipped once it has been run).
-    offered: bool = True
 
 
 RESNET18 = "resnet18"
@@ -48,21 +43,18 @@ ARCHITECTURES = (
     Architecture("teacher", LAB_OWN, "teacher"),
     Architecture(RESNET18, TORCHVISION, "resnet18", adaptation=SMALL_STEM),
     Architecture(RESNET18_IMAGENET, TORCHVISION, "resnet18", (("imagenet", True),), adaptation=SMALL_STEM + "; ImageNet weights"),
-    Architecture("resnet50", TORCHVISION, "torchvision", (("arch", "resnet50"),), adaptation=SMALL_STEM, offered=False),
-    Architecture("mobilenet_v2", TORCHVISION, "torchvision", (("arch", "mobilenet_v2"),), adaptation="first conv and the 24-channel stage at stride 1 (/8)", offered=False),
+    Architecture("resnet50", TORCHVISION, "torchvision", (("arch", "resnet50"),), adaptation=SMALL_STEM),
+    Architecture("mobilenet_v2", TORCHVISION, "torchvision", (("arch", "mobilenet_v2"),), adaptation="first conv and the 24-channel stage at stride 1 (/8)"),
     Architecture(
         MOBILENET_V2_X0_5,
         TORCHVISION,
         "torchvision",
         (("arch", "mobilenet_v2"), ("width", 0.5)),
         adaptation="width 0.5; first conv and the 24-channel stage at stride 1 (/8)",
-        offered=False,
     ),
-    Architecture(
-        "mobilenet_v3_small", TORCHVISION, "torchvision", (("arch", "mobilenet_v3_small"),), adaptation="first conv and first block at stride 1 (/8); batch-norm momentum 0.1, not 0.01", offered=False
-    ),
-    Architecture("efficientnet_b0", TORCHVISION, "torchvision", (("arch", "efficientnet_b0"),), adaptation="first conv and the 24-channel stage at stride 1 (/8)", offered=False),
-    Architecture("regnet_y_400mf", TORCHVISION, "torchvision", (("arch", "regnet_y_400mf"),), adaptation="stem and first stage at stride 1 (/8)", offered=False),
+    Architecture("mobilenet_v3_small", TORCHVISION, "torchvision", (("arch", "mobilenet_v3_small"),), adaptation="first conv and first block at stride 1 (/8); batch-norm momentum 0.1, not 0.01"),
+    Architecture("efficientnet_b0", TORCHVISION, "torchvision", (("arch", "efficientnet_b0"),), adaptation="first conv and the 24-channel stage at stride 1 (/8)"),
+    Architecture("regnet_y_400mf", TORCHVISION, "torchvision", (("arch", "regnet_y_400mf"),), adaptation="stem and first stage at stride 1 (/8)"),
     Architecture(
         "convnext_tiny",
         TORCHVISION,
@@ -71,12 +63,10 @@ ARCHITECTURES = (
         min_image_size=16,
         min_reason="a 2x2 patchify stem and three 2x2 downsamplings halve the image four times",
         adaptation="patchify stem 2x2 at stride 2 instead of 4x4 at stride 4 (/16)",
-        offered=False,
     ),
-    Architecture(VIT_TINY, TORCHVISION, "vit", adaptation="torchvision VisionTransformer: 4-px patches, 6 layers, 4 heads, width 192, MLP 384", offered=False),
+    Architecture(VIT_TINY, TORCHVISION, "vit", adaptation="torchvision VisionTransformer: 4-px patches, 6 layers, 4 heads, width 192, MLP 384"),
 )
 MODEL_NAMES = tuple(architecture.name for architecture in ARCHITECTURES)
-OFFERED_MODEL_NAMES = tuple(architecture.name for architecture in ARCHITECTURES if architecture.offered)
 ARCHITECTURE_BY_NAME = {architecture.name: architecture for architecture in ARCHITECTURES}
 MODEL_GROUPS = {group: tuple(a.name for a in ARCHITECTURES if a.group == group) for group in (LAB_OWN, TORCHVISION)}
 STUDENT_MODELS = ("simple_cnn", "simple_cnn_narrow", "simple_cnn_wide")
@@ -113,9 +103,9 @@ def imagenet_weights_available() -> bool:
 
 
 def available_models() -> list[str]:
-    """The offered names usable on this machine: the ImageNet-started ResNet-18 only when its
-    weights are on disk (they cannot be downloaded as anything but a pickle)."""
-    return [name for name in OFFERED_MODEL_NAMES if name != RESNET18_IMAGENET or imagenet_weights_available()]
+    """The names usable on this machine: the ImageNet-started ResNet-18 only when its weights are
+    on disk (they cannot be downloaded as anything but a pickle)."""
+    return [name for name in MODEL_NAMES if name != RESNET18_IMAGENET or imagenet_weights_available()]
 
 
 def available_model_groups() -> dict[str, list[str]]:

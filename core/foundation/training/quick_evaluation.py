@@ -12,10 +12,20 @@ import torch
 from torch import nn
 
 from core.foundation.data.datasets import Dataset, ImageSplit, class_balanced_subset
+from core.foundation.models.names import LAB_OWN, model_group
 from core.foundation.training.loop import evaluation_from_logits
 
 EVAL_SUBSET_SIZE = 2000  # class-balanced test images for interactive evaluation
 QUICK_EVAL_BATCH_SIZE = 250  # batches of 250 stay in the CPU cache; 1,000 measured ~1.5x slower on 2 cores
+# torchvision's networks cost 10 to 100 times a lab model per image (MobileNetV2 x0.5 on 32 px: a
+# simulated-quantization preview of 2,000 images took 4.3 s on 2 busy cores), so their previews use
+# fewer images to redraw within 2 s; every preview says how many images it used.
+TORCHVISION_PREVIEW_SIZE = 256
+
+
+def preview_subset_size(architecture: str) -> int:
+    """How many test images a slider's preview evaluates for this registry architecture."""
+    return EVAL_SUBSET_SIZE if model_group(architecture) == LAB_OWN else TORCHVISION_PREVIEW_SIZE
 
 
 def evaluation_subset(dataset: Dataset, size: int = EVAL_SUBSET_SIZE, seed: int = 0) -> Dataset:
