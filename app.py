@@ -23,6 +23,7 @@ from core.foundation.errors import UserError
 from core.foundation.models.names import available_models, model_label
 from core.foundation.progress import Progress
 from core.foundation.training.records import MAX_EPOCHS
+from ui.brought import brought_weights_from_sidebar
 from ui.jobs_view import queued_baseline_training
 from ui.presentation import apply_presentation_mode
 from ui.state import (
@@ -122,6 +123,7 @@ def sidebar_config() -> BaselineConfig:
         name = DEFAULT_DATASET
     # Grouped as the registry groups them (the lab's own, then torchvision's): each name shows its group.
     model = st.sidebar.selectbox("Baseline model", available_models(), key="sidebar_model", format_func=model_label)
+    brought = brought_weights_from_sidebar(model)  # the user's own trained weights for it, if uploaded
     train_size = st.sidebar.number_input("Train images (0 = all)", min_value=0, max_value=MAX_SUBSET_SIZE, value=0, step=500, key="sidebar_train_size")
     epochs = st.sidebar.number_input("Epochs (empty = classroom preset)", min_value=0, max_value=MAX_EPOCHS, value=None, placeholder="preset", key="sidebar_epochs")
     seed = st.sidebar.number_input("Seed", min_value=0, max_value=MAX_SEED, value=0, key="sidebar_seed")
@@ -129,7 +131,7 @@ def sidebar_config() -> BaselineConfig:
     share.write_sidebar_link()  # the current values back into the URL, and the Share expander
     st.sidebar.toggle("Presentation mode", key=PRESENTATION_KEY, help="Larger fonts and charts, controls tucked away: for projecting")
     spec = DatasetSpec(name, int(train_size) or None, None, 0)
-    return BaselineConfig(spec, model, None if epochs is None else int(epochs), int(seed), device)
+    return BaselineConfig(spec, model, None if epochs is None else int(epochs), int(seed), device, **brought)
 
 
 def baseline_status_and_training(config: BaselineConfig, live_area) -> None:
@@ -159,7 +161,10 @@ def baseline_status_and_training(config: BaselineConfig, live_area) -> None:
         metrics = (card or baseline).metrics
         st.sidebar.success(f"Baseline cached: {metrics.accuracy:.1%} accuracy, {format_bytes(metrics.size_bytes)}")
         return
-    st.sidebar.info(f"No baseline yet for {dataset.name} ({len(dataset.train):,} training images).")
+    if config.brought:
+        st.sidebar.info(f"Your {config.model} is not recorded as the baseline yet ({dataset.name}, {len(dataset.test):,} test images).")
+    else:
+        st.sidebar.info(f"No baseline yet for {dataset.name} ({len(dataset.train):,} training images).")
     if stop_requested:
         st.sidebar.warning("Training stopped; nothing was saved.")
     if not history_readable:
@@ -167,7 +172,8 @@ def baseline_status_and_training(config: BaselineConfig, live_area) -> None:
     if classroom_mode():
         queued_baseline_training(config, str(workspace().root))
         return
-    if not st.sidebar.button("Train baseline", key="sidebar_train", type="primary"):
+    label = ("Fine-tune and record your model" if config.epochs else "Record your model as the baseline") if config.brought else "Train baseline"
+    if not st.sidebar.button(label, key="sidebar_train", type="primary"):
         return
     stop = SessionStopFlag(TRAINING_STOP_KEY)
     with live_area.container():

@@ -43,9 +43,9 @@ from core.foundation.measures.latency import measure_latencies  # noqa: E402
 from core.foundation.progress import stderr_progress  # noqa: E402
 from core.foundation.training.loop import evaluate, train_model  # noqa: E402
 from core.foundation.training.quick_evaluation import QuickEvaluator  # noqa: E402
+from core.foundation.training.records import finetune_recipe  # noqa: E402
 from core.foundation.workspace import Workspace  # noqa: E402
 from core.pruning import PruneConfig, preview_pruning, prune  # noqa: E402
-from core.pruning.run import finetune_recipe  # noqa: E402
 
 SLIDER_AMOUNTS = (0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.35, 0.4, 0.45)
 

@@ -10,6 +10,7 @@ import streamlit as st
 
 from core.charts.training import confusion_matrix_figure, learning_curve_figure
 from ui.latency import protocol_text
+from ui.plain_text import literal
 from ui.state import format_bytes, require_baseline_card, show_figure
 
 st.title("Model Efficiency Lab")
@@ -26,7 +27,10 @@ trains a small CNN live and shows, technique by technique, what **pruning**, **q
 card = require_baseline_card()
 metrics = card.metrics
 summary = card.dataset_summary
-st.subheader(f"Baseline: {card.config.model} on {summary['dataset']}")
+config = card.config
+st.subheader(f"Baseline: your {config.model} on {summary['dataset']}" if config.brought else f"Baseline: {config.model} on {summary['dataset']}")
+if config.brought:  # which file, exactly: what a presenter names when they say "our model"
+    st.caption(literal(f"From your file {config.brought_weights_name} · SHA-256 {config.brought_weights_sha256}", 200))
 columns = st.columns(5)
 columns[0].metric("Test accuracy", f"{metrics.accuracy:.1%}")
 columns[1].metric("Size on disk (fp32)", format_bytes(metrics.size_bytes))
@@ -49,6 +53,9 @@ st.caption(
 
 left, right = st.columns(2)
 with left:
-    show_figure(learning_curve_figure(card.history), key="overview_learning_curve")
+    if card.history:
+        show_figure(learning_curve_figure(card.history), key="overview_learning_curve")
+    else:
+        st.info("Recorded as it was brought: no epochs were trained here, so there is no learning curve. Epochs in the sidebar fine-tunes it first.")
 with right:
     show_figure(confusion_matrix_figure(card.evaluation.confusion, card.class_names), key="overview_confusion")

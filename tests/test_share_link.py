@@ -93,7 +93,7 @@ def test_a_pruning_link_sets_the_widgets_and_the_url_follows_the_widgets(digits_
     assert at.sidebar.number_input(key="sidebar_seed").value == 0
     assert at.query_params == {"dataset": "digits", "seed": "0", "granularity": "channel", "amount": "0.7"}
     assert shown_link(at) == "/pruning?dataset=digits&seed=0&granularity=channel&amount=0.7"
-    assert at.sidebar.expander[0].label == "Share this setup" and at.sidebar.get("image"), "the Share expander draws the link's QR code"
+    assert "Share this setup" in [expander.label for expander in at.sidebar.expander] and at.sidebar.get("image"), "the Share expander draws the link's QR code"
     at.slider(key="prune_amount").set_value(0.9).run()
     at.radio(key="prune_scope").set_value("global").run()
     assert not at.exception

@@ -67,7 +67,7 @@ def run_distill(args: argparse.Namespace) -> dict:
     source_args = argparse.Namespace(**{**vars(args), "epochs": None})
     if args.from_run is None:
         # The teacher-versus-student size check needs only the data's shape: refuse before the baseline is trained.
-        baseline_config = baseline_config_from_args(source_args)
+        baseline_config = baseline_config_from_args(source_args, workspace)
         dataset = load_dataset(baseline_config.dataset, workspace, stderr_progress(), allow_download=not args.no_download)
         check_teacher_not_smaller(config, dataset)
         source = ModelSource.from_baseline(get_baseline(baseline_config, workspace, stderr_progress(), dataset=dataset))

@@ -45,15 +45,23 @@ def workspace_from_args(args: argparse.Namespace) -> Workspace:
     return Workspace.open(args.workspace, args.data_dir)
 
 
-def baseline_config_from_args(args: argparse.Namespace) -> BaselineConfig:
-    config = BaselineConfig(DatasetSpec(args.dataset, args.train_size, args.test_size, 0), args.model, args.epochs, args.seed, args.device)
+def baseline_config_from_args(args: argparse.Namespace, workspace: Workspace | None = None) -> BaselineConfig:
+    """The baseline the common options name. With --weights FILE the file is read, checked and kept
+    in the workspace first (core.foundation.baseline.brought), so a bad file is refused before any data loads."""
+    brought = {}
+    if getattr(args, "weights", None):
+        from core.foundation.baseline.brought import bring_weights_file
+
+        weights = bring_weights_file(workspace or workspace_from_args(args), args.weights)
+        brought = {"brought_weights_name": weights.name, "brought_weights_sha256": weights.sha256}
+    config = BaselineConfig(DatasetSpec(args.dataset, args.train_size, args.test_size, 0), args.model, args.epochs, args.seed, args.device, **brought)
     config.validate()
     return config
 
 
 def baseline_from_args(args: argparse.Namespace, workspace: Workspace) -> Baseline:
     """The cached baseline the common options describe, trained first when it is missing."""
-    config = baseline_config_from_args(args)
+    config = baseline_config_from_args(args, workspace)
     dataset = load_dataset(config.dataset, workspace, stderr_progress(), allow_download=not args.no_download)
     return get_baseline(config, workspace, stderr_progress(), dataset=dataset)
 
@@ -86,6 +94,7 @@ def run_train(args: argparse.Namespace) -> dict:
         "from_cache": baseline.from_cache,
         "checkpoint": str(baseline.checkpoint),
         "run_id": baseline.run_id,
+        **({"brought_weights": {"name": baseline.config.brought_weights_name, "sha256": baseline.config.brought_weights_sha256}} if baseline.config.brought else {}),
     }
 
 

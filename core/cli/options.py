@@ -19,7 +19,12 @@ def common_options() -> argparse.ArgumentParser:
     group.add_argument("--dataset", default="digits", help="digits, cifar10, mnist, fashion-mnist or folder:PATH (default: digits)")
     group.add_argument("--data-dir", help=f"where torchvision datasets are looked for and downloaded (default: WORKSPACE/data, or ${DATA_DIR_ENV})")
     group.add_argument("--model", default="simple_cnn", choices=MODEL_NAMES, metavar="MODEL", help=f"baseline model: {', '.join(MODEL_NAMES)} (default: simple_cnn)")
-    group.add_argument("--epochs", type=int, help=f"training epochs, 0..{MAX_EPOCHS} (default: the dataset's classroom preset)")
+    group.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="start from your own trained weights for --model (.safetensors, or .pt/.pth read by PyTorch's restricted loader): recorded as the baseline, fine-tuned first with --epochs N",
+    )
+    group.add_argument("--epochs", type=int, help=f"training epochs, 0..{MAX_EPOCHS} (default: the dataset's classroom preset; with --weights, 0)")
     group.add_argument("--train-size", type=int, help="class-balanced training subset size (default: all)")
     group.add_argument("--test-size", type=int, help="class-balanced test subset size (default: all)")
     group.add_argument("--seed", type=int, default=0)

@@ -20,14 +20,14 @@ from core.contract.source import ModelSource, compose_removed_channels
 from core.foundation.measures.latency import measure_latencies
 from core.foundation.models.registry import build_model
 from core.foundation.progress import Progress
-from core.foundation.training.loop import EpochRecord, TrainRecipe, evaluate, train_model
+from core.foundation.training.loop import EpochRecord, evaluate, train_model
+from core.foundation.training.records import finetune_recipe
 from core.pruning.config import PruneConfig
 from core.pruning.encoding import measure_sizes
 from core.pruning.explore import PruneSnapshot, PruningStopped, final_model, measure_snapshot, prune_copy
 from core.pruning.masks import PrunedModels, apply_pruning, plain_copy, remove_channels
 from core.pruning.stats import global_sparsity, layer_shapes, output_channels
 
-FINETUNE_LR_FACTOR = 0.3  # fine-tuning starts from trained weights: a gentler peak than training from scratch
 SIZE_MEASURE = "sparse encoding (each tensor dense, bitmask or CSR, whichever is smallest)"
 
 
@@ -59,10 +59,6 @@ class PruneReport(PruneSnapshot):
         values = asdict(self)
         values["pruned_channel_counts"] = {name: len(indices) for name, indices in values.pop("pruned_channels").items()}
         return values
-
-
-def finetune_recipe(recipe: TrainRecipe, epochs: int) -> TrainRecipe:
-    return replace(recipe, epochs=epochs, learning_rate=recipe.learning_rate * FINETUNE_LR_FACTOR)
 
 
 def lineage_removed_channels(source: ModelSource, pruned: PrunedModels) -> dict[str, list[int]]:

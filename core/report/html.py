@@ -218,6 +218,9 @@ def _baseline_cards(reference: RunSummary) -> str:
         ("MACs per image", "—" if reference.macs is None else f"{reference.macs / 1e6:.2f} M"),
         ("latency", "—" if reference.latency_ms is None else f"{reference.latency_ms:.3g} ms (batch {reference.latency_batch_size}, {reference.latency_threads} threads)"),
     ]
+    brought = reference.run_params.get("brought_weights_sha256")
+    if brought:  # the user's own model: exactly which file was compressed
+        cards.insert(1, ("from your file", f"{reference.run_params.get('brought_weights_name', '?')} · SHA-256 {brought}"))
     return '<div class="cards">' + "".join(f'<div class="card"><div class="name">{html.escape(name)}</div><div class="value">{html.escape(value)}</div></div>' for name, value in cards) + "</div>"
 
 

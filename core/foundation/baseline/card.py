@@ -68,7 +68,13 @@ def recorded_figures(meta: dict) -> dict:
 
 
 def _describes(meta: dict, config: BaselineConfig) -> bool:
-    return meta.get("architecture") == config.model and meta.get("dataset") == config.dataset.as_dict() and meta.get("seed") == config.seed and isinstance(meta.get("dataset_summary"), dict)
+    return (
+        meta.get("architecture") == config.model
+        and meta.get("dataset") == config.dataset.as_dict()
+        and meta.get("seed") == config.seed
+        and meta.get("brought_weights_sha256", "") == config.brought_weights_sha256  # older metas: trained here
+        and isinstance(meta.get("dataset_summary"), dict)
+    )
 
 
 def _read_meta(path: Path) -> dict | None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from core.foundation.data.names import DatasetSpec
 from core.foundation.errors import UserError
 from core.foundation.models.names import MODEL_NAMES
-from core.foundation.training.records import MAX_EPOCHS, TrainRecipe
+from core.foundation.training.records import MAX_EPOCHS, TrainRecipe, finetune_recipe
 from core.foundation.workspace import Workspace, config_key
 
 CHECKPOINT_FORMAT_VERSION = 1
@@ -30,6 +30,14 @@ class BaselineConfig:
     epochs: int | None = None  # None: the dataset's classroom preset
     seed: int = 0
     device: str = "auto"
+    # A model the user brought (core.foundation.baseline.brought): the file's name as brought and
+    # the SHA-256 of its bytes, which names its copy in the workspace. Empty: trained from scratch.
+    brought_weights_name: str = ""
+    brought_weights_sha256: str = ""
+
+    @property
+    def brought(self) -> bool:
+        return bool(self.brought_weights_sha256)
 
     def validate(self) -> None:
         """What can be checked before any data is loaded: the sidebar and the CLI refuse alike."""
@@ -41,6 +49,8 @@ class BaselineConfig:
             raise UserError(f"--seed must be 0 or more, got {self.seed}")
         if self.seed > MAX_SEED:
             raise UserError(f"--seed must be at most {MAX_SEED}, got {self.seed}")
+        if bool(self.brought_weights_name) != bool(self.brought_weights_sha256) or (self.brought and not _is_sha256(self.brought_weights_sha256)):
+            raise UserError("a brought model needs both its file name and the SHA-256 of its bytes")
         for name, value in (("train-size", self.dataset.train_size), ("test-size", self.dataset.test_size)):
             if value is not None and value < 1:
                 raise UserError(f"--{name} must be at least 1, got {value}")
@@ -49,12 +59,23 @@ class BaselineConfig:
 
 
 def recipe_with_epochs(config: BaselineConfig, preset: TrainRecipe) -> TrainRecipe:
-    """The dataset's classroom preset, with the configuration's epochs when it names them."""
-    recipe = preset if config.epochs is None else TrainRecipe(**{**preset.as_dict(), "epochs": config.epochs})
+    """The dataset's classroom preset, with the configuration's epochs when it names them. A brought
+    model is recorded as it is (0 epochs) unless epochs are named, and is fine-tuned, not trained
+    from scratch: the preset's peak rate times FINETUNE_LR_FACTOR."""
+    if config.brought:
+        recipe = finetune_recipe(preset, config.epochs or 0)
+    else:
+        recipe = preset if config.epochs is None else TrainRecipe(**{**preset.as_dict(), "epochs": config.epochs})
     recipe.validate()
     return recipe
 
 
 def checkpoint_folder(config: BaselineConfig, recipe: TrainRecipe, workspace: Workspace) -> Path:
-    key = config_key({"v": CHECKPOINT_FORMAT_VERSION, "dataset": config.dataset.as_dict(), "model": config.model, "recipe": recipe.as_dict(), "seed": config.seed})
-    return workspace.checkpoint_dir / f"{config.model}-{key}"
+    named = {"v": CHECKPOINT_FORMAT_VERSION, "dataset": config.dataset.as_dict(), "model": config.model, "recipe": recipe.as_dict(), "seed": config.seed}
+    if config.brought:  # only then: a trained baseline keeps the folder older versions named
+        named["brought_weights_sha256"] = config.brought_weights_sha256
+    return workspace.checkpoint_dir / f"{config.model}-{config_key(named)}"
+
+
+def _is_sha256(text: str) -> bool:
+    return len(text) == 64 and all(character in "0123456789abcdef" for character in text)

@@ -101,6 +101,7 @@ def train_baseline(config: BaselineConfig, workspace: Workspace, dataset: Datase
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     model = build_model(config.model, dataset.channels, dataset.image_size, dataset.num_classes)
+    brought = _fill_with_brought_weights(model, config, workspace, dataset) if config.brought else {}
     result = train_model(model, dataset, recipe, device, config.seed, progress, stop)
     if result.stopped:
         raise TrainingStopped(f"training stopped after {len(result.history)} of {recipe.epochs} epochs; nothing was saved")
@@ -113,7 +114,7 @@ def train_baseline(config: BaselineConfig, workspace: Workspace, dataset: Datase
         technique="train",
         dataset=config.dataset.name,
         model=config.model,
-        params={"dataset": config.dataset.as_dict(), "model": config.model, "seed": config.seed, "device": str(device), **recipe.as_dict()},
+        params={"dataset": config.dataset.as_dict(), "model": config.model, "seed": config.seed, "device": str(device), **recipe.as_dict(), **brought},
         metrics={
             **metrics.as_dict(),
             "latency_ms_single": metrics.latency_ms_single,
@@ -138,9 +139,23 @@ def train_baseline(config: BaselineConfig, workspace: Workspace, dataset: Datase
         "history": [asdict(record) for record in result.history],
         "train_seconds": result.train_seconds,
         "run_id": run_id,
+        **brought,
     }
     save_checkpoint(folder, model.state_dict(), meta)
     return Baseline(config, dataset, model.eval(), recipe, metrics, evaluation, result.history, result.train_seconds, folder, False, run_id)
+
+
+def _fill_with_brought_weights(model: nn.Module, config: BaselineConfig, workspace: Workspace, dataset: Dataset) -> dict:
+    """Load the configuration's brought file into `model` (built for the dataset's images), after
+    checking its classes and fitting its stem to the dataset's channels; what the history and the
+    checkpoint record of the file."""
+    from core.foundation.baseline.brought import load_brought_weights
+    from core.foundation.models.weights_file import check_classes, fit_to_model, stem_for_channels
+
+    weights = load_brought_weights(workspace, config)
+    check_classes(config.model, weights, dataset.num_classes)
+    fit_to_model(model, stem_for_channels(config.model, weights, dataset.channels), config.model)
+    return {"brought_weights_name": config.brought_weights_name, "brought_weights_sha256": config.brought_weights_sha256, "brought_weights_bytes": weights.size_bytes}
 
 
 def card_of(baseline: Baseline) -> BaselineCard:

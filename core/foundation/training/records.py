@@ -10,6 +10,7 @@ from core.foundation.errors import UserError
 
 AUGMENTATIONS = ("none", "crop", "flip_crop")
 MAX_EPOCHS = 200  # the most epochs any training run takes: a page and the CLI refuse more alike
+FINETUNE_LR_FACTOR = 0.3  # fine-tuning starts from trained weights: a gentler peak than training from scratch
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,11 @@ class TrainRecipe:
             raise UserError(f"unknown optimizer '{self.optimizer}'; choose adamw or sgd")
         if self.augment not in AUGMENTATIONS:
             raise UserError(f"unknown augmentation '{self.augment}'; choose none, crop or flip_crop")
+
+
+def finetune_recipe(recipe: TrainRecipe, epochs: int) -> TrainRecipe:
+    """`recipe` for fine-tuning trained weights: `epochs` epochs at FINETUNE_LR_FACTOR of its peak."""
+    return TrainRecipe(**{**recipe.as_dict(), "epochs": epochs, "learning_rate": recipe.learning_rate * FINETUNE_LR_FACTOR})
 
 
 # Image passes (epochs x train images) that each model family needs on a classroom budget. With
