@@ -20,7 +20,7 @@ from core.foundation import history
 from core.foundation.baseline.config import MAX_SEED, MAX_SUBSET_SIZE, BaselineConfig
 from core.foundation.data.names import DEFAULT_DATASET, FOLDER_PREFIX, TORCHVISION_DATASETS, DatasetSpec, is_dataset_on_disk, validate_dataset_name
 from core.foundation.errors import UserError
-from core.foundation.models.names import available_models, model_label
+from core.foundation.models.names import MAX_IMAGE_SIDE, MIN_IMAGE_SIDE, SMALL_IMAGE_MAX_SIDE, available_models, model_label, pretrained_arch
 from core.foundation.progress import Progress
 from core.foundation.training.records import MAX_EPOCHS
 from ui.brought import brought_weights_from_sidebar
@@ -123,15 +123,41 @@ def sidebar_config() -> BaselineConfig:
         name = DEFAULT_DATASET
     # Grouped as the registry groups them (the lab's own, then torchvision's): each name shows its group.
     model = st.sidebar.selectbox("Baseline model", available_models(), key="sidebar_model", format_func=model_label)
+    pretrained_slot = st.sidebar.empty()  # the ImageNet toggle, under the model: drawn once the upload below is known
     brought = brought_weights_from_sidebar(model)  # the user's own trained weights for it, if uploaded
+    pretrained = pretrained_toggle(pretrained_slot, model, bool(brought))
     train_size = st.sidebar.number_input("Train images (0 = all)", min_value=0, max_value=MAX_SUBSET_SIZE, value=0, step=500, key="sidebar_train_size")
+    image_size = st.sidebar.number_input(
+        "Image size in px (empty = the dataset's own)",
+        min_value=MIN_IMAGE_SIDE,
+        max_value=MAX_IMAGE_SIDE,
+        value=None,
+        placeholder="the dataset's own",
+        key="sidebar_image_size",
+        help=f"Every image resized to this side. Above {SMALL_IMAGE_MAX_SIDE} px torchvision's networks keep their own stem (as their weights were trained); a folder is read at most {SMALL_IMAGE_MAX_SIDE} px without it.",
+    )
     epochs = st.sidebar.number_input("Epochs (empty = classroom preset)", min_value=0, max_value=MAX_EPOCHS, value=None, placeholder="preset", key="sidebar_epochs")
     seed = st.sidebar.number_input("Seed", min_value=0, max_value=MAX_SEED, value=0, key="sidebar_seed")
     device = st.sidebar.selectbox("Device", available_devices(), key="sidebar_device")
     share.write_sidebar_link()  # the current values back into the URL, and the Share expander
     st.sidebar.toggle("Presentation mode", key=PRESENTATION_KEY, help="Larger fonts and charts, controls tucked away: for projecting")
-    spec = DatasetSpec(name, int(train_size) or None, None, 0)
-    return BaselineConfig(spec, model, None if epochs is None else int(epochs), int(seed), device, **brought)
+    spec = DatasetSpec(name, int(train_size) or None, None, 0, None if image_size is None else int(image_size))
+    return BaselineConfig(spec, model, None if epochs is None else int(epochs), int(seed), device, **brought, pretrained=pretrained)
+
+
+def pretrained_toggle(slot, model: str, brought: bool) -> bool:
+    """Whether the baseline starts from torchvision's ImageNet weights: asked only for a torchvision
+    network with published weights, and off (greyed) while an uploaded file is the start."""
+    if pretrained_arch(model) is None:
+        return False
+    ticked = slot.toggle(
+        "Start from torchvision's ImageNet weights",
+        key="sidebar_pretrained",
+        disabled=brought,
+        help="torchvision's weights for this network (read from torch's hub cache, downloaded there when missing), with a new head for the dataset's classes; "
+        "trained for the preset's epochs at a gentler rate. An uploaded file under Your own weights is the start instead.",
+    )
+    return ticked and not brought
 
 
 def baseline_status_and_training(config: BaselineConfig, live_area) -> None:
@@ -189,7 +215,8 @@ def baseline_status_and_training(config: BaselineConfig, live_area) -> None:
         def report(progress: Progress) -> None:
             import time
 
-            bar.progress(progress.fraction, text=f"{progress.message} · loss {progress.metrics.get('loss', 0):.3f} · ETA {progress.metrics.get('eta_seconds', 0):.0f} s")
+            loss = f" · loss {progress.metrics['loss']:.3f}" if "loss" in progress.metrics else ""  # evaluation reports no loss
+            bar.progress(progress.fraction, text=f"{progress.message}{loss} · ETA {progress.metrics.get('eta_seconds', 0):.0f} s")
             if "running_accuracy" in progress.metrics and "test_accuracy" not in progress.metrics:
                 steps.append(progress.done)
                 losses.append(progress.metrics["loss"])

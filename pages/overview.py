@@ -40,7 +40,7 @@ if metrics.latency_ms_single is not None:  # the one latency protocol: one image
     columns[4].metric(
         "Latency (1 image)",
         f"{metrics.latency_ms_single:.3f} ms",
-        help=f"batch {metrics.latency_batch_size}: {metrics.latency_ms:.2f} ms; measured at {protocol_text(metrics.latency_runtime, metrics.latency_threads)} on {metrics.latency_device}",
+        help=f"batch {metrics.latency_batch_size}: {metrics.latency_ms:.2f} ms; measured at {protocol_text(metrics.latency_runtime, metrics.latency_threads, metrics.latency_batch_size)} on {metrics.latency_device}",
     )
 else:  # a checkpoint written before the protocol
     columns[4].metric(f"Latency (batch {metrics.latency_batch_size})", f"{metrics.latency_ms:.2f} ms", help=f"median of repeated runs on {metrics.latency_device}, {metrics.latency_threads} threads")

@@ -27,7 +27,7 @@ from core.contract.source import ModelSource
 from core.diff.layers import LayerErrorReport
 from core.diff.runs import layer_errors_against_source, pruned_preview_package
 from core.foundation.errors import UserError
-from core.foundation.measures.latency import THROUGHPUT_BATCH_SIZE, LatencyFigures, measure_latencies
+from core.foundation.measures.latency import LatencyFigures, measure_latencies, throughput_batch_size
 from core.foundation.training.quick_evaluation import QuickEvaluator
 from core.pruning import METHODS, PruneConfig, PrunedModels, PruneSnapshot, accuracy_sweep, all_weights, layer_shapes, preview_pruning, prune, sensitivity_scan, source_layers, weight_view
 from core.pruning.groups import ChannelGroups, coupled_groups
@@ -197,7 +197,8 @@ def size_speed_tab(source: ModelSource, pruned: PrunedModels, snapshot: PruneSna
     before = source_measures(source)
     setting = source_key(source) + config_json(config)
     measured: tuple[dict[str, LatencyFigures], str] | None = session_dict("prune_latency").get(setting)
-    if st.button(f"Measure latency (1 and {THROUGHPUT_BATCH_SIZE} images)", key="prune_measure_latency"):
+    batch = throughput_batch_size(source.dataset.image_size)
+    if st.button(f"Measure latency (1 and {batch} images)", key="prune_measure_latency"):
         models = {"source": source.model, "masked": pruned.masked}
         if pruned.removed is not None:
             models["physically smaller"] = pruned.removed
@@ -213,7 +214,7 @@ def size_speed_tab(source: ModelSource, pruned: PrunedModels, snapshot: PruneSna
         "sparse (best)": snapshot.size_bytes_sparse,
         "gzip": snapshot.size_bytes_gzip,
     }
-    show_figure(size_speed_figure(sizes, {name: figure.throughput_ms for name, figure in figures.items()} or None, THROUGHPUT_BATCH_SIZE), key="prune_size_speed")
+    show_figure(size_speed_figure(sizes, {name: figure.throughput_ms for name, figure in figures.items()} or None, batch), key="prune_size_speed")
     rows = [{"measure": name, "value": format_bytes(value), "vs dense before": f"{value / before['size_bytes']:.0%}"} for name, value in sizes.items()]
     rows += [
         {"measure": "parameters", "value": f"{snapshot.params:,}", "vs dense before": f"{snapshot.params / before['params']:.0%}"},
@@ -368,7 +369,7 @@ def show_result(figures: PruneRunFigures) -> None:
         help=f"batch {headline.latency_batch_size}: {headline.latency_ms_after:.2f} ms, {headline.speedup:.2f}× vs the source",
     )
     st.caption(
-        f"Started from run #{figures.source_run_id} · {headline.eval_images:,} test images · latency at {protocol_text(headline.latency_runtime, headline.latency_threads)} · "
+        f"Started from run #{figures.source_run_id} · {headline.eval_images:,} test images · latency at {protocol_text(headline.latency_runtime, headline.latency_threads, headline.latency_batch_size)} · "
         f"masked model {figures.latency_ms_masked:.2f} ms at batch {headline.latency_batch_size}"
     )
     if figures.finetune_history:

@@ -128,7 +128,7 @@ def test_single_class_folder_cached_before_the_refusal_is_refused_too(workspace,
 
     one_class = datasets._make_dataset(f"folder:{root}", split(), split(), ["cat"])
     with monkeypatch.context() as patch:
-        patch.setattr(datasets, "_load_folder", lambda name, path, progress: one_class)  # what the old loader returned
+        patch.setattr(datasets, "_load_folder", lambda name, path, progress, image_size=None: one_class)  # what the old loader returned
         load_dataset(DatasetSpec(f"folder:{root}"), workspace)
     assert list(workspace.dataset_cache_dir.glob("folder-only_cats-*"))
     with pytest.raises(UserError, match="one class folder"):

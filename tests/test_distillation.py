@@ -30,7 +30,6 @@ from core.foundation import history
 from core.foundation.data.datasets import DatasetSpec, load_dataset
 from core.foundation.errors import UserError
 from core.foundation.measures.latency import THROUGHPUT_BATCH_SIZE
-from core.foundation.models import resnet
 from core.foundation.models.registry import build_model
 from core.foundation.training.loop import Batch, evaluate, predict_logits
 from core.foundation.workspace import WEIGHTS_FILE
@@ -411,21 +410,10 @@ def test_resnet18_teacher_fits_small_images(channels, side):
     assert "resnet18" in teachers.available_teachers() and "teacher" in teachers.available_teachers()
 
 
-def test_resnet18_uses_imagenet_weights_only_when_on_disk(tmp_path, monkeypatch):
-    from torchvision.models import resnet18
-
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+def test_the_retired_resnet18_imagenet_is_no_teacher_choice():
+    """Its ImageNet start is resnet18 with --pretrained now (tests/test_pretrained.py); the name is kept for old runs only."""
     assert "resnet18_imagenet" not in teachers.available_teachers()
-    with pytest.raises(UserError, match="not on disk"):
-        resnet.small_image_resnet18(1, 8, 10, imagenet=True)
-    imagenet = resnet18(weights=None)  # stands in for the real file: same names and shapes
-    (tmp_path / "checkpoints").mkdir()
-    save_file({name: t.contiguous() for name, t in imagenet.state_dict().items()}, str(tmp_path / "checkpoints" / resnet.IMAGENET_WEIGHTS_FILE))
-    assert "resnet18_imagenet" in teachers.available_teachers()
-    grey = resnet.small_image_resnet18(1, 8, 10, imagenet=True)
-    assert torch.equal(grey.layer3[0].conv1.weight, imagenet.layer3[0].conv1.weight)
-    assert torch.allclose(grey.conv1.weight, imagenet.conv1.weight.sum(dim=1, keepdim=True))
-    assert grey.fc.out_features == 10
+    assert "resnet18_imagenet" not in teachers.available_students()
 
 
 def test_digits_dataset_subsets_keep_the_teacher_and_students_on_the_same_images(session_workspace):

@@ -21,12 +21,12 @@ from core.distillation import DistillConfig, check_teacher_not_smaller, default_
 from core.distillation import race as race_module
 from core.distillation.config import student_recipe
 from core.distillation.teacher_logits import TeacherLogitCache, teacher_logit_source, teacher_logits_key, teacher_logits_path
-from core.distillation.teachers import DEFAULT_TEACHER, available_students, available_teachers, grouped_names, model_label
+from core.distillation.teachers import DEFAULT_TEACHER, DISTILLATION_MODELS, available_students, available_teachers, grouped_names, model_label
 from core.foundation import history
 from core.foundation.baseline.trained import BaselineConfig, get_baseline
 from core.foundation.data.datasets import DatasetSpec
 from core.foundation.errors import UserError
-from core.foundation.models.names import MODEL_GROUPS, MODEL_NAMES, STUDENT_MODELS, available_model_groups
+from core.foundation.models.names import MODEL_GROUPS, MODEL_NAMES, RETIRED_MODELS, STUDENT_MODELS, available_model_groups
 from core.foundation.models.registry import build_model
 from core.foundation.training.loop import train_model
 from tests.conftest import open_app_page
@@ -51,7 +51,8 @@ def resnet18_teacher(session_workspace):
 
 
 def test_teachers_and_students_are_the_registrys_offered_models_in_its_groups():
-    assert spec(DistillConfig, "teacher").choices == MODEL_NAMES == spec(DistillConfig, "student").choices
+    assert spec(DistillConfig, "teacher").choices == DISTILLATION_MODELS == spec(DistillConfig, "student").choices
+    assert set(MODEL_NAMES) - set(DISTILLATION_MODELS) == set(RETIRED_MODELS)  # every registry name but the retired
     grouped = [name for names in available_model_groups().values() for name in names]
     assert available_teachers() == grouped == available_students() and RESNET18 in grouped
     assert spec(DistillConfig, "teacher").default == DEFAULT_TEACHER == "teacher"  # the default teacher is unchanged
@@ -59,9 +60,9 @@ def test_teachers_and_students_are_the_registrys_offered_models_in_its_groups():
     assert [default_student(name) for name in STUDENT_MODELS] == list(STUDENT_MODELS)
     assert default_student(RESNET18) == default_student("teacher") == spec(DistillConfig, "student").default == "simple_cnn"
     assert model_label(RESNET18) == "resnet18 · torchvision" and model_label("teacher") == "teacher · the lab's own"
-    text = grouped_names(MODEL_NAMES)
+    text = grouped_names(DISTILLATION_MODELS)
     assert text.startswith("the lab's own: simple_cnn, ") and "; torchvision: resnet18" in text
-    assert text.count(";") == sum(bool(set(names) & set(MODEL_NAMES)) for names in MODEL_GROUPS.values()) - 1
+    assert text.count(";") == sum(bool(set(names) & set(DISTILLATION_MODELS)) for names in MODEL_GROUPS.values()) - 1
 
 
 def test_a_student_that_was_refused_before_is_a_valid_choice_now():
@@ -191,8 +192,8 @@ def test_the_cli_offers_the_registrys_list_grouped_and_refuses_an_unknown_model_
     with pytest.raises(SystemExit):
         main(["distill", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    assert f"--teacher MODEL teacher model, any of {grouped_names(MODEL_NAMES)} (default: teacher)" in help_text
-    assert f"--student MODEL student model, any of {grouped_names(MODEL_NAMES)}" in help_text
+    assert f"--teacher MODEL teacher model, any of {grouped_names(DISTILLATION_MODELS)} (default: teacher)" in help_text
+    assert f"--student MODEL student model, any of {grouped_names(DISTILLATION_MODELS)}" in help_text
     assert main(["distill", "--workspace", str(tmp_path), "--student", "giant"]) == 2
     error = capsys.readouterr().err
     assert "argument --student: invalid choice: 'giant'" in error and error.count("\n") == 1

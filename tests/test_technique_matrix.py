@@ -51,10 +51,9 @@ pytestmark = pytest.mark.slow
 
 
 def one_per_network(names) -> list[str]:
-    """The first offered name of each distinct network: a width variant (simple_cnn_narrow, _wide)
-    and a weights start (resnet18_imagenet, tests/test_models.py) run the same code as their
-    family's first entry, so a row each would only repeat it (each row costs minutes of the suite:
-    the int8 cells compile with inductor). An entry is offered once its row here has run green."""
+    """The first name of each distinct network: a width variant (simple_cnn_narrow, _wide) and the
+    retired resnet18_imagenet (resnet18's network) run the same code as their family's first
+    entry, so a row each would only repeat it (each row costs minutes of the suite)."""
     seen, rows = set(), []
     for name in names:
         architecture = ARCHITECTURE_BY_NAME[name]

@@ -85,7 +85,8 @@ def show_runtime_report(report: RuntimeReport) -> None:
         f"accuracy on {report.test_images} test images. " + ", ".join(f"{name} {version}" for name, version in report.versions.items()) + "."
     )
     st.markdown("**int8 models.** " + " ".join(f"{model}: {source}." for model, source in report.int8_sources.items()))
-    batch = st.radio("Batch size", [THROUGHPUT_BATCH_SIZE, SINGLE_BATCH_SIZE], horizontal=True, key="compare_deploy_batch", format_func=lambda size: f"{size} image{'s' if size != 1 else ''}")
+    measured_sizes = sorted({row["batch_size"] for row in table_rows(report)}, reverse=True) or [THROUGHPUT_BATCH_SIZE, SINGLE_BATCH_SIZE]  # the throughput batch first
+    batch = st.radio("Batch size", measured_sizes, horizontal=True, key="compare_deploy_batch", format_func=lambda size: f"{size} image{'s' if size != 1 else ''}")
     show_figure(runtime_latency_figure(report, batch), key="compare_deploy_chart")
     rows = [row for row in table_rows(report) if row["batch_size"] == batch]
     st.dataframe(pd.DataFrame(rows, columns=list(RUNTIME_COLUMNS)), hide_index=True, width="stretch", column_config=RUNTIME_COLUMNS, key="compare_deploy_table")

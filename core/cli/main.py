@@ -54,7 +54,8 @@ def baseline_config_from_args(args: argparse.Namespace, workspace: Workspace | N
 
         weights = bring_weights_file(workspace or workspace_from_args(args), args.weights)
         brought = {"brought_weights_name": weights.name, "brought_weights_sha256": weights.sha256}
-    config = BaselineConfig(DatasetSpec(args.dataset, args.train_size, args.test_size, 0), args.model, args.epochs, args.seed, args.device, **brought)
+    pretrained = bool(getattr(args, "pretrained", False))  # torchvision's ImageNet weights as the start (core.foundation.models.pretrained)
+    config = BaselineConfig(DatasetSpec(args.dataset, args.train_size, args.test_size, 0, args.image_size), args.model, args.epochs, args.seed, args.device, **brought, pretrained=pretrained)
     config.validate()
     return config
 
@@ -62,6 +63,10 @@ def baseline_config_from_args(args: argparse.Namespace, workspace: Workspace | N
 def baseline_from_args(args: argparse.Namespace, workspace: Workspace) -> Baseline:
     """The cached baseline the common options describe, trained first when it is missing."""
     config = baseline_config_from_args(args, workspace)
+    if config.pretrained and args.no_download:
+        from core.foundation.models.pretrained import require_on_disk
+
+        require_on_disk(config.model)
     dataset = load_dataset(config.dataset, workspace, stderr_progress(), allow_download=not args.no_download)
     return get_baseline(config, workspace, stderr_progress(), dataset=dataset)
 

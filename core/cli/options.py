@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from core.foundation.models.names import MODEL_NAMES
+from core.foundation.models.names import MAX_IMAGE_SIDE, MIN_IMAGE_SIDE, MODEL_NAMES, SMALL_IMAGE_MAX_SIDE
 from core.foundation.training.records import MAX_EPOCHS
 from core.foundation.workspace import DATA_DIR_ENV
 
@@ -24,7 +24,20 @@ def common_options() -> argparse.ArgumentParser:
         metavar="FILE",
         help="start from your own trained weights for --model (.safetensors, or .pt/.pth read by PyTorch's restricted loader): recorded as the baseline, fine-tuned first with --epochs N",
     )
+    group.add_argument(
+        "--pretrained",
+        action="store_true",
+        help="start --model from torchvision's ImageNet weights for it (torchvision networks with published weights; read from torch's hub cache, "
+        "downloaded there when missing): a new head for the dataset's classes, fine-tuned for --epochs at a gentler rate",
+    )
     group.add_argument("--epochs", type=int, help=f"training epochs, 0..{MAX_EPOCHS} (default: the dataset's classroom preset; with --weights, 0)")
+    group.add_argument(
+        "--image-size",
+        type=int,
+        metavar="N",
+        help=f"resize every image to N x N pixels, {MIN_IMAGE_SIDE}..{MAX_IMAGE_SIDE} (default: the dataset's own; a folder's at most {SMALL_IMAGE_MAX_SIDE}). "
+        f"Above {SMALL_IMAGE_MAX_SIDE} px torchvision's networks keep their own stem",
+    )
     group.add_argument("--train-size", type=int, help="class-balanced training subset size (default: all)")
     group.add_argument("--test-size", type=int, help="class-balanced test subset size (default: all)")
     group.add_argument("--seed", type=int, default=0)

@@ -43,7 +43,7 @@ from core.foundation import history
 from core.foundation.data.datasets import Dataset
 from core.foundation.errors import UserError
 from core.foundation.history import RunRecord
-from core.foundation.measures.latency import BATCH_SIZES, COMPILED, EAGER, THROUGHPUT_BATCH_SIZE, latency_budget_seconds, latency_rounds, median_call_ms
+from core.foundation.measures.latency import COMPILED, EAGER, batch_sizes, latency_budget_seconds, latency_rounds, median_call_ms, throughput_batch_size
 from core.foundation.progress import Progress, ProgressCallback, no_progress
 from core.foundation.workspace import Workspace, atomic_write_json
 
@@ -53,7 +53,6 @@ RUNTIMES = (EAGER, COMPILED, ONNXRUNTIME, OPENVINO)
 PRECISIONS = ("fp32", "int8")
 REPORTS_DIR = "deploy"
 REPORT_VERSION = "1"
-PREDICT_BATCH = THROUGHPUT_BATCH_SIZE  # accuracy runs at the throughput batch, the last batch padded
 EAGER_INT8_REASON = "torch has int8 CPU kernels only through torch.compile (inductor); eager would run the int8 graph's fp32 reference ops"
 
 
@@ -241,7 +240,7 @@ class TorchEagerRunner:
 
     @torch.no_grad()
     def predict(self, images):
-        return torch.cat([self.model(chunk).argmax(1) for chunk in images.split(PREDICT_BATCH)]).numpy()
+        return torch.cat([self.model(chunk).argmax(1) for chunk in images.split(predict_batch(images))]).numpy()
 
 
 class TorchCompiledRunner:
@@ -251,7 +250,7 @@ class TorchCompiledRunner:
         from core.foundation.measures.compile import try_compile
 
         self.compiled = {}
-        for size in BATCH_SIZES:
+        for size in batch_sizes(example.shape[-1]):
             attempt = try_compile(model, example, size)
             if isinstance(attempt, str):
                 raise RuntimeUnavailable(attempt)
@@ -270,7 +269,7 @@ class TorchCompiledRunner:
     def predict(self, images):
         from core.foundation.measures.compile import compiled_predictions
 
-        return compiled_predictions(self.compiled[PREDICT_BATCH], images, PREDICT_BATCH).numpy()
+        return compiled_predictions(self.compiled[predict_batch(images)], images, predict_batch(images)).numpy()
 
 
 class OnnxRuntimeRunner:
@@ -288,7 +287,8 @@ class OnnxRuntimeRunner:
 
     def predict(self, images):
         array = images.numpy()
-        return np.concatenate([self.session.run(None, {INPUT_NAME: np.ascontiguousarray(array[i : i + PREDICT_BATCH])})[0].argmax(1) for i in range(0, len(array), PREDICT_BATCH)])
+        step = predict_batch(images)
+        return np.concatenate([self.session.run(None, {INPUT_NAME: np.ascontiguousarray(array[i : i + step])})[0].argmax(1) for i in range(0, len(array), step)])
 
 
 class OpenVinoRunner:
@@ -306,7 +306,7 @@ class OpenVinoRunner:
             with tempfile.TemporaryDirectory(prefix="mel-openvino-") as folder:
                 path = Path(folder, "model.onnx")
                 path.write_bytes(onnx_bytes)
-                for size in BATCH_SIZES:
+                for size in batch_sizes(input_shape[-1]):
                     model = core.read_model(str(path))
                     model.reshape({model.inputs[0]: [size, *input_shape]})
                     self.compiled[size] = core.compile_model(
@@ -327,15 +327,21 @@ class OpenVinoRunner:
         return lambda: compiled(array)
 
     def predict(self, images):
-        compiled, array = self.compiled[PREDICT_BATCH], images.numpy()
+        step = predict_batch(images)
+        compiled, array = self.compiled[step], images.numpy()
         predictions = []
-        for start in range(0, len(array), PREDICT_BATCH):
-            chunk = array[start : start + PREDICT_BATCH]
+        for start in range(0, len(array), step):
+            chunk = array[start : start + step]
             count = len(chunk)
-            if count < PREDICT_BATCH:
-                chunk = np.concatenate([chunk, np.repeat(chunk[:1], PREDICT_BATCH - count, axis=0)])
+            if count < step:
+                chunk = np.concatenate([chunk, np.repeat(chunk[:1], step - count, axis=0)])
             predictions.append(compiled(np.ascontiguousarray(chunk))[0][:count].argmax(1))
         return np.concatenate(predictions)
+
+
+def predict_batch(images) -> int:
+    """Accuracy runs at the protocol's throughput batch for these images, the last batch padded."""
+    return throughput_batch_size(images.shape[-1])
 
 
 def _first_line(error: BaseException) -> str:
@@ -401,17 +407,18 @@ def measure_runtimes(workspace: Workspace, run_ids: list[int], rounds: int | Non
         except RuntimeUnavailable as error:
             unavailable[key] = str(error)
     best: dict[tuple[str, str, str, int], float] = {}
-    calls = {(key, size): runner.call_for(images[:1].expand(size, *images.shape[1:]).contiguous()) for key, runner in runners.items() for size in BATCH_SIZES}
+    sizes = batch_sizes(images.shape[-1])
+    calls = {(key, size): runner.call_for(images[:1].expand(size, *images.shape[1:]).contiguous()) for key, runner in runners.items() for size in sizes}
     for round_index in range(rounds):
         progress(Progress("timing", round_index, rounds, f"round {round_index + 1} of {rounds}"))
-        for size in BATCH_SIZES:
+        for size in sizes:
             for key in runners:
                 milliseconds, _ = median_call_ms(calls[(key, size)], budget_seconds=latency_budget_seconds())
                 best[(*key, size)] = min(milliseconds, best.get((*key, size), float("inf")))
     progress(Progress("timing", rounds, rounds, "done"))
     figures = []
     for key in keys:
-        for size in BATCH_SIZES:
+        for size in sizes:
             model = by_label[key[0]]
             if key in runners:
                 figures.append(RuntimeFigure(key[0], model.run_id, key[2], key[1], size, best[(*key, size)], accuracy[key], True, ""))

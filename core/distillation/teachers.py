@@ -8,18 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from core.foundation.models.names import MODEL_GROUPS, MODEL_NAMES, available_model_groups, model_group, model_label  # noqa: F401 (model_label re-exported)
+from core.foundation.models.names import MODEL_GROUPS, MODEL_NAMES, RETIRED_MODELS, available_model_groups, model_group, model_label  # noqa: F401 (model_label re-exported)
 
-# The registry's offered list, not a copy: an architecture the registry starts offering can teach and learn at once.
-DISTILLATION_MODELS = MODEL_NAMES
+# The registry's list, not a copy (less the retired names): an architecture the registry gains can teach and learn at once.
+DISTILLATION_MODELS = tuple(name for name in MODEL_NAMES if name not in RETIRED_MODELS)
 TEACHER_MODELS = DISTILLATION_MODELS  # the name pages and tests imported when only a few models could teach
 DEFAULT_TEACHER = "teacher"  # the lab's small ResNet
 DEFAULT_STUDENT = "simple_cnn"
 
 
 def available_teachers() -> list[str]:
-    """The models usable on this machine (the ImageNet-started ResNet-18 only when its weights are on
-    disk), in the sidebar's groups' order."""
+    """The models the sidebar offers (every registry name but the retired), in its groups' order."""
     return [name for names in available_model_groups().values() for name in names]
 
 

@@ -73,6 +73,7 @@ def _describes(meta: dict, config: BaselineConfig) -> bool:
         and meta.get("dataset") == config.dataset.as_dict()
         and meta.get("seed") == config.seed
         and meta.get("brought_weights_sha256", "") == config.brought_weights_sha256  # older metas: trained here
+        and bool(meta.get("pretrained")) == config.pretrained  # older metas: from scratch
         and isinstance(meta.get("dataset_summary"), dict)
     )
 

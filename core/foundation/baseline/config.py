@@ -12,7 +12,7 @@ from pathlib import Path
 
 from core.foundation.data.names import DatasetSpec
 from core.foundation.errors import UserError
-from core.foundation.models.names import MODEL_NAMES
+from core.foundation.models.names import MAX_IMAGE_SIDE, MIN_IMAGE_SIDE, MODEL_NAMES, RETIRED_MODELS, pretrained_refusal
 from core.foundation.training.records import MAX_EPOCHS, TrainRecipe, finetune_recipe
 from core.foundation.workspace import Workspace, config_key
 
@@ -34,6 +34,8 @@ class BaselineConfig:
     # the SHA-256 of its bytes, which names its copy in the workspace. Empty: trained from scratch.
     brought_weights_name: str = ""
     brought_weights_sha256: str = ""
+    # Started from torchvision's ImageNet weights for the architecture (core.foundation.models.pretrained).
+    pretrained: bool = False
 
     @property
     def brought(self) -> bool:
@@ -51,6 +53,15 @@ class BaselineConfig:
             raise UserError(f"--seed must be at most {MAX_SEED}, got {self.seed}")
         if bool(self.brought_weights_name) != bool(self.brought_weights_sha256) or (self.brought and not _is_sha256(self.brought_weights_sha256)):
             raise UserError("a brought model needs both its file name and the SHA-256 of its bytes")
+        if self.model in RETIRED_MODELS:
+            raise UserError(f"{self.model} is retired: {RETIRED_MODELS[self.model]} (its recorded runs still open with --from-run N)")
+        if self.pretrained and self.brought:
+            raise UserError("--pretrained and --weights both say what the baseline starts from; choose one")
+        if self.pretrained and pretrained_refusal(self.model):
+            raise UserError(pretrained_refusal(self.model))
+        side = self.dataset.image_size
+        if side is not None and not MIN_IMAGE_SIDE <= side <= MAX_IMAGE_SIDE:
+            raise UserError(f"--image-size must be between {MIN_IMAGE_SIDE} and {MAX_IMAGE_SIDE} pixels, got {side}")
         for name, value in (("train-size", self.dataset.train_size), ("test-size", self.dataset.test_size)):
             if value is not None and value < 1:
                 raise UserError(f"--{name} must be at least 1, got {value}")
@@ -61,9 +72,14 @@ class BaselineConfig:
 def recipe_with_epochs(config: BaselineConfig, preset: TrainRecipe) -> TrainRecipe:
     """The dataset's classroom preset, with the configuration's epochs when it names them. A brought
     model is recorded as it is (0 epochs) unless epochs are named, and is fine-tuned, not trained
-    from scratch: the preset's peak rate times FINETUNE_LR_FACTOR."""
+    from scratch: the preset's peak rate times FINETUNE_LR_FACTOR. A pretrained start is fine-tuned
+    too, but for the preset's epochs unless others are named: its head is new for these classes and
+    must be trained, while the gentler peak keeps the ImageNet features from being trained away in
+    the first steps, as a from-scratch peak would."""
     if config.brought:
         recipe = finetune_recipe(preset, config.epochs or 0)
+    elif config.pretrained:
+        recipe = finetune_recipe(preset, preset.epochs if config.epochs is None else config.epochs)
     else:
         recipe = preset if config.epochs is None else TrainRecipe(**{**preset.as_dict(), "epochs": config.epochs})
     recipe.validate()
@@ -74,6 +90,8 @@ def checkpoint_folder(config: BaselineConfig, recipe: TrainRecipe, workspace: Wo
     named = {"v": CHECKPOINT_FORMAT_VERSION, "dataset": config.dataset.as_dict(), "model": config.model, "recipe": recipe.as_dict(), "seed": config.seed}
     if config.brought:  # only then: a trained baseline keeps the folder older versions named
         named["brought_weights_sha256"] = config.brought_weights_sha256
+    if config.pretrained:  # likewise
+        named["pretrained"] = True
     return workspace.checkpoint_dir / f"{config.model}-{config_key(named)}"
 
 

@@ -20,6 +20,7 @@ from core.foundation.data.datasets import Dataset, DatasetSpec, load_dataset  # 
 from core.foundation.errors import UserError
 from core.foundation.history import HEADLINE_VERSION
 from core.foundation.measures.metrics import ModelMetrics, measure_model
+from core.foundation.models.names import RETIRED_MODELS
 from core.foundation.models.registry import build_model
 from core.foundation.progress import ProgressCallback, StopFlag, no_progress
 from core.foundation.training.loop import EpochRecord, Evaluation, TrainRecipe, classroom_recipe, evaluate, resolve_device, train_model
@@ -96,16 +97,19 @@ def get_baseline(config: BaselineConfig, workspace: Workspace, progress: Progres
 
 
 def train_baseline(config: BaselineConfig, workspace: Workspace, dataset: Dataset, progress: ProgressCallback = no_progress, stop: StopFlag | None = None) -> Baseline:
+    if config.model in RETIRED_MODELS:  # also for a distillation teacher, whose configuration is not validated
+        raise UserError(f"{config.model} is retired: {RETIRED_MODELS[config.model]}")
     started_at = time.time()
     recipe = recipe_for(config, dataset)
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     model = build_model(config.model, dataset.channels, dataset.image_size, dataset.num_classes)
     brought = _fill_with_brought_weights(model, config, workspace, dataset) if config.brought else {}
+    pretrained = _fill_with_pretrained_weights(model, config, dataset, progress) if config.pretrained else {}
     result = train_model(model, dataset, recipe, device, config.seed, progress, stop)
     if result.stopped:
         raise TrainingStopped(f"training stopped after {len(result.history)} of {recipe.epochs} epochs; nothing was saved")
-    evaluation = evaluate(model, dataset, dataset.test, device)
+    evaluation = evaluate(model, dataset, dataset.test, device, progress)
     example_input = dataset.normalize(dataset.test.images[:1]).to(device)
     metrics = measure_model(model, evaluation.accuracy, example_input)
     folder = checkpoint_folder(config, recipe, workspace)
@@ -114,7 +118,7 @@ def train_baseline(config: BaselineConfig, workspace: Workspace, dataset: Datase
         technique="train",
         dataset=config.dataset.name,
         model=config.model,
-        params={"dataset": config.dataset.as_dict(), "model": config.model, "seed": config.seed, "device": str(device), **recipe.as_dict(), **brought},
+        params={"dataset": config.dataset.as_dict(), "model": config.model, "seed": config.seed, "device": str(device), **recipe.as_dict(), **brought, **pretrained},
         metrics={
             **metrics.as_dict(),
             "latency_ms_single": metrics.latency_ms_single,
@@ -140,6 +144,7 @@ def train_baseline(config: BaselineConfig, workspace: Workspace, dataset: Datase
         "train_seconds": result.train_seconds,
         "run_id": run_id,
         **brought,
+        **pretrained,
     }
     save_checkpoint(folder, model.state_dict(), meta)
     return Baseline(config, dataset, model.eval(), recipe, metrics, evaluation, result.history, result.train_seconds, folder, False, run_id)
@@ -156,6 +161,15 @@ def _fill_with_brought_weights(model: nn.Module, config: BaselineConfig, workspa
     check_classes(config.model, weights, dataset.num_classes)
     fit_to_model(model, stem_for_channels(config.model, weights, dataset.channels), config.model)
     return {"brought_weights_name": config.brought_weights_name, "brought_weights_sha256": config.brought_weights_sha256, "brought_weights_bytes": weights.size_bytes}
+
+
+def _fill_with_pretrained_weights(model: nn.Module, config: BaselineConfig, dataset: Dataset, progress: ProgressCallback) -> dict:
+    """Load torchvision's ImageNet weights for the configuration's architecture into `model` (built
+    for the dataset: its own head, its stem for the dataset's channels); what the history and the
+    checkpoint record of them, the weights' normalisation among it."""
+    from core.foundation.models.pretrained import start_from_pretrained
+
+    return start_from_pretrained(model, config.model, dataset.channels, progress)
 
 
 def card_of(baseline: Baseline) -> BaselineCard:

@@ -23,12 +23,15 @@ from safetensors.torch import load_file
 
 from core.foundation.data.names import DEFAULT_DATASET, FOLDER_PREFIX, TORCHVISION_DATASETS, TORCHVISION_FILES, DatasetSpec, available_dataset_names, is_dataset_on_disk, validate_dataset_name  # noqa: F401 (re-exported)
 from core.foundation.errors import UserError
+from core.foundation.models.names import MAX_IMAGE_SIDE, MIN_IMAGE_SIDE, SMALL_IMAGE_MAX_SIDE
 from core.foundation.progress import Progress, ProgressCallback, no_progress
 from core.foundation.workspace import Workspace, atomic_save_tensors, config_key
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
-MIN_IMAGE_SIDE, MAX_IMAGE_SIDE = 8, 64
 CACHE_FORMAT_VERSION = 1
+# Decoded images may take at most this share of the memory free when they are decoded: the rest is
+# for the model, its activations and the float batches made from them.
+IMAGE_MEMORY_SHARE = 0.5
 
 
 @dataclass
@@ -86,14 +89,17 @@ class DatasetUnavailable(UserError):
 
 def load_dataset(spec: DatasetSpec, workspace: Workspace, progress: ProgressCallback = no_progress, allow_download: bool = True) -> Dataset:
     """The dataset named by `spec`, with its class-balanced subsets taken."""
-    full = load_full_dataset(spec.name, workspace, progress, allow_download)
+    full = load_full_dataset(spec.name, workspace, progress, allow_download, spec.image_size)
     train = class_balanced_subset(full.train, spec.train_size, full.num_classes, spec.subset_seed, "train")
     test = class_balanced_subset(full.test, spec.test_size, full.num_classes, spec.subset_seed, "test")
     return Dataset(full.name, train, test, full.class_names, full.mean, full.std, full.skipped_files)
 
 
-def load_full_dataset(name: str, workspace: Workspace, progress: ProgressCallback = no_progress, allow_download: bool = True) -> Dataset:
+def load_full_dataset(name: str, workspace: Workspace, progress: ProgressCallback = no_progress, allow_download: bool = True, image_size: int | None = None) -> Dataset:
+    """The whole dataset, decoded (or read back from its tensor cache); with `image_size`, every
+    image resized to that side (a folder is decoded at it, a built-in dataset resized after)."""
     validate_dataset_name(name)
+    check_image_side(image_size)
     # Even digits goes through the tensor cache: reading it back skips importing scikit-learn,
     # seconds of the dashboard's first render.
     if name == DEFAULT_DATASET:
@@ -104,18 +110,73 @@ def load_full_dataset(name: str, workspace: Workspace, progress: ProgressCallbac
         source_signature = _folder_signature(Path(name[len(FOLDER_PREFIX) :]))
     else:
         source_signature = {"data_dir": str(workspace.data_dir)}
-    cache_path = workspace.dataset_cache_dir / f"{_cache_stem(name)}-{config_key({'name': name, 'v': CACHE_FORMAT_VERSION, **source_signature})}.safetensors"
+    resized = {"image_size": image_size} if image_size is not None else {}  # only then: older caches keep their names
+    cache_path = workspace.dataset_cache_dir / f"{_cache_stem(name)}-{config_key({'name': name, 'v': CACHE_FORMAT_VERSION, **source_signature, **resized})}.safetensors"
     cached = _read_cache(name, cache_path)
     if cached is not None and not (name.startswith(FOLDER_PREFIX) and cached.num_classes < 2):  # a one-class folder cached before it was refused
         return cached
-    if name == DEFAULT_DATASET:
+    if name.startswith(FOLDER_PREFIX):
+        dataset = _load_folder(name, Path(name[len(FOLDER_PREFIX) :]), progress, image_size)
+    elif image_size is not None:  # the built-in dataset at its own size (cached too), then resized
+        dataset = resize_dataset(load_full_dataset(name, workspace, progress, allow_download), image_size, progress)
+    elif name == DEFAULT_DATASET:
         dataset = _load_digits()
-    elif name.startswith(FOLDER_PREFIX):
-        dataset = _load_folder(name, Path(name[len(FOLDER_PREFIX) :]), progress)
     else:
         dataset = _load_torchvision(name, workspace.data_dir, progress, allow_download)
     _write_cache(dataset, cache_path)
     return dataset
+
+
+def check_image_side(image_size: int | None) -> None:
+    if image_size is not None and not MIN_IMAGE_SIDE <= image_size <= MAX_IMAGE_SIDE:
+        raise UserError(f"--image-size must be between {MIN_IMAGE_SIDE} and {MAX_IMAGE_SIDE} pixels, got {image_size}")
+
+
+def check_image_memory(images: int, channels: int, side: int, what: str) -> None:
+    """Refuse, before any decoding, images whose uint8 pixels would not fit IMAGE_MEMORY_SHARE of
+    the memory free now (one line with both figures and what to change)."""
+    needed = images * channels * side * side
+    free = available_memory_bytes()
+    if free is not None and needed > IMAGE_MEMORY_SHARE * free:
+        raise UserError(
+            f"{what}: {images:,} images at {side}x{side}x{channels} need {needed / 1e9:.1f} GB as uint8, and {free / 1e9:.1f} GB of memory is free "
+            f"(at most {IMAGE_MEMORY_SHARE:.0%} goes to images): choose a smaller --image-size or fewer images"
+        )
+
+
+def available_memory_bytes() -> int | None:
+    """MemAvailable of /proc/meminfo (Linux), else None (then nothing is refused on memory grounds)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def resize_dataset(dataset: Dataset, side: int, progress: ProgressCallback = no_progress) -> Dataset:
+    """Every image of `dataset` resized to side x side (bilinear, antialiased when shrinking, as PIL
+    resizes a folder's files), in chunks, with the channel statistics of the resized training images."""
+    if dataset.image_size == side:
+        return dataset
+    check_image_memory(len(dataset.train) + len(dataset.test), dataset.channels, side, f"{dataset.name} resized to {side} px")
+    total = len(dataset.train) + len(dataset.test)
+    done = 0
+
+    def resized(split: ImageSplit) -> ImageSplit:
+        nonlocal done
+        chunks = []
+        for chunk in split.images.split(1024):
+            scaled = torch.nn.functional.interpolate(chunk.float(), size=(side, side), mode="bilinear", align_corners=False, antialias=side < chunk.shape[-1])
+            chunks.append(scaled.round().clamp(0, 255).to(torch.uint8))
+            done += len(chunk)
+            progress(Progress("resize", done, total, f"resizing images to {side} px (once; cached afterwards)"))
+        images = torch.cat(chunks) if chunks else torch.empty(0, dataset.channels, side, side, dtype=torch.uint8)
+        return ImageSplit(images, split.labels)
+
+    return _make_dataset(dataset.name, resized(dataset.train), resized(dataset.test), dataset.class_names, dataset.skipped_files)
 
 
 def class_balanced_subset(split: ImageSplit, size: int | None, num_classes: int, seed: int, split_name: str) -> ImageSplit:
@@ -245,7 +306,7 @@ def _check_folder_layout(root: Path) -> None:
             raise UserError(f"dataset folder {root} has no {split}/ subfolder (expected {root}/{split}/<class>/<image>)")
 
 
-def _load_folder(name: str, root: Path, progress: ProgressCallback) -> Dataset:
+def _load_folder(name: str, root: Path, progress: ProgressCallback, image_size: int | None = None) -> Dataset:
     _check_folder_layout(root)
     train_files, test_files = _list_class_folders(root / "train"), _list_class_folders(root / "test")
     if not train_files:
@@ -269,6 +330,8 @@ def _load_folder(name: str, root: Path, progress: ProgressCallback) -> Dataset:
     if not all_paths:
         raise UserError(f"{root} contains no image files")
     grayscale, side = _choose_folder_format([p for _, _, p in all_paths[:: max(1, len(all_paths) // 300)]])
+    side = image_size or side
+    check_image_memory(len(all_paths), 1 if grayscale else 3, side, f"{root}")
     decoded = _decode_images([p for _, _, p in all_paths], grayscale, side, progress)
     arrays = {"train": ([], []), "test": ([], [])}
     for (split, class_name, path), image_or_error in zip(all_paths, decoded):
@@ -293,7 +356,8 @@ def _load_folder(name: str, root: Path, progress: ProgressCallback) -> Dataset:
 
 def _choose_folder_format(sample_paths: list[Path]) -> tuple[bool, int]:
     """(grayscale?, square side) for a folder: RGB unless every sampled image is grayscale; the
-    most common side, clamped to 8..64 so the models stay small and fast."""
+    most common side, clamped to MIN_IMAGE_SIDE..SMALL_IMAGE_MAX_SIDE so a classroom's models stay
+    small and fast (--image-size asks for more, up to MAX_IMAGE_SIDE)."""
     from PIL import Image
 
     modes, sides = [], []
@@ -306,7 +370,7 @@ def _choose_folder_format(sample_paths: list[Path]) -> tuple[bool, int]:
             continue
     grayscale = bool(modes) and all(mode in ("L", "1", "I", "I;16", "F") for mode in modes)
     side = Counter(sides).most_common(1)[0][0] if sides else 32
-    return grayscale, int(min(MAX_IMAGE_SIDE, max(MIN_IMAGE_SIDE, side)))
+    return grayscale, int(min(SMALL_IMAGE_MAX_SIDE, max(MIN_IMAGE_SIDE, side)))
 
 
 def _decode_one(path: Path, grayscale: bool, side: int) -> np.ndarray | str:

@@ -30,9 +30,15 @@ class DatasetSpec:
     train_size: int | None = None  # class-balanced subset; None = all
     test_size: int | None = None
     subset_seed: int = 0
+    # Every image resized to this side (--image-size); None: the dataset's own side (a folder's
+    # most common one, at most core.foundation.models.names.SMALL_IMAGE_MAX_SIDE).
+    image_size: int | None = None
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "train_size": self.train_size, "test_size": self.test_size, "subset_seed": self.subset_seed}
+        values = {"name": self.name, "train_size": self.train_size, "test_size": self.test_size, "subset_seed": self.subset_seed}
+        if self.image_size is not None:  # only then: the configurations named before it keep their keys
+            values["image_size"] = self.image_size
+        return values
 
 
 def available_dataset_names() -> list[str]:

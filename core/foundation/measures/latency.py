@@ -27,8 +27,10 @@ from core.foundation.measures.latency_protocol import (  # noqa: F401 (re-export
     SINGLE_BATCH_SIZE,
     THROUGHPUT_BATCH_SIZE,
     LatencyFigures,
+    batch_sizes,
     latency_budget_seconds,
     latency_rounds,
+    throughput_batch_size,
 )
 
 
@@ -83,7 +85,8 @@ def measure_latencies(models: dict[str, nn.Module], example_input: torch.Tensor,
     `compiled`, every model goes through torch.compile (inductor) for each batch size; when this
     machine cannot compile, all of them fall back to eager together and the label says why."""
     runtime = EAGER
-    runners: dict[int, dict[str, nn.Module]] = {size: dict(models) for size in BATCH_SIZES}
+    sizes = batch_sizes(example_input.shape[-1])
+    runners: dict[int, dict[str, nn.Module]] = {size: dict(models) for size in sizes}
     if compiled:
         compiled_runners, reason = _compile_all(models, example_input)
         if compiled_runners is not None:
@@ -92,15 +95,15 @@ def measure_latencies(models: dict[str, nn.Module], example_input: torch.Tensor,
             runtime = f"{EAGER} (torch.compile unavailable: {reason})"
     device = example_input.device
     inputs = example_input.cpu() if runtime == COMPILED else example_input
-    best: dict[int, dict[str, float]] = {size: {} for size in BATCH_SIZES}
+    best: dict[int, dict[str, float]] = {size: {} for size in sizes}
     for _ in range(rounds if rounds is not None else latency_rounds()):
-        for size in BATCH_SIZES:
+        for size in sizes:
             for name, model in runners[size].items():
                 milliseconds = measure_latency(model, inputs, batch_size=size, budget_seconds=latency_budget_seconds()).latency_ms
                 best[size][name] = min(milliseconds, best[size].get(name, float("inf")))
     threads = torch.get_num_threads()
     shown_device = "cpu" if runtime == COMPILED else str(device)
-    figures = {name: LatencyFigures(best[SINGLE_BATCH_SIZE][name], best[THROUGHPUT_BATCH_SIZE][name], THROUGHPUT_BATCH_SIZE, threads, runtime, shown_device) for name in models}
+    figures = {name: LatencyFigures(best[SINGLE_BATCH_SIZE][name], best[sizes[1]][name], sizes[1], threads, runtime, shown_device) for name in models}
     return figures, runtime
 
 
@@ -108,7 +111,7 @@ def _compile_all(models: dict[str, nn.Module], example_input: torch.Tensor) -> t
     from core.foundation.measures.compile import try_compile  # inductor is imported only when something is compiled
 
     runners: dict[int, dict[str, nn.Module]] = {}
-    for size in BATCH_SIZES:
+    for size in batch_sizes(example_input.shape[-1]):
         runners[size] = {}
         for name, model in models.items():
             attempt = try_compile(model, example_input.cpu(), size)

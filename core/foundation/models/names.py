@@ -16,7 +16,12 @@ from pathlib import Path
 
 LAB_OWN = "the lab's own"
 TORCHVISION = "torchvision"
-MIN_IMAGE_SIDE, MAX_IMAGE_SIDE = 8, 64  # what every model takes; an architecture may need more (min_image_size)
+MIN_IMAGE_SIDE, MAX_IMAGE_SIDE = 8, 224  # what every model takes; an architecture may need more (min_image_size) or take less (max_image_size)
+# Up to this side torchvision's networks get the small-image adaptation (the stem at stride 1, see
+# Architecture.adaptation); above it they keep torchvision's own stem, as their weights were trained
+# at their real size (224 px for ImageNet). A folder is decoded at most this size unless --image-size
+# asks for more (core.foundation.data.datasets), so a classroom's models stay small and fast.
+SMALL_IMAGE_MAX_SIDE = 64
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,8 @@ class Architecture:
     options: tuple[tuple[str, object], ...] = ()  # the family's keyword arguments (torchvision name, width)
     min_image_size: int = MIN_IMAGE_SIDE
     min_reason: str = ""  # why min_image_size, when it is above MIN_IMAGE_SIDE
+    max_image_size: int = MAX_IMAGE_SIDE
+    max_reason: str = ""  # why max_image_size, when it is below MAX_IMAGE_SIDE
     adaptation: str = ""  # what was changed for small images (torchvision models)
 
 
@@ -42,7 +49,8 @@ ARCHITECTURES = (
     Architecture("simple_cnn_wide", LAB_OWN, "simple_cnn", (("width", 2.0),)),
     Architecture("teacher", LAB_OWN, "teacher"),
     Architecture(RESNET18, TORCHVISION, "resnet18", adaptation=SMALL_STEM),
-    Architecture(RESNET18_IMAGENET, TORCHVISION, "resnet18", (("imagenet", True),), adaptation=SMALL_STEM + "; ImageNet weights"),
+    # Retired (RETIRED_MODELS): kept so the runs older workspaces recorded under this name still rebuild.
+    Architecture(RESNET18_IMAGENET, TORCHVISION, "resnet18", adaptation=SMALL_STEM + "; retired: resnet18 with --pretrained"),
     Architecture("resnet50", TORCHVISION, "torchvision", (("arch", "resnet50"),), adaptation=SMALL_STEM),
     Architecture("mobilenet_v2", TORCHVISION, "torchvision", (("arch", "mobilenet_v2"),), adaptation="first conv and the 24-channel stage at stride 1 (/8)"),
     Architecture(
@@ -64,13 +72,22 @@ ARCHITECTURES = (
         min_reason="a 2x2 patchify stem and three 2x2 downsamplings halve the image four times",
         adaptation="patchify stem 2x2 at stride 2 instead of 4x4 at stride 4 (/16)",
     ),
-    Architecture(VIT_TINY, TORCHVISION, "vit", adaptation="torchvision VisionTransformer: 4-px patches, 6 layers, 4 heads, width 192, MLP 384"),
+    Architecture(
+        VIT_TINY,
+        TORCHVISION,
+        "vit",
+        max_image_size=SMALL_IMAGE_MAX_SIDE,
+        max_reason="4-pixel patches: a 224-px image would be 3,136 tokens, too slow to attend over on a CPU",
+        adaptation="torchvision VisionTransformer: 4-px patches, 6 layers, 4 heads, width 192, MLP 384",
+    ),
 )
 MODEL_NAMES = tuple(architecture.name for architecture in ARCHITECTURES)
 ARCHITECTURE_BY_NAME = {architecture.name: architecture for architecture in ARCHITECTURES}
 MODEL_GROUPS = {group: tuple(a.name for a in ARCHITECTURES if a.group == group) for group in (LAB_OWN, TORCHVISION)}
 STUDENT_MODELS = ("simple_cnn", "simple_cnn_narrow", "simple_cnn_wide")
-IMAGENET_WEIGHTS_FILE = "resnet18_imagenet.safetensors"
+# Names no new model is given, each with what replaced it; the registry still builds them (the same
+# network, without reading any file) so runs recorded under them open. Every picker hides them.
+RETIRED_MODELS = {RESNET18_IMAGENET: f"it is now {RESNET18} started from torchvision's ImageNet weights: --model {RESNET18} --pretrained"}
 
 
 def model_group(name: str) -> str:
@@ -94,18 +111,42 @@ def torch_hub_dir() -> Path:
     return Path(os.path.expanduser(torch_home)) / "hub"
 
 
-def imagenet_weights_path() -> Path:
-    return torch_hub_dir() / "checkpoints" / IMAGENET_WEIGHTS_FILE
+def pretrained_arch(name: str) -> str | None:
+    """torchvision's name for the network `name` builds when torchvision publishes ImageNet weights
+    for it (--pretrained starts from get_model_weights(that name).DEFAULT), else None."""
+    if why_not_pretrained(name):
+        return None
+    architecture = ARCHITECTURE_BY_NAME[name]
+    return RESNET18 if architecture.family == "resnet18" else dict(architecture.options)["arch"]
 
 
-def imagenet_weights_available() -> bool:
-    return imagenet_weights_path().is_file()
+def why_not_pretrained(name: str) -> str:
+    """Why torchvision has no ImageNet weights for the network `name` builds; "" when it has."""
+    architecture = ARCHITECTURE_BY_NAME[name]
+    options = dict(architecture.options)
+    if architecture.group == LAB_OWN:
+        return "it is the lab's own network"
+    if "width" in options:
+        return f"torchvision publishes {options['arch']} weights at width 1.0 only, and this is width {options['width']}"
+    if architecture.family not in ("resnet18", "torchvision"):  # the ViT: the lab's own configuration of torchvision's class
+        return "it is the lab's own small configuration of torchvision's network, for which torchvision publishes no weights"
+    return ""
+
+
+def pretrained_models() -> list[str]:
+    """The offered models --pretrained can start from ImageNet's weights."""
+    return [name for name in available_models() if pretrained_arch(name)]
+
+
+def pretrained_refusal(name: str) -> str:
+    """The one line refusing --pretrained for `name`, "" when torchvision has weights for it."""
+    reason = why_not_pretrained(name)
+    return f"--pretrained: torchvision has no ImageNet weights for {name} ({reason}); choose one of {', '.join(pretrained_models())}" if reason else ""
 
 
 def available_models() -> list[str]:
-    """The names usable on this machine: the ImageNet-started ResNet-18 only when its weights are
-    on disk (they cannot be downloaded as anything but a pickle)."""
-    return [name for name in MODEL_NAMES if name != RESNET18_IMAGENET or imagenet_weights_available()]
+    """The names offered on this machine: every registry entry but the retired ones."""
+    return [name for name in MODEL_NAMES if name not in RETIRED_MODELS]
 
 
 def available_model_groups() -> dict[str, list[str]]:

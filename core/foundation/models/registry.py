@@ -1,5 +1,7 @@
 """Models by name. Every model takes standardised float images [N, C, H, W] with C in {1, 3}
-and H = W from its architecture's minimum (8 for most) to 64, and returns class logits.
+and H = W from its architecture's minimum (8 for most) to its maximum (224 for most), and returns
+class logits. torchvision's networks are adapted to small images up to SMALL_IMAGE_MAX_SIDE and
+keep torchvision's own stem above it (core.foundation.models.torchvision_models).
 
 The entries are core.foundation.models.names.ARCHITECTURES; each names a builder family below and
 that family's options, so MODEL_BUILDERS has one builder per name."""
@@ -20,9 +22,9 @@ from core.foundation.models.names import (  # noqa: F401 (re-exported)
     MODEL_NAMES,
     RESNET18,
     RESNET18_IMAGENET,
+    SMALL_IMAGE_MAX_SIDE,
     STUDENT_MODELS,
     available_models,
-    imagenet_weights_available,
 )
 from core.foundation.models.resnet import small_image_resnet18
 from core.foundation.models.torchvision_models import torchvision_model
@@ -86,11 +88,21 @@ class TeacherResNet(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
+def _resnet18_at_real_size(in_channels: int, image_size: int, num_classes: int, **options) -> nn.Module:
+    """The lab's ResNet-18 (core.foundation.models.resnet, the network old runs saved), with
+    torchvision's own stride-2 stem and max-pool back for images above SMALL_IMAGE_MAX_SIDE."""
+    model = small_image_resnet18(in_channels, image_size, num_classes, **options)
+    if image_size > SMALL_IMAGE_MAX_SIDE:
+        model.conv1.stride = (2, 2)
+        model.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+    return model
+
+
 # The builder families: each takes (in_channels, image_size, num_classes, **an entry's options).
 FAMILIES = {
     "simple_cnn": SimpleCNN,
     "teacher": TeacherResNet,
-    "resnet18": small_image_resnet18,
+    "resnet18": _resnet18_at_real_size,
     "torchvision": torchvision_model,
     "vit": small_image_vit,
 }
@@ -110,6 +122,10 @@ def check_image_size(name: str, image_size: int) -> None:
     architecture = ARCHITECTURE_BY_NAME[name]
     if image_size > MAX_IMAGE_SIDE or image_size < MIN_IMAGE_SIDE:
         raise UserError(f"image size {image_size} is outside the supported {MIN_IMAGE_SIDE}..{MAX_IMAGE_SIDE} pixels")
+    if image_size > architecture.max_image_size:
+        raise UserError(
+            f"{name} takes images of at most {architecture.max_image_size}x{architecture.max_image_size} pixels ({architecture.max_reason}); these are {image_size}x{image_size}: choose --image-size {architecture.max_image_size} or less"
+        )
     if image_size < architecture.min_image_size:
         raise UserError(f"{name} needs images of at least {architecture.min_image_size}x{architecture.min_image_size} pixels ({architecture.min_reason}); these are {image_size}x{image_size}")
 

@@ -1,6 +1,9 @@
-"""torchvision's classification networks, adapted to 8..64-pixel images and 1- or 3-channel data.
+"""torchvision's classification networks, adapted to small images and 1- or 3-channel data.
 
-Each is `torchvision.models.get_model(name, num_classes=K)` (no weights), then:
+Each is `torchvision.models.get_model(name, num_classes=K)` (no weights). Above SMALL_IMAGE_MAX_SIDE
+(images at their real size, up to 224 px) it keeps torchvision's own stem and strides, so weights
+trained at that size (a user's, ImageNet's) see the network they were trained in; only the first
+convolution's input channels and the batch-norm momentum below change. Up to that side:
 - the stem and the first downsampling stage run at stride 1 (ConvNeXt: a 2x2 patchify stem at
   stride 2), so a 32-px image leaves a 4x4 map at the end (ConvNeXt 2x2) instead of 1x1, as
   CIFAR versions of these networks do;
@@ -17,6 +20,7 @@ from __future__ import annotations
 from torch import nn
 
 from core.foundation.errors import UserError
+from core.foundation.models.names import SMALL_IMAGE_MAX_SIDE
 
 MOBILENET_V2_SMALL_IMAGES = [[1, 16, 1, 1], [6, 24, 2, 1], [6, 32, 3, 2], [6, 64, 4, 2], [6, 96, 3, 1], [6, 160, 3, 2], [6, 320, 1, 1]]  # (t, c, n, s): the 24-channel stage at stride 1
 BATCH_NORM_MOMENTUM = 0.1  # PyTorch's default
@@ -94,10 +98,13 @@ def torchvision_model(in_channels: int, image_size: int, num_classes: int, arch:
         if arch not in WIDTH_OPTION:
             raise UserError(f"torchvision's {arch} has no width multiplier")
         options[WIDTH_OPTION[arch]] = width
-    if arch == "mobilenet_v2":
+    small_images = image_size <= SMALL_IMAGE_MAX_SIDE
+    if arch == "mobilenet_v2" and small_images:
         options["inverted_residual_setting"] = MOBILENET_V2_SMALL_IMAGES
     model = get_model(arch, **options)
-    if arch.startswith("resnet"):
+    if not small_images:
+        _replace_first_conv(model, in_channels)
+    elif arch.startswith("resnet"):
         _replace_first_conv(model, in_channels, stride=1)
         model.maxpool = nn.Identity()
     elif arch == "mobilenet_v2":

@@ -196,17 +196,29 @@ def _make_optimizer(model: nn.Module, recipe: TrainRecipe) -> torch.optim.Optimi
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, dataset: Dataset, split: ImageSplit, device: torch.device, batch_size: int = 1000) -> torch.Tensor:
-    """Logits for every image of `split`, in order, on the CPU."""
+def predict_logits(model: nn.Module, dataset: Dataset, split: ImageSplit, device: torch.device, batch_size: int = 1000, progress: ProgressCallback = no_progress) -> torch.Tensor:
+    """Logits for every image of `split`, in order, on the CPU: batches of uint8 images become float
+    one at a time (memory stays bounded at any image size), each reported with an ETA."""
     model.eval()
     model.to(device)
-    outputs = [model(dataset.normalize(chunk.to(device))).float().cpu() for chunk in split.images.split(batch_size)]
+    batch_size = evaluation_batch_size(dataset.image_size, batch_size)
+    started, outputs, done = time.perf_counter(), [], 0
+    for chunk in split.images.split(batch_size):
+        outputs.append(model(dataset.normalize(chunk.to(device))).float().cpu())
+        done += len(chunk)
+        elapsed = time.perf_counter() - started
+        progress(Progress("evaluate", done, len(split), f"evaluating {done:,}/{len(split):,} test images", {"eta_seconds": elapsed / done * (len(split) - done)}))
     return torch.cat(outputs) if outputs else torch.empty(0, dataset.num_classes)
 
 
-def evaluate(model: nn.Module, dataset: Dataset, split: ImageSplit, device: torch.device | None = None) -> Evaluation:
+def evaluation_batch_size(image_size: int, batch_size: int = 1000) -> int:
+    """`batch_size` images of 32 px, fewer of larger ones: the same pixels per batch (at least 16 images)."""
+    return max(16, min(batch_size, batch_size * 32 * 32 // (image_size * image_size)))
+
+
+def evaluate(model: nn.Module, dataset: Dataset, split: ImageSplit, device: torch.device | None = None, progress: ProgressCallback = no_progress) -> Evaluation:
     device = device or next((p.device for p in model.parameters()), torch.device("cpu"))
-    logits = predict_logits(model, dataset, split, device)
+    logits = predict_logits(model, dataset, split, device, progress=progress)
     return evaluation_from_logits(logits, split.labels, dataset.num_classes)
 
 
