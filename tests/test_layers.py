@@ -17,7 +17,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("contract", ("core.contract",)),
     ("techniques", ("core.pruning", "core.quantization", "core.distillation")),
     ("engines", ("core.pipeline", "core.sweep", "core.jobs")),
-    ("views", ("core.compare", "core.diff", "core.deploy", "core.charts", "core.report")),
+    ("views", ("core.compare", "core.diff", "core.deploy", "core.charts", "core.report", "core.program")),
     ("cli", ("core.cli",)),
     ("ui", ("ui",)),
     ("pages", ("pages", "app")),

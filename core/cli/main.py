@@ -33,6 +33,7 @@ COMMAND_MODULES: list[str] = [
     "core.cli.deploy",
     "core.cli.jobs",
     "core.cli.report",
+    "core.cli.program",
 ]
 
 
