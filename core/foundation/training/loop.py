@@ -18,6 +18,7 @@ from torch import nn
 from core.foundation.data.datasets import Dataset, ImageSplit
 from core.foundation.errors import UserError
 from core.foundation.models.memory import check_training_memory
+from core.foundation.models.names import SMALL_IMAGE_MAX_SIDE
 from core.foundation.progress import Progress, ProgressCallback, StopFlag, no_progress
 from core.foundation.training.records import AUGMENTATIONS, DEFAULT_IMAGE_PASSES, IMAGE_PASSES, MAX_EPOCHS, EpochRecord, Evaluation, TrainRecipe, classroom_recipe_for_shape  # noqa: F401 (re-exported)
 
@@ -202,9 +203,15 @@ def predict_logits(model: nn.Module, dataset: Dataset, split: ImageSplit, device
     model.eval()
     model.to(device)
     batch_size = evaluation_batch_size(dataset.image_size, batch_size)
+    # Images at their real size through a batch-norm CNN: channels-last (NHWC), oneDNN's own layout,
+    # took 31 ms an image for ResNet-18 at 224 px on 2 cores instead of 44. Small images keep the
+    # layout every other path evaluates them in, so their figures stay exactly as recorded before.
+    memory_format = torch.channels_last if dataset.image_size > SMALL_IMAGE_MAX_SIDE and _prefers_channels_last(model, device) else torch.contiguous_format
+    if memory_format == torch.channels_last:
+        model.to(memory_format=memory_format)
     started, outputs, done = time.perf_counter(), [], 0
     for chunk in split.images.split(batch_size):
-        outputs.append(model(dataset.normalize(chunk.to(device))).float().cpu())
+        outputs.append(model(dataset.normalize(chunk.to(device)).contiguous(memory_format=memory_format)).float().cpu())
         done += len(chunk)
         elapsed = time.perf_counter() - started
         progress(Progress("evaluate", done, len(split), f"evaluating {done:,}/{len(split):,} test images", {"eta_seconds": elapsed / done * (len(split) - done)}))
