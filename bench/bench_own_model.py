@@ -100,25 +100,14 @@ def cli_in_process(arguments: list[str]) -> dict:
     return json.loads(out.getvalue().strip().splitlines()[-1])
 
 
+def brought_model_options(folder: Path, weights: Path, workspace: Workspace) -> list[str]:
+    """The options naming the brought model at 224 px, as a user types them."""
+    return ["--model", "resnet18", "--weights", str(weights), "--dataset", f"folder:{folder}", "--image-size", str(SIDE), "--device", "cpu", "--workspace", str(workspace.root)]
+
+
 def load_part(folder: Path, weights: Path, workspace: Workspace) -> dict:
     """Target 1: the brought model recorded, as a user runs it and by stage."""
-    arguments = [
-        "train",
-        "--model",
-        "resnet18",
-        "--weights",
-        str(weights),
-        "--dataset",
-        f"folder:{folder}",
-        "--image-size",
-        str(SIDE),
-        "--epochs",
-        "0",
-        "--device",
-        "cpu",
-        "--workspace",
-        str(workspace.root),
-    ]
+    arguments = ["train", *brought_model_options(folder, weights, workspace), "--epochs", "0"]
     env = {**os.environ, "MEL_HOME": str(workspace.root)}
     first = timed_cli_process(arguments, env)  # the folder decoded, the model evaluated and recorded
     # The same command again would load the recorded baseline from its cache: stages of a second
@@ -131,7 +120,7 @@ def load_part(folder: Path, weights: Path, workspace: Workspace) -> dict:
     dataset = load_dataset(DatasetSpec(f"folder:{folder}", image_size=SIDE), workspace)
     stages["dataset_from_cache_s"] = time.perf_counter() - started
     return {
-        "command": "python -m core " + " ".join(arguments[:-2]),
+        "command": "python -m core " + " ".join(arguments),
         "fresh_process_s": first["seconds"],
         "accuracy": first["result"]["accuracy"],
         "test_images": first["result"]["dataset"]["test_images"],
@@ -159,22 +148,7 @@ def runtime_rows(report, label: str) -> dict:
 
 def deploy_part(folder: Path, weights: Path, workspace: Workspace, test_images: int, rounds: int, isa: list[str]) -> dict:
     """Targets 2 and 3: int8 in OpenVINO, and channel pruning 30% removed + int8 in every runtime."""
-    common = [
-        "--model",
-        "resnet18",
-        "--weights",
-        str(weights),
-        "--dataset",
-        f"folder:{folder}",
-        "--image-size",
-        str(SIDE),
-        "--test-size",
-        str(test_images),
-        "--device",
-        "cpu",
-        "--workspace",
-        str(workspace.root),
-    ]
+    common = [*brought_model_options(folder, weights, workspace), "--test-size", str(test_images)]
     baseline = cli_in_process(["train", *common])
     pruned = cli_in_process(["prune", *common, "--granularity", "channel", "--method", "l1", "--amount", "0.3", "--remove", "--finetune-epochs", "0"])
     report = measure_runtimes(workspace, [baseline["run_id"], pruned["run_id"]], rounds=rounds, runtimes=RUNTIMES)

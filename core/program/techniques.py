@@ -42,6 +42,7 @@ from core.foundation.measures.latency import batch_sizes, latency_budget_seconds
 from core.foundation.progress import Progress, ProgressCallback, no_progress
 from core.foundation.training.loop import evaluation_from_logits, predict_logits
 from core.program.exported import ProgramFile
+from core.quantization.pt2e import split_reused_call_sites
 
 CPU = torch.device("cpu")
 QUANTIZE_MODES = ("static", "qat")  # qat is refused: it trains
@@ -138,30 +139,6 @@ def _first_line(error: BaseException) -> str:
 # ------------------------------------------------------------------------------------ static int8
 
 
-def split_reused_call_sites(graph_module: torch.fx.GraphModule) -> int:
-    """core.quantization.pt2e.split_reused_call_sites for a program: each later call of a module
-    forward calls more than once (`relu@1`) gets its own name, unless the module has weights.
-    Without the class, "has weights" is read from the program's module: a parameter-free module
-    (a ReLU) left no submodule behind in it."""
-    renamed = 0
-    for node in graph_module.graph.nodes:
-        stack = node.meta.get("nn_module_stack")
-        if not stack:
-            continue
-        key, (path, kind) = list(stack.items())[-1]
-        _, at, call = key.rpartition("@")
-        if not at or not call.isdigit() or path.endswith(f"@{call}"):
-            continue
-        try:
-            if next(graph_module.get_submodule(path).parameters(recurse=False), None) is not None:
-                continue
-        except AttributeError:
-            pass
-        stack[key] = (f"{path}@{call}", kind)
-        renamed += 1
-    return renamed
-
-
 def static_int8(program: ProgramFile, dataset: Dataset, fp32_predictions: torch.Tensor, calibration_size: int = DEFAULT_CALIBRATION_IMAGES, seed: int = 0) -> tuple[dict, nn.Module]:
     """The program quantized by torchao's PT2E (X86InductorQuantizer, its default config), and its figures."""
     from core.quantization.apply import calibration_inputs
@@ -173,7 +150,7 @@ def static_int8(program: ProgramFile, dataset: Dataset, fp32_predictions: torch.
         from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
 
     module = program.module()
-    split_reused_call_sites(module)
+    split_reused_call_sites(module)  # core.quantization.pt2e: no class, so weights are looked up in the program's module
     float_layers = sum(1 for node in module.graph.nodes if node.op == "call_function" and _aten_name(node.target) in _CONV_LINEAR)
     try:
         with warnings.catch_warnings():

@@ -42,7 +42,7 @@ def export_model(model: nn.Module, example_input: torch.Tensor) -> torch.fx.Grap
     return exported
 
 
-def split_reused_call_sites(graph_module: torch.fx.GraphModule, model: nn.Module) -> int:
+def split_reused_call_sites(graph_module: torch.fx.GraphModule, model: nn.Module | None = None) -> int:
     """Give each call of a parameter-free module that forward calls more than once its own name.
 
     torchvision's residual blocks call one `self.relu` twice (after bn1, and after the add). The
@@ -51,7 +51,9 @@ def split_reused_call_sites(graph_module: torch.fx.GraphModule, model: nn.Module
     partition with two outputs and the conv + add + ReLU pattern fails ("Input partition has more
     than one output node"). Renaming the later calls `layer1.0.relu@1` makes each its own partition,
     which is what the model computes. Modules with weights keep their names (the layer names the
-    int8 weights are read back by). Returns how many nodes were renamed."""
+    int8 weights are read back by). Returns how many nodes were renamed. Without `model` (a user's
+    exported program: no Python class), weights are looked up in `graph_module` itself, where a
+    parameter-free module left no submodule behind, so a missing one counts as parameter-free."""
     renamed = 0
     for node in graph_module.graph.nodes:
         stack = node.meta.get("nn_module_stack")
@@ -62,10 +64,12 @@ def split_reused_call_sites(graph_module: torch.fx.GraphModule, model: nn.Module
         if not at or not call.isdigit() or path.endswith(f"@{call}"):
             continue
         try:
-            module = model.get_submodule(path)
+            module = (graph_module if model is None else model).get_submodule(path)
         except AttributeError:
-            continue
-        if next(module.parameters(recurse=False), None) is not None:
+            if model is not None:
+                continue
+            module = None
+        if module is not None and next(module.parameters(recurse=False), None) is not None:
             continue
         stack[key] = (f"{path}@{call}", kind)
         renamed += 1
