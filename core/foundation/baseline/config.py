@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.foundation.data.names import DatasetSpec
+from core.foundation.data.names import DatasetSpec, check_image_side
 from core.foundation.errors import UserError
-from core.foundation.models.names import MAX_IMAGE_SIDE, MIN_IMAGE_SIDE, MODEL_NAMES, RETIRED_MODELS, pretrained_refusal
+from core.foundation.models.names import MODEL_NAMES, RETIRED_MODELS, pretrained_refusal
 from core.foundation.training.records import MAX_EPOCHS, TrainRecipe, finetune_recipe
 from core.foundation.workspace import Workspace, config_key
 
@@ -59,9 +59,7 @@ class BaselineConfig:
             raise UserError("--pretrained and --weights both say what the baseline starts from; choose one")
         if self.pretrained and pretrained_refusal(self.model):
             raise UserError(pretrained_refusal(self.model))
-        side = self.dataset.image_size
-        if side is not None and not MIN_IMAGE_SIDE <= side <= MAX_IMAGE_SIDE:
-            raise UserError(f"--image-size must be between {MIN_IMAGE_SIDE} and {MAX_IMAGE_SIDE} pixels, got {side}")
+        check_image_side(self.dataset.image_size)
         for name, value in (("train-size", self.dataset.train_size), ("test-size", self.dataset.test_size)):
             if value is not None and value < 1:
                 raise UserError(f"--{name} must be at least 1, got {value}")

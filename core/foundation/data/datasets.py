@@ -21,9 +21,20 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from core.foundation.data.names import DEFAULT_DATASET, FOLDER_PREFIX, TORCHVISION_DATASETS, TORCHVISION_FILES, DatasetSpec, available_dataset_names, is_dataset_on_disk, validate_dataset_name  # noqa: F401 (re-exported)
+from core.foundation.data.names import (  # noqa: F401 (re-exported)
+    DEFAULT_DATASET,
+    FOLDER_PREFIX,
+    TORCHVISION_DATASETS,
+    TORCHVISION_FILES,
+    DatasetSpec,
+    available_dataset_names,
+    check_image_side,
+    is_dataset_on_disk,
+    validate_dataset_name,
+)
 from core.foundation.errors import UserError
-from core.foundation.models.names import MAX_IMAGE_SIDE, MIN_IMAGE_SIDE, SMALL_IMAGE_MAX_SIDE
+from core.foundation.models.memory import available_memory_bytes
+from core.foundation.models.names import MIN_IMAGE_SIDE, SMALL_IMAGE_MAX_SIDE
 from core.foundation.progress import Progress, ProgressCallback, no_progress
 from core.foundation.workspace import Workspace, atomic_save_tensors, config_key
 
@@ -127,11 +138,6 @@ def load_full_dataset(name: str, workspace: Workspace, progress: ProgressCallbac
     return dataset
 
 
-def check_image_side(image_size: int | None) -> None:
-    if image_size is not None and not MIN_IMAGE_SIDE <= image_size <= MAX_IMAGE_SIDE:
-        raise UserError(f"--image-size must be between {MIN_IMAGE_SIDE} and {MAX_IMAGE_SIDE} pixels, got {image_size}")
-
-
 def check_image_memory(images: int, channels: int, side: int, what: str) -> None:
     """Refuse, before any decoding, images whose uint8 pixels would not fit IMAGE_MEMORY_SHARE of
     the memory free now (one line with both figures and what to change)."""
@@ -142,18 +148,6 @@ def check_image_memory(images: int, channels: int, side: int, what: str) -> None
             f"{what}: {images:,} images at {side}x{side}x{channels} need {needed / 1e9:.1f} GB as uint8, and {free / 1e9:.1f} GB of memory is free "
             f"(at most {IMAGE_MEMORY_SHARE:.0%} goes to images): choose a smaller --image-size or fewer images"
         )
-
-
-def available_memory_bytes() -> int | None:
-    """MemAvailable of /proc/meminfo (Linux), else None (then nothing is refused on memory grounds)."""
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
 
 
 def resize_dataset(dataset: Dataset, side: int, progress: ProgressCallback = no_progress) -> Dataset:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.foundation.errors import UserError
+from core.foundation.models.names import MAX_IMAGE_SIDE, MIN_IMAGE_SIDE
 from core.foundation.workspace import Workspace
 
 DEFAULT_DATASET = "digits"
@@ -52,6 +53,12 @@ def validate_dataset_name(name: str) -> None:
         return
     if name not in available_dataset_names():
         raise UserError(f"unknown dataset '{name}'; choose one of {', '.join(available_dataset_names())} or folder:PATH")
+
+
+def check_image_side(image_size: int | None) -> None:
+    """--image-size's range, refused alike by the CLI, the sidebar and the loader."""
+    if image_size is not None and not MIN_IMAGE_SIDE <= image_size <= MAX_IMAGE_SIDE:
+        raise UserError(f"--image-size must be between {MIN_IMAGE_SIDE} and {MAX_IMAGE_SIDE} pixels, got {image_size}")
 
 
 def is_dataset_on_disk(name: str, workspace: Workspace) -> bool:
