@@ -11,12 +11,13 @@ from __future__ import annotations
 import streamlit as st
 
 from core.foundation.errors import UserError
+from core.foundation.models.names import WEIGHTS_SUFFIXES
 from ui.state import workspace
 from ui.uploads import too_large, upload_label, upload_message
 
 BROUGHT_KEY = "sidebar_brought"  # what the current upload was found to be: name, sha256, upload id
 UPLOAD_KEY = "sidebar_weights_upload"
-WEIGHTS_TYPES = ["safetensors", "pt", "pth"]  # core.foundation.models.weights_file.WEIGHTS_SUFFIXES, without importing torch
+WEIGHTS_TYPES = [suffix.lstrip(".") for suffix in WEIGHTS_SUFFIXES]
 
 
 def brought_weights_from_sidebar(model: str) -> dict[str, str]:

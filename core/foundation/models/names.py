@@ -85,6 +85,9 @@ MODEL_NAMES = tuple(architecture.name for architecture in ARCHITECTURES)
 ARCHITECTURE_BY_NAME = {architecture.name: architecture for architecture in ARCHITECTURES}
 MODEL_GROUPS = {group: tuple(a.name for a in ARCHITECTURES if a.group == group) for group in (LAB_OWN, TORCHVISION)}
 STUDENT_MODELS = ("simple_cnn", "simple_cnn_narrow", "simple_cnn_wide")
+# The weights files a user may bring (core.foundation.models.weights_file reads them); here, torch-free,
+# for the sidebar's uploader.
+WEIGHTS_SUFFIXES = (".safetensors", ".pt", ".pth")
 # Names no new model is given, each with what replaced it; the registry still builds them (the same
 # network, without reading any file) so runs recorded under them open. Every picker hides them.
 RETIRED_MODELS = {RESNET18_IMAGENET: f"it is now {RESNET18} started from torchvision's ImageNet weights: --model {RESNET18} --pretrained"}

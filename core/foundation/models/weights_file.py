@@ -26,9 +26,9 @@ from safetensors import SafetensorError
 from torch import nn
 
 from core.foundation.errors import UserError
+from core.foundation.models.names import WEIGHTS_SUFFIXES
 from core.foundation.models.registry import build_model
 
-WEIGHTS_SUFFIXES = (".safetensors", ".pt", ".pth")
 # 1 GiB: a ResNet-50 state dict is about 100 MB in float32, so this leaves room for every architecture
 # in the registry (and a checkpoint with its optimizer state) while an upload stays a size the machine
 # holds in memory twice (the bytes and the tensors). The sidebar states this number.
